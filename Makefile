@@ -1,0 +1,56 @@
+# keyplane: `make run` to serve, `make test` to check everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format bench setup system-deps clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
+	  rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
+	  else echo "run: sudo apt-get install python3-venv" >&2; exit 1; fi; \
+	  $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools
+
+run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on 127.0.0.1:8080
+	$(BIN)/keyplane serve
+
+system-deps: ## Install the system packages the tests need (as root, with apt-get)
+	@scripts/system-deps.sh
+
+test: setup system-deps lint ## Lint and run every test
+	$(BIN)/pytest
+
+lint: setup ## ruff and mypy (strict for src/)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's formatting and fixes
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: setup ## Run the benchmarks (results in benchmarks/results/)
+	$(BIN)/python -m benchmarks
+
+clean: ## Remove the virtual environment and caches (keeps ./data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,289 @@
+"""``keyplane``: serve, migrate, and manage customers, agents and access keys.
+
+Output is JSON on stdout with ``--json`` or when stdout is not a terminal,
+a table otherwise. Errors go to stderr with exit status 1 (2 for usage and
+configuration errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+
+from keyplane.cli.first_start import announce
+from keyplane.cli.output import emit, fail
+from keyplane.domain.pagination import Cursor
+from keyplane.domain.passwords import generate_password
+from keyplane.domain.permissions import Identity
+from keyplane.domain.views import accesskey_view, agent_view, customer_view
+from keyplane.errors import KeyplaneError
+from keyplane.logs import configure_logging
+from keyplane.services.bootstrap import bootstrap
+from keyplane.services.container import Services, build_services
+from keyplane.settings import ConfigurationError, Settings
+from keyplane.store import migrate as migrations
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="keyplane: issue, manage and verify API access keys and login sessions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+customer_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=True)
+agent_app = typer.Typer(help="Manage agents (people who log in).", no_args_is_help=True)
+accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
+app.add_typer(customer_app, name="customer")
+app.add_typer(agent_app, name="agent")
+app.add_typer(accesskey_app, name="accesskey")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (default when piped).")]
+OPERATOR = Identity.operator()
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        settings.resolve_jwt_secret()
+    except (ConfigurationError, ValueError) as error:
+        fail(str(error), code=2)
+    return settings
+
+
+def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
+    """Run one piece of async work with services, turning domain errors into exit codes."""
+    settings = _settings()
+
+    async def runner() -> T:
+        services = build_services(settings)
+        try:
+            if require_schema:
+                await _check_schema(services)
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(runner())
+    except KeyplaneError as error:
+        hint = (
+            "is the database reachable? see KEYPLANE_DATABASE_URL"
+            if error.status == "UNAVAILABLE"
+            else ""
+        )
+        fail(f"{error.message} ({error.reason})", hint=hint)
+    raise AssertionError("unreachable")
+
+
+async def _check_schema(services: Services) -> None:
+    async with services.database.connection():
+        pass
+    current = await migrations.current_revision(services.database.engine)
+    if current != migrations.head_revision():
+        fail("the database schema is not up to date", hint="run: keyplane migrate")
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        fail(f"{what} {value!r} is not a UUID", code=2)
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Migrate the database first.")
+    ] = True,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--uvicorn-access-log/--no-uvicorn-access-log", help="Also log uvicorn's access lines."
+        ),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (migrates and, on an empty database, bootstraps first)."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def prepare(services: Services) -> None:
+        if migrate:
+            await services.migrate()
+        if settings.bootstrap:
+            first = await bootstrap(services.database, services.clock, services.passwords)
+            if first is not None:
+                shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+                announce(first, f"http://{shown_host}:{port}")
+
+    _run(prepare, require_schema=not migrate)
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": access_log,
+        "loop": "uvloop",
+        "http": "httptools",
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1:
+        from keyplane.web.app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(
+            "keyplane.web.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run again)."""
+
+    async def work(services: Services) -> str | None:
+        await services.migrate()
+        return await migrations.current_revision(services.database.engine)
+
+    revision = _run(work, require_schema=False)
+    sys.stderr.write(f"database schema at revision {revision}\n")
+
+
+@customer_app.command("create")
+def customer_create(
+    name: Annotated[str, typer.Option(help="Customer name.")],
+    email: Annotated[str, typer.Option(help="Contact email.")] = "",
+    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a customer."""
+
+    async def work(services: Services) -> dict[str, object]:
+        customer = await services.customers.create_customer(
+            OPERATOR, name=name, email=email, detail=detail
+        )
+        return customer_view(customer)
+
+    emit(_run(work), as_json=as_json, title="customer")
+
+
+def _read_password_stdin() -> str:
+    data = sys.stdin.read()
+    # Drop one trailing newline, as `docker login --password-stdin` does.
+    if data.endswith("\r\n"):
+        data = data[:-2]
+    elif data.endswith("\n"):
+        data = data[:-1]
+    if not data:
+        fail("no password on standard input", code=2)
+    return data
+
+
+@agent_app.command("create")
+def agent_create(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="The agent's customer.")],
+    username: Annotated[str, typer.Option(help="Login name (unique).")],
+    permission: Annotated[
+        int, typer.Option(help="Permission bits: 1 super admin, 16 agent, 32 admin, 64 manager.")
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an agent. Without --password-stdin a password is generated and shown once."""
+    cid = _uuid(customer_id, "--customer-id")
+    generated = not password_stdin
+    password = generate_password() if generated else _read_password_stdin()
+
+    async def work(services: Services) -> dict[str, object]:
+        agent = await services.customers.create_agent(
+            OPERATOR,
+            cid,
+            username=username,
+            password=password,
+            permission=permission,
+            name=name,
+            detail=detail,
+        )
+        view: dict[str, object] = agent_view(agent)
+        if generated:
+            view["password"] = password
+        return view
+
+    emit(_run(work), as_json=as_json, title="agent")
+
+
+@accesskey_app.command("create")
+def accesskey_create(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="The key's customer.")],
+    expire: Annotated[int, typer.Option(help="Lifetime in seconds (at least 86400).")],
+    name: Annotated[str, typer.Option(help="Name.")] = "",
+    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an access key; its token is printed once."""
+    cid = _uuid(customer_id, "--customer-id")
+
+    async def work(services: Services) -> dict[str, object]:
+        key, token = await services.accesskeys.create(
+            OPERATOR, cid, name=name, detail=detail, expire=expire
+        )
+        return accesskey_view(key, token)
+
+    emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
+
+
+@accesskey_app.command("list")
+def accesskey_list(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose keys.")],
+    as_json: JsonOption = False,
+) -> None:
+    """List a customer's live access keys, newest first."""
+    cid = _uuid(customer_id, "--customer-id")
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        views: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = await services.accesskeys.list_page(OPERATOR, cid, page_size=100, cursor=cursor)
+            views.extend(accesskey_view(key) for key in page.items)
+            if len(page.items) < 100:
+                return views
+            cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
+
+    emit(_run(work), as_json=as_json, title="access keys")
+
+
+@accesskey_app.command("delete")
+def accesskey_delete(
+    accesskey_id: Annotated[str, typer.Argument(help="The key's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an access key; it stops authenticating at once."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(await services.accesskeys.delete(OPERATOR, key_id))
+
+    emit(_run(work), as_json=as_json, title="deleted access key")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Pure rules: token format, hashing, passwords, permissions, time formatting."""

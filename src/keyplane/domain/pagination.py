@@ -1,0 +1,54 @@
+"""Page tokens for listing access keys.
+
+keyplane's own cursor names the last key seen by ``(tm_create, id)``, so keys
+sharing one ``tm_create`` are each listed exactly once. VoIPBIN's cursor, the
+last item's ``tm_create`` as a timestamp, is accepted too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from keyplane.domain.timefmt import format_timestamp, parse_timestamp
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    tm_create: datetime
+    id: uuid.UUID | None
+
+
+def page_size_from_query(raw: str | None) -> int:
+    """1..100; anything else (missing, out of range, not a number) means 100, as VoIPBIN does."""
+    try:
+        size = int(raw) if raw is not None else DEFAULT_PAGE_SIZE
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return size if 1 <= size <= MAX_PAGE_SIZE else DEFAULT_PAGE_SIZE
+
+
+def encode_cursor(tm_create: datetime, key_id: uuid.UUID) -> str:
+    raw = f"{format_timestamp(tm_create)}|{key_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    """Raises ``ValueError`` for anything that is neither form."""
+    try:
+        return Cursor(parse_timestamp(token), None)
+    except ValueError:
+        pass
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        moment, _, key_id = text.partition("|")
+        return Cursor(parse_timestamp(moment), uuid.UUID(key_id))
+    except (ValueError, binascii.Error, UnicodeError) as error:
+        raise ValueError("not a page token issued by this service") from error

@@ -1,0 +1,49 @@
+"""Agent permission bits and the one permission check."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+IdentityType = Literal["agent", "accesskey", "operator"]
+
+
+class Permission(enum.IntFlag):
+    NONE = 0
+    PROJECT_SUPER_ADMIN = 0x0001
+    CUSTOMER_AGENT = 0x0010
+    CUSTOMER_ADMIN = 0x0020
+    CUSTOMER_MANAGER = 0x0040
+    ALL = 0xFFFF
+
+
+MAX_PERMISSION = int(Permission.ALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request is, once authenticated."""
+
+    type: IdentityType
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    permission: int
+
+    @classmethod
+    def for_accesskey(cls, key_id: uuid.UUID, customer_id: uuid.UUID) -> Identity:
+        # An access key acts as a customer admin of its own customer, never as a super admin.
+        return cls("accesskey", key_id, customer_id, int(Permission.CUSTOMER_ADMIN))
+
+    @classmethod
+    def operator(cls) -> Identity:
+        """The command line: whoever can reach the database is a project super admin."""
+        return cls("operator", uuid.UUID(int=0), uuid.UUID(int=0), int(Permission.ALL))
+
+
+def has_permission(identity: Identity, customer_id: uuid.UUID, required: int) -> bool:
+    """A project super admin passes everywhere; others need their own customer and a bit."""
+    if identity.permission & Permission.PROJECT_SUPER_ADMIN:
+        return True
+    return identity.customer_id == customer_id and bool(identity.permission & required)

@@ -1,0 +1,58 @@
+"""Plain records passed between the store, the services and the web layer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: uuid.UUID
+    name: str
+    detail: str
+    email: str
+    webhook_method: str
+    webhook_uri: str
+    tm_create: datetime
+    tm_update: datetime | None
+    tm_delete: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    username: str
+    password_hash: str
+    name: str
+    detail: str
+    permission: int
+    tm_create: datetime
+    tm_update: datetime | None
+    tm_delete: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accesskey:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    name: str
+    detail: str
+    token_hash: str
+    token_prefix: str
+    tm_expire: datetime
+    tm_create: datetime
+    tm_update: datetime | None
+    tm_delete: datetime | None
+
+    def is_live(self, now: datetime) -> bool:
+        """Authenticates only while not deleted and not expired."""
+        return self.tm_delete is None and self.tm_expire > now
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Accesskey]
+    next_page_token: str | None

@@ -1,0 +1,24 @@
+"""The contract's timestamp format: UTC, six fractional digits and a ``Z``."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def format_timestamp(moment: datetime | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``None`` for a moment that has not happened."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed; keyplane works in UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`format_timestamp`; raises ``ValueError`` on any other form."""
+    if not _PATTERN.fullmatch(text):
+        raise ValueError(f"not a timestamp of the form YYYY-MM-DDTHH:MM:SS.ffffffZ: {text!r}")
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

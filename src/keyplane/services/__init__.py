@@ -1,0 +1,1 @@
+"""Use cases: permissions, expiry rules, events. Services own transactions."""

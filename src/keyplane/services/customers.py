@@ -1,0 +1,119 @@
+"""Customers (tenants) and their agents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from keyplane.domain.clock import Clock
+from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, has_permission
+from keyplane.domain.records import Agent, Customer
+from keyplane.errors import InvalidArgument, NotFound, PermissionDenied
+from keyplane.services.auth import PasswordWorker
+from keyplane.store.engine import Database
+
+
+def new_customer(name: str, email: str, detail: str, now: datetime) -> Customer:
+    return Customer(
+        id=uuid.uuid4(),
+        name=name,
+        detail=detail,
+        email=email,
+        webhook_method="",
+        webhook_uri="",
+        tm_create=now,
+        tm_update=None,
+        tm_delete=None,
+    )
+
+
+def new_agent(
+    customer_id: uuid.UUID,
+    username: str,
+    password_hash: str,
+    permission: int,
+    name: str,
+    detail: str,
+    now: datetime,
+) -> Agent:
+    return Agent(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        username=username,
+        password_hash=password_hash,
+        name=name,
+        detail=detail,
+        permission=permission,
+        tm_create=now,
+        tm_update=None,
+        tm_delete=None,
+    )
+
+
+def _customer_not_found() -> NotFound:
+    return NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
+
+
+class CustomerService:
+    def __init__(self, database: Database, clock: Clock, passwords: PasswordWorker) -> None:
+        self._db = database
+        self._clock = clock
+        self._passwords = passwords
+
+    async def create_customer(
+        self, identity: Identity, *, name: str, email: str = "", detail: str = ""
+    ) -> Customer:
+        self._require_super_admin(identity)
+        if not name.strip():
+            raise InvalidArgument("A customer needs a non-empty name.", reason="INVALID_NAME")
+        customer = new_customer(name, email, detail, self._clock.now())
+        async with self._db.transaction() as repos:
+            await repos.customers.insert(customer)
+        return customer
+
+    async def get_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
+        """Any identity may read its own customer; super admins may read any."""
+        if not has_permission(identity, customer_id, MAX_PERMISSION):
+            raise _customer_not_found()
+        async with self._db.reader() as repos:
+            customer = await repos.customers.get(customer_id)
+        if customer is None or customer.tm_delete is not None:
+            raise _customer_not_found()
+        return customer
+
+    async def create_agent(
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        username: str,
+        password: str,
+        permission: int,
+        name: str = "",
+        detail: str = "",
+    ) -> Agent:
+        self._require_super_admin(identity)
+        if not username.strip():
+            raise InvalidArgument("An agent needs a non-empty username.", reason="INVALID_USERNAME")
+        if not password:
+            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        if not 0 <= permission <= MAX_PERMISSION:
+            raise InvalidArgument(
+                f"permission must be an integer from 0 to {MAX_PERMISSION}.",
+                reason="INVALID_PERMISSION",
+            )
+        password_hash = await self._passwords.hash(password)
+        agent = new_agent(
+            customer_id, username, password_hash, permission, name, detail, self._clock.now()
+        )
+        async with self._db.transaction() as repos:
+            customer = await repos.customers.get(customer_id)
+            if customer is None or customer.tm_delete is not None:
+                raise _customer_not_found()
+            await repos.agents.insert(agent)
+        return agent
+
+    @staticmethod
+    def _require_super_admin(identity: Identity) -> None:
+        if not identity.permission & Permission.PROJECT_SUPER_ADMIN:
+            raise PermissionDenied("Only a project super admin may do this.")

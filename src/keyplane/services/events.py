@@ -1,0 +1,20 @@
+"""Events describing changes, recorded in the outbox with the change itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from keyplane.domain.records import Accesskey
+from keyplane.domain.views import accesskey_view
+from keyplane.store.repositories import Repositories
+
+ACCESSKEY_CREATED = "accesskey_created"
+ACCESSKEY_UPDATED = "accesskey_updated"
+ACCESSKEY_DELETED = "accesskey_deleted"
+
+
+async def record_accesskey_event(
+    repos: Repositories, event_type: str, key: Accesskey, now: datetime
+) -> None:
+    """Append the event in the caller's transaction; the payload never holds a token."""
+    await repos.events.append(key.customer_id, event_type, accesskey_view(key), now)

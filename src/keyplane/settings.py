@@ -1,0 +1,93 @@
+"""Configuration, read once at the entry point and passed down.
+
+Every setting is an environment variable with the ``KEYPLANE_`` prefix (a
+``.env`` file in the working directory is read too). ``docs/configuration.md``
+lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyplane.domain.passwords import Argon2Parameters
+from keyplane.domain.sessions import MIN_SECRET_BYTES
+
+ONE_DAY = 86_400
+JWT_SECRET_FILENAME = "jwt_secret"  # noqa: S105 (a file name)
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or unusable; the message says which and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KEYPLANE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./data/keyplane.db"
+    data_dir: Path = Path("./data")
+    jwt_secret: SecretStr | None = None
+    session_ttl: int = Field(default=7 * ONE_DAY, ge=60)
+    accesskey_max_expire: int = Field(default=5 * 365 * ONE_DAY, ge=ONE_DAY)
+    bootstrap: bool = True
+
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    argon2_memory_kib: int = 64 * 1024
+    argon2_time_cost: int = 3
+    argon2_parallelism: int = 4
+    password_hash_concurrency: int = Field(default=max(1, os.cpu_count() or 1), ge=1)
+
+    database_pool_size: int = Field(default=10, ge=1)
+    database_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def argon2(self) -> Argon2Parameters:
+        return Argon2Parameters(
+            memory_kib=self.argon2_memory_kib,
+            time_cost=self.argon2_time_cost,
+            parallelism=self.argon2_parallelism,
+        )
+
+    def resolve_jwt_secret(self) -> bytes:
+        """The configured secret, or one generated once and kept in the data directory."""
+        if self.jwt_secret is not None:
+            secret = self.jwt_secret.get_secret_value().encode()
+            if len(secret) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"KEYPLANE_JWT_SECRET is {len(secret)} bytes; it must be at least "
+                    f"{MIN_SECRET_BYTES}. Generate one with: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            return secret
+        path = self.data_dir / JWT_SECRET_FILENAME
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process wrote it first
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(32))  # 32 random bytes
+        secret = path.read_bytes().strip()
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"{path} holds a secret of {len(secret)} bytes; it must be at least "
+                f"{MIN_SECRET_BYTES}. Delete the file to have a new one generated "
+                "(this logs out every session)."
+            )
+        return secret

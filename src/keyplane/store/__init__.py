@@ -1,0 +1,1 @@
+"""All SQL lives here. Database errors leave this package as domain errors."""

@@ -1,0 +1,111 @@
+"""Access keys. Lookups by token go through the unique ``token_hash`` index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyplane.domain.records import Accesskey
+from keyplane.store.tables import accesskeys, customers
+
+_COLUMNS = tuple(accesskeys.columns)
+
+
+def _to_record(row: RowMapping) -> Accesskey:
+    return Accesskey(**{column.name: row[column.name] for column in _COLUMNS})
+
+
+class AccesskeyRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def insert(self, key: Accesskey) -> None:
+        await self._conn.execute(
+            insert(accesskeys).values(
+                id=key.id,
+                customer_id=key.customer_id,
+                name=key.name,
+                detail=key.detail,
+                token_hash=key.token_hash,
+                token_prefix=key.token_prefix,
+                tm_expire=key.tm_expire,
+                tm_create=key.tm_create,
+                tm_update=key.tm_update,
+                tm_delete=key.tm_delete,
+            )
+        )
+
+    async def get(self, key_id: uuid.UUID) -> Accesskey | None:
+        row = (
+            (await self._conn.execute(select(*_COLUMNS).where(accesskeys.c.id == key_id)))
+            .mappings()
+            .first()
+        )
+        return _to_record(row) if row is not None else None
+
+    async def get_by_hash(self, token_hash: str) -> Accesskey | None:
+        """The key with this hash whose customer still exists (deleted or expired included)."""
+        query = (
+            select(*_COLUMNS)
+            .join(customers, customers.c.id == accesskeys.c.customer_id)
+            .where(accesskeys.c.token_hash == token_hash, customers.c.tm_delete.is_(None))
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def list_live(
+        self,
+        customer_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID | None] | None = None,
+    ) -> list[Accesskey]:
+        """Newest first by ``(tm_create, id)``; ``before`` is the last key already seen.
+
+        With no id in ``before`` (a VoIPBIN timestamp cursor), every key created at
+        that exact moment counts as seen.
+        """
+        query = select(*_COLUMNS).where(
+            accesskeys.c.customer_id == customer_id, accesskeys.c.tm_delete.is_(None)
+        )
+        if before is not None:
+            moment, last_id = before
+            if last_id is None:
+                query = query.where(accesskeys.c.tm_create < moment)
+            else:
+                query = query.where(
+                    or_(
+                        accesskeys.c.tm_create < moment,
+                        and_(accesskeys.c.tm_create == moment, accesskeys.c.id < last_id),
+                    )
+                )
+        query = query.order_by(accesskeys.c.tm_create.desc(), accesskeys.c.id.desc()).limit(limit)
+        return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]
+
+    async def update_text(
+        self, key_id: uuid.UUID, *, name: str, detail: str, now: datetime
+    ) -> Accesskey | None:
+        """Rename a live key; ``None`` when it does not exist or is deleted."""
+        query = (
+            update(accesskeys)
+            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None))
+            .values(name=name, detail=detail, tm_update=now)
+            .returning(*_COLUMNS)
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def soft_delete(self, key_id: uuid.UUID, *, now: datetime) -> Accesskey | None:
+        """Mark a live key deleted; ``None`` when it does not exist or is already deleted."""
+        query = (
+            update(accesskeys)
+            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None))
+            .values(tm_delete=now, tm_update=now)
+            .returning(*_COLUMNS)
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None

@@ -1,0 +1,81 @@
+"""Agents: people who log in with a username and password."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyplane.domain.records import Agent
+from keyplane.errors import AlreadyExists, FailedPrecondition
+from keyplane.store.tables import agents, customers
+
+
+def _to_record(row: RowMapping) -> Agent:
+    return Agent(**{column.name: row[column.name] for column in agents.columns})
+
+
+class AgentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def insert(self, agent: Agent) -> None:
+        try:
+            await self._conn.execute(
+                insert(agents).values(
+                    id=agent.id,
+                    customer_id=agent.customer_id,
+                    username=agent.username,
+                    password_hash=agent.password_hash,
+                    name=agent.name,
+                    detail=agent.detail,
+                    permission=agent.permission,
+                    tm_create=agent.tm_create,
+                    tm_update=agent.tm_update,
+                    tm_delete=agent.tm_delete,
+                )
+            )
+        except IntegrityError as error:
+            if "username" in str(error.orig).lower():
+                raise AlreadyExists(
+                    f"An agent with the username {agent.username!r} already exists.",
+                    reason="USERNAME_TAKEN",
+                ) from None
+            raise FailedPrecondition(
+                "The customer does not exist.", reason="CUSTOMER_NOT_FOUND"
+            ) from None
+
+    async def get_active_by_username(self, username: str) -> Agent | None:
+        """A live agent of a live customer, or ``None``."""
+        query = (
+            select(agents)
+            .join(customers, customers.c.id == agents.c.customer_id)
+            .where(
+                agents.c.username == username,
+                agents.c.tm_delete.is_(None),
+                customers.c.tm_delete.is_(None),
+            )
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def get_active(self, agent_id: uuid.UUID) -> Agent | None:
+        query = (
+            select(agents)
+            .join(customers, customers.c.id == agents.c.customer_id)
+            .where(
+                agents.c.id == agent_id,
+                agents.c.tm_delete.is_(None),
+                customers.c.tm_delete.is_(None),
+            )
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def set_password_hash(self, agent_id: uuid.UUID, password_hash: str) -> None:
+        await self._conn.execute(
+            update(agents).where(agents.c.id == agent_id).values(password_hash=password_hash)
+        )

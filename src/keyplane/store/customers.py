@@ -1,0 +1,45 @@
+"""Customers."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyplane.domain.records import Customer
+from keyplane.store.tables import customers
+
+
+def _to_record(row: RowMapping) -> Customer:
+    return Customer(**dict(row))
+
+
+class CustomerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def insert(self, customer: Customer) -> None:
+        await self._conn.execute(
+            insert(customers).values(
+                id=customer.id,
+                name=customer.name,
+                detail=customer.detail,
+                email=customer.email,
+                webhook_method=customer.webhook_method,
+                webhook_uri=customer.webhook_uri,
+                tm_create=customer.tm_create,
+                tm_update=customer.tm_update,
+                tm_delete=customer.tm_delete,
+            )
+        )
+
+    async def get(self, customer_id: uuid.UUID) -> Customer | None:
+        result = await self._conn.execute(select(customers).where(customers.c.id == customer_id))
+        row = result.mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def count(self) -> int:
+        result = await self._conn.execute(select(func.count()).select_from(customers))
+        return int(result.scalar_one())

@@ -1,0 +1,113 @@
+"""Engine creation and the transaction boundary that maps database errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from keyplane.errors import AlreadyExists, FailedPrecondition, Unavailable
+from keyplane.store.repositories import Repositories
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or ``None`` for other databases or memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": timeout}
+    else:
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=timeout,
+            connect_args={"timeout": timeout, "command_timeout": timeout},
+        )
+    engine = create_async_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        busy_ms = int(timeout * 1000)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.close()
+
+    return engine
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    text = str(error.orig).lower()
+    return "unique" in text or "duplicate" in text
+
+
+class Database:
+    """Owns the engine; hands out repositories bound to one connection."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repositories]:
+        """One atomic unit of work: all of it is committed, or none of it."""
+        async with self._mapped_errors(), self.engine.begin() as conn:
+            yield Repositories(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Repositories]:
+        """Reads only; nothing is committed."""
+        async with self._mapped_errors(), self.engine.connect() as conn:
+            yield Repositories(conn)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self._mapped_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _mapped_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise AlreadyExists() from None
+            raise FailedPrecondition(
+                "The request refers to something that does not exist."
+            ) from None
+        except (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError) as error:
+            raise Unavailable(
+                "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+            ) from error
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise Unavailable(
+                    "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+                ) from error
+            raise
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,23 @@
+"""The set of repositories bound to one connection (one transaction)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyplane.store.accesskeys import AccesskeyRepository
+from keyplane.store.agents import AgentRepository
+from keyplane.store.customers import CustomerRepository
+from keyplane.store.events import EventRepository
+from keyplane.store.installation import InstallationRepository
+
+
+class Repositories:
+    __slots__ = ("accesskeys", "agents", "connection", "customers", "events", "installation")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.connection = conn
+        self.customers = CustomerRepository(conn)
+        self.agents = AgentRepository(conn)
+        self.accesskeys = AccesskeyRepository(conn)
+        self.events = EventRepository(conn)
+        self.installation = InstallationRepository(conn)

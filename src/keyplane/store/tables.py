@@ -1,0 +1,127 @@
+"""Table definitions (SQLAlchemy Core), portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python, whatever the database keeps.
+
+    SQLite has no time zone type: values are stored as naive UTC with six
+    fractional digits, so text order equals time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("email", String(320), nullable=False, default=""),
+    Column("webhook_method", String(16), nullable=False, default=""),
+    Column("webhook_uri", Text, nullable=False, default=""),
+    Column("tm_create", UTCDateTime, nullable=False),
+    Column("tm_update", UTCDateTime),
+    Column("tm_delete", UTCDateTime),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Uuid, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("name", String(255), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("permission", Integer, nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False),
+    Column("tm_update", UTCDateTime),
+    Column("tm_delete", UTCDateTime),
+)
+
+accesskeys = Table(
+    "accesskeys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Uuid, ForeignKey("customers.id"), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_prefix", String(11), nullable=False),
+    Column("tm_expire", UTCDateTime, nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False),
+    Column("tm_update", UTCDateTime),
+    Column("tm_delete", UTCDateTime),
+    Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
+)
+
+# The outbox: written in the same transaction as the change it describes.
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("customer_id", Uuid, nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False),
+    Column("tm_delivered", UTCDateTime),
+)
+
+# One-row facts about the installation, e.g. that the first start has run.
+installation = Table(
+    "installation",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False),
+)

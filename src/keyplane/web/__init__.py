@@ -1,0 +1,1 @@
+"""HTTP: where requests start and stop."""

@@ -1,0 +1,67 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from keyplane import __version__
+from keyplane.logs import configure_logging
+from keyplane.services.container import Services, build_services
+from keyplane.settings import Settings
+from keyplane.web.envelope import install_error_handlers
+from keyplane.web.middleware import RequestContextMiddleware
+from keyplane.web.routes import accesskeys, auth, customer
+
+DESCRIPTION = """\
+Issue, manage and verify API access keys and login sessions.
+Compatible with the VoIPBIN Accesskey API.
+
+Authenticate with an access key (`Authorization: Bearer vb_…`, `?accesskey=`,
+or the `accesskey` cookie) or a session token from `POST /auth/login`
+(`Authorization: Bearer <jwt>`, `?token=`, or the `token` cookie). Session
+token sources take precedence over access key sources.
+
+Every error has the form
+`{"error": {"status", "reason", "message", "request_id"}}`.
+"""
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """Build the app. Pass ``services`` to share them (tests); else they are built here."""
+    owned = services is None
+    app_services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                await app_services.close()
+
+    app = FastAPI(
+        title="keyplane",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = app_services
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(auth.router)
+    app.include_router(customer.router)
+    app.include_router(accesskeys.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for server worker processes: settings from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,74 @@
+"""FastAPI dependencies: the services, and who the caller is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+
+from keyplane.domain.permissions import Identity
+from keyplane.errors import AuthenticationRequired
+from keyplane.services.container import Services
+from keyplane.web.credentials import find_credential
+
+# Declared so /openapi.json documents every way to authenticate; the values
+# are read by ``find_credential`` to apply the contract's precedence.
+_session_cookie = APIKeyCookie(
+    name="token",
+    scheme_name="SessionCookie",
+    auto_error=False,
+    description="Session token (JWT from POST /auth/login) in the `token` cookie.",
+)
+_session_query = APIKeyQuery(
+    name="token",
+    scheme_name="SessionQuery",
+    auto_error=False,
+    description="Session token in `?token=`. Prefer the Authorization header.",
+)
+_bearer = HTTPBearer(
+    scheme_name="Bearer",
+    bearerFormat="JWT or vb_ access key",
+    auto_error=False,
+    description="`Authorization: Bearer <session JWT>` or `Authorization: Bearer vb_…`.",
+)
+_accesskey_cookie = APIKeyCookie(
+    name="accesskey",
+    scheme_name="AccesskeyCookie",
+    auto_error=False,
+    description="Access key in the `accesskey` cookie.",
+)
+_accesskey_query = APIKeyQuery(
+    name="accesskey",
+    scheme_name="AccesskeyQuery",
+    auto_error=False,
+    description="Access key in `?accesskey=` (VoIPBIN style). Prefer the Authorization header.",
+)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_identity(
+    request: Request,
+    services: ServicesDep,
+    _c1: Annotated[str | None, Depends(_session_cookie)],
+    _q1: Annotated[str | None, Depends(_session_query)],
+    _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _c2: Annotated[str | None, Depends(_accesskey_cookie)],
+    _q2: Annotated[str | None, Depends(_accesskey_query)],
+) -> Identity:
+    credential = find_credential(
+        request.cookies, request.query_params, request.headers.get("authorization")
+    )
+    if credential is None:
+        raise AuthenticationRequired()
+    return await services.auth.authenticate(credential)
+
+
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]

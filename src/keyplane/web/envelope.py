@@ -1,0 +1,116 @@
+"""The contract's error envelope, for every error whatever raised it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from keyplane.errors import KeyplaneError, ResourceExhausted, Unavailable
+
+HTTP_STATUS = {
+    "INVALID_ARGUMENT": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+}
+_STATUS_OF_HTTP = {
+    400: ("INVALID_ARGUMENT", "INVALID_ARGUMENT", "The request is not valid."),
+    401: ("UNAUTHENTICATED", "AUTHENTICATION_REQUIRED", "Authentication is required."),
+    403: ("PERMISSION_DENIED", "PERMISSION_DENIED", "The request is not allowed."),
+    404: ("NOT_FOUND", "ROUTE_NOT_FOUND", "No such endpoint; see /openapi.json for the API."),
+    405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED", "This endpoint does not accept that method."),
+    413: ("INVALID_ARGUMENT", "BODY_TOO_LARGE", "The request body is too large."),
+    429: ("RESOURCE_EXHAUSTED", "RATE_LIMITED", "Too many requests; retry later."),
+    503: ("UNAVAILABLE", "UNAVAILABLE", "The service is temporarily unavailable; retry later."),
+}
+INTERNAL_MESSAGE = "An internal error occurred; quote the request id when reporting it."
+
+
+def request_id_of(scope: Any) -> str:
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+def envelope(status: str, reason: str, message: str, request_id: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "request_id": request_id,
+        }
+    }
+
+
+def error_response(
+    status: str,
+    reason: str,
+    message: str,
+    request_id: str,
+    *,
+    http_status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        envelope(status, reason, message, request_id),
+        status_code=http_status or HTTP_STATUS.get(status, 500),
+        headers=headers,
+    )
+
+
+def internal_error_response(request_id: str) -> JSONResponse:
+    return error_response("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE, request_id)
+
+
+async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyplaneError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, ResourceExhausted):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, Unavailable):
+        headers["Retry-After"] = "1"
+    return error_response(
+        exc.status, exc.reason, exc.message, request_id_of(request.scope), headers=headers
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status, reason, message = _STATUS_OF_HTTP.get(
+        exc.status_code, ("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE)
+    )
+    return error_response(
+        status,
+        reason,
+        message,
+        request_id_of(request.scope),
+        http_status=exc.status_code if exc.status_code in _STATUS_OF_HTTP else 500,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Name the fields, never echo the values: a value may be a credential.
+    fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+    return error_response(
+        "INVALID_ARGUMENT",
+        "INVALID_ARGUMENT",
+        f"Invalid or missing: {', '.join(fields)}." if fields else "The request is not valid.",
+        request_id_of(request.scope),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KeyplaneError, _keyplane_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

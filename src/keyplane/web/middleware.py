@@ -1,0 +1,81 @@
+"""Request id, security headers, the access log, and the last line of defence."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keyplane.logs import get_logger
+from keyplane.web.envelope import internal_error_response
+
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+SECURITY_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
+access_log = get_logger("keyplane.access")
+error_log = get_logger("keyplane.error")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(text) and "vb_" not in text and "eyJ" not in text:
+                return text
+            return None
+    return None
+
+
+class RequestContextMiddleware:
+    """Outermost keyplane middleware: every response passes through here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                for name, value in SECURITY_HEADERS:
+                    headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            error_log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if not response_started:
+                await internal_error_response(request_id)(scope, receive, send_with_headers)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                client=(scope.get("client") or ("", 0))[0],
+            )
+            structlog.contextvars.reset_contextvars(**tokens)

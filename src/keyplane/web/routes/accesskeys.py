@@ -1,0 +1,121 @@
+"""The access key endpoints under /v1.0/accesskeys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from keyplane.domain.pagination import decode_cursor, page_size_from_query
+from keyplane.domain.views import accesskey_view
+from keyplane.errors import InvalidArgument
+from keyplane.web.body import json_object, string_field
+from keyplane.web.deps import CurrentIdentity, ServicesDep
+from keyplane.web.schemas import (
+    Accesskey,
+    AccesskeyCreateRequest,
+    AccesskeyList,
+    AccesskeyUpdateRequest,
+    AccesskeyWithToken,
+    error_responses,
+    request_body,
+)
+
+router = APIRouter(prefix="/v1.0/accesskeys", tags=["accesskeys"])
+_ERRORS = error_responses(400, 401, 403, 404, 429, 500, 503)
+
+
+def _key_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InvalidArgument(
+            "The access key id is not a valid UUID.", reason="INVALID_ID"
+        ) from None
+
+
+@router.post(
+    "",
+    response_model=AccesskeyWithToken,
+    responses=_ERRORS,
+    openapi_extra=request_body(AccesskeyCreateRequest),
+    summary="Create an access key. The token is in this response only.",
+)
+async def create_accesskey(
+    request: Request, identity: CurrentIdentity, services: ServicesDep
+) -> Any:
+    body = await json_object(request)
+    name, detail = string_field(body, "name"), string_field(body, "detail")
+    key, token = await services.accesskeys.create(
+        identity, identity.customer_id, name=name, detail=detail, expire=body.get("expire")
+    )
+    return accesskey_view(key, token)
+
+
+@router.get(
+    "",
+    response_model=AccesskeyList,
+    responses=_ERRORS,
+    summary="List the caller's customer's live access keys, newest first.",
+)
+async def list_accesskeys(
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    page_size: str | None = Query(
+        default=None, description="1 to 100; anything else means 100.", examples=["100"]
+    ),
+    page_token: str | None = Query(
+        default=None, description="`next_page_token` of the previous page (or a VoIPBIN timestamp)."
+    ),
+) -> Any:
+    cursor = None
+    if page_token:
+        try:
+            cursor = decode_cursor(page_token)
+        except ValueError:
+            raise InvalidArgument(
+                "page_token is not a token from next_page_token.", reason="INVALID_PAGE_TOKEN"
+            ) from None
+    page = await services.accesskeys.list_page(
+        identity, identity.customer_id, page_size=page_size_from_query(page_size), cursor=cursor
+    )
+    return {
+        "result": [accesskey_view(key) for key in page.items],
+        "next_page_token": page.next_page_token,
+    }
+
+
+@router.get("/{accesskey_id}", response_model=Accesskey, responses=_ERRORS, summary="One key.")
+async def get_accesskey(accesskey_id: str, identity: CurrentIdentity, services: ServicesDep) -> Any:
+    return accesskey_view(await services.accesskeys.get(identity, _key_id(accesskey_id)))
+
+
+@router.put(
+    "/{accesskey_id}",
+    response_model=Accesskey,
+    responses=_ERRORS,
+    openapi_extra=request_body(AccesskeyUpdateRequest),
+    summary="Change name and detail (missing fields become empty).",
+)
+async def update_accesskey(
+    accesskey_id: str, request: Request, identity: CurrentIdentity, services: ServicesDep
+) -> Any:
+    key_id = _key_id(accesskey_id)
+    body = await json_object(request)
+    key = await services.accesskeys.update(
+        identity, key_id, name=string_field(body, "name"), detail=string_field(body, "detail")
+    )
+    return accesskey_view(key)
+
+
+@router.delete(
+    "/{accesskey_id}",
+    response_model=Accesskey,
+    responses=_ERRORS,
+    summary="Delete a key (soft); it stops authenticating at once.",
+)
+async def delete_accesskey(
+    accesskey_id: str, identity: CurrentIdentity, services: ServicesDep
+) -> Any:
+    return accesskey_view(await services.accesskeys.delete(identity, _key_id(accesskey_id)))

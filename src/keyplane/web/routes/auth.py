@@ -1,0 +1,28 @@
+"""POST /auth/login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from keyplane.web.body import json_object, string_field
+from keyplane.web.deps import ServicesDep
+from keyplane.web.schemas import LoginRequest, LoginResponse, error_responses, request_body
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post(
+    "/auth/login",
+    response_model=LoginResponse,
+    responses=error_responses(400, 401, 429, 500, 503),
+    openapi_extra=request_body(LoginRequest),
+    summary="Log in with a username and password; returns a session token.",
+)
+async def login(request: Request, services: ServicesDep) -> Any:
+    body = await json_object(request)
+    agent, token = await services.auth.login(
+        string_field(body, "username"), string_field(body, "password")
+    )
+    return {"username": agent.username, "token": token}
