@@ -19,6 +19,7 @@ ALGORITHM = "HS256"
 ISSUER = "keyplane"
 AUDIENCE = "keyplane"
 MIN_SECRET_BYTES = 32
+CLOCK_SKEW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,20 @@ class SessionCodec:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_exp": False},
+                # Time claims are checked below against the injected clock.
+                options={
+                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
+            issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=now.tzinfo)
             expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
             agent_id = uuid.UUID(str(claims["sub"]))
             customer_id = uuid.UUID(str(claims.get("cid", "")))
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
             raise InvalidCredentials() from None
-        if expires_at <= now:
+        if expires_at <= now or issued_at > now + CLOCK_SKEW:
             raise InvalidCredentials()
         return SessionClaims(agent_id, customer_id, expires_at)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keyplane.domain.timefmt import format_timestamp, parse_timestamp
+
+FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+moments = st.datetimes(
+    min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+
+
+@given(moments)
+def test_format_has_six_fraction_digits_and_z(moment: datetime) -> None:
+    text = format_timestamp(moment)
+    assert text is not None
+    assert FORMAT.fullmatch(text)
+
+
+@given(moments)
+def test_round_trip(moment: datetime) -> None:
+    text = format_timestamp(moment)
+    assert text is not None
+    assert parse_timestamp(text) == moment
+
+
+@given(moments, st.integers(min_value=-12 * 60, max_value=14 * 60))
+def test_other_offsets_are_shown_in_utc(moment: datetime, minutes: int) -> None:
+    local = moment.astimezone(timezone(timedelta(minutes=minutes)))
+    assert format_timestamp(local) == format_timestamp(moment)
+
+
+def test_none_is_null() -> None:
+    assert format_timestamp(None) is None
+
+
+def test_whole_seconds_still_carry_microseconds() -> None:
+    assert format_timestamp(datetime(2026, 12, 1, 10, 15, 30, tzinfo=UTC)) == (
+        "2026-12-01T10:15:30.000000Z"
+    )
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        format_timestamp(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-12-01T10:15:30Z", "2026-12-01 10:15:30.123456Z", "2026-12-01T10:15:30.123456", ""],
+)
+def test_parse_refuses_other_forms(text: str) -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        parse_timestamp(text)
