@@ -90,10 +90,18 @@ class ResourceExhausted(KeyplaneError):
     default_message = "Too many requests; retry later."
 
     def __init__(
-        self, message: str | None = None, *, reason: str | None = None, retry_after: int = 1
+        self,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        retry_after: int = 1,
+        limit: int | None = None,
+        reset_after: float = 0.0,
     ) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+        self.limit = limit
+        self.reset_after = reset_after
 
 
 class Internal(KeyplaneError):

@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_timeout: float = Field(default=5.0, gt=0)
 
+    redis_url: str | None = None
+    cache_ttl: float = Field(default=60.0, ge=0)
+    cache_fallback_ttl: float = Field(default=1.0, ge=0, le=1.0)
+    cache_negative_ttl: float = Field(default=10.0, ge=0)
+    cache_max_entries: int = Field(default=100_000, ge=0)
+
+    ratelimit_customer_per_second: float = Field(default=1000.0, gt=0)
+    ratelimit_customer_burst: int = Field(default=2000, ge=1)
+    ratelimit_auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    ratelimit_auth_failures_burst: int = Field(default=30, ge=1)
+    ratelimit_login_failures_per_minute: float = Field(default=5.0, gt=0)
+    ratelimit_login_failures_burst: int = Field(default=10, ge=1)
+    trusted_proxies: str = "127.0.0.1"
+
+    last_used_flush_interval: float = Field(default=60.0, gt=0)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:

@@ -135,7 +135,10 @@ def serve(
         "loop": "uvloop",
         "http": "httptools",
         "server_header": False,
-        "proxy_headers": False,
+        # The client address (used by rate limits) comes from X-Forwarded-For
+        # only when the peer is one of these proxies.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.trusted_proxies,
         "timeout_graceful_shutdown": 10,
     }
     if workers == 1:
@@ -179,6 +182,20 @@ def customer_create(
         return customer_view(customer)
 
     emit(_run(work), as_json=as_json, title="customer")
+
+
+@customer_app.command("delete")
+def customer_delete(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a customer: its access keys and agents stop working at once."""
+    cid = _uuid(customer_id, "customer id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return customer_view(await services.customers.delete_customer(OPERATOR, cid))
+
+    emit(_run(work), as_json=as_json, title="deleted customer")
 
 
 def _read_password_stdin() -> str:
@@ -228,6 +245,20 @@ def agent_create(
         return view
 
     emit(_run(work), as_json=as_json, title="agent")
+
+
+@agent_app.command("delete")
+def agent_delete(
+    agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an agent: its sessions stop working at once."""
+    aid = _uuid(agent_id, "agent id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return agent_view(await services.customers.delete_agent(OPERATOR, aid))
+
+    emit(_run(work), as_json=as_json, title="deleted agent")
 
 
 @accesskey_app.command("create")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain import tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.pagination import Cursor, encode_cursor
@@ -48,9 +49,12 @@ def _not_found() -> NotFound:
 
 
 class AccesskeyService:
-    def __init__(self, database: Database, clock: Clock, *, max_expire: int) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, invalidator: Invalidator, *, max_expire: int
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._invalidator = invalidator
         self.max_expire = max_expire
 
     def validate_expire(self, expire: object) -> int:
@@ -122,6 +126,7 @@ class AccesskeyService:
             if updated is None:
                 raise _not_found()
             await record_accesskey_event(repos, ACCESSKEY_UPDATED, updated, now)
+        await self._announce(updated)
         return updated
 
     async def delete(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
@@ -134,7 +139,12 @@ class AccesskeyService:
             if deleted is None:
                 raise _not_found()
             await record_accesskey_event(repos, ACCESSKEY_DELETED, deleted, now)
+        await self._announce(deleted)
         return deleted
+
+    async def _announce(self, key: Accesskey) -> None:
+        """After the commit: every replica's cache drops the key."""
+        await self._invalidator.publish(Invalidation("accesskey", key.id, key.token_hash))
 
     @staticmethod
     def _visible(identity: Identity, key: Accesskey | None) -> Accesskey:

@@ -6,19 +6,24 @@ whatever the cause, so a guesser learns nothing from the answer.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio
 import anyio.to_thread
 
+from keyplane.cache.ratelimit import Decision
+from keyplane.cache.verification import Miss, VerificationCache, VerifiedAgent, VerifiedKey
 from keyplane.domain import tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.permissions import Identity
-from keyplane.domain.records import Accesskey, Agent
+from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import InvalidCredentials
+from keyplane.services.ratelimits import RateLimits
+from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
 
 CredentialKind = Literal["session", "accesskey"]
@@ -52,15 +57,42 @@ class PasswordWorker:
         )
 
 
-class AccesskeyLookup:
-    """Finds a key by token hash. The seam where a verification cache sits."""
+class VerificationLookups:
+    """Database lookups for verification, behind the per-replica cache."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, cache: VerificationCache) -> None:
         self._db = database
+        self.cache = cache
 
-    async def by_hash(self, token_hash: str) -> Accesskey | None:
+    async def accesskey(self, token_hash: str) -> VerifiedKey | None:
+        cached = self.cache.get_key(token_hash)
+        if not isinstance(cached, Miss):
+            return cached
+        generation = self.cache.generation
         async with self._db.reader() as repos:
-            return await repos.accesskeys.get_by_hash(token_hash)
+            key = await repos.accesskeys.get_by_hash(token_hash)
+        found = (
+            VerifiedKey(key.id, key.customer_id, key.tm_expire)
+            if key is not None and key.tm_delete is None
+            else None
+        )
+        self.cache.put_key(token_hash, found, generation)
+        return found
+
+    async def agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
+        cached = self.cache.get_agent(agent_id)
+        if not isinstance(cached, Miss):
+            return cached
+        generation = self.cache.generation
+        async with self._db.reader() as repos:
+            agent = await repos.agents.get_active(agent_id)
+        found = (
+            VerifiedAgent(agent.id, agent.customer_id, agent.permission)
+            if agent is not None
+            else None
+        )
+        self.cache.put_agent(agent_id, found, generation)
+        return found
 
 
 class AuthService:
@@ -70,21 +102,27 @@ class AuthService:
         clock: Clock,
         passwords: PasswordWorker,
         sessions: SessionCodec,
-        accesskeys: AccesskeyLookup,
+        lookups: VerificationLookups,
+        ratelimits: RateLimits,
+        usage: LastUsedRecorder,
     ) -> None:
         self._db = database
         self._clock = clock
         self._passwords = passwords
         self._sessions = sessions
-        self._accesskeys = accesskeys
+        self._lookups = lookups
+        self._ratelimits = ratelimits
+        self._usage = usage
 
-    async def login(self, username: str, password: str) -> tuple[Agent, str]:
+    async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
+        await self._ratelimits.ensure_login_allowed(username, client)
         async with self._db.reader() as repos:
             agent = await repos.agents.get_active_by_username(username) if username else None
         # Always verify, against a dummy hash for unknown users: same cost either way.
         ok = await self._passwords.verify(agent.password_hash if agent else None, password)
         if agent is None or not ok:
+            await self._ratelimits.login_failed(username, client)
             raise InvalidCredentials()
         if self._passwords.hashing.needs_rehash(agent.password_hash):
             new_hash = await self._passwords.hash(password)
@@ -93,24 +131,39 @@ class AuthService:
         token = self._sessions.issue(agent.id, agent.customer_id, self._clock.now())
         return agent, token
 
-    async def authenticate(self, credential: Credential) -> Identity:
-        if credential.kind == "accesskey":
-            return await self.authenticate_accesskey(credential.value)
-        return await self.authenticate_session(credential.value)
+    async def authenticate(
+        self, credential: Credential, *, client: str = ""
+    ) -> tuple[Identity, Decision]:
+        """The identity behind a credential, and the customer's rate limit state.
+
+        Raises ``ResourceExhausted`` for an address out of failure budget (before
+        looking at the credential) or a customer over its rate.
+        """
+        self._ratelimits.ensure_auth_allowed(client)
+        try:
+            if credential.kind == "accesskey":
+                identity = await self.authenticate_accesskey(credential.value)
+            else:
+                identity = await self.authenticate_session(credential.value)
+        except InvalidCredentials:
+            await self._ratelimits.auth_failed(client)
+            raise
+        decision = await self._ratelimits.consume_customer(identity.customer_id)
+        return identity, decision
 
     async def authenticate_accesskey(self, token: str) -> Identity:
         # Malformed tokens are refused before any hashing or database work.
         if not tokens.is_wellformed(token):
             raise InvalidCredentials()
-        key = await self._accesskeys.by_hash(tokens.hash_token(token))
-        if key is None or not key.is_live(self._clock.now()):
+        key = await self._lookups.accesskey(tokens.hash_token(token))
+        if key is None or key.tm_expire <= self._clock.now():
             raise InvalidCredentials()
+        self._usage.mark(key.id)
         return Identity.for_accesskey(key.id, key.customer_id)
 
     async def authenticate_session(self, token: str) -> Identity:
         claims = self._sessions.decode(token, self._clock.now())
-        async with self._db.reader() as repos:
-            agent = await repos.agents.get_active(claims.agent_id)
+        agent = await self._lookups.agent(claims.agent_id)
         if agent is None or agent.customer_id != claims.customer_id:
             raise InvalidCredentials()
         return Identity("agent", agent.id, agent.customer_id, agent.permission)

@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from keyplane.cache.invalidation import Invalidator, LocalInvalidator, RedisInvalidator
+from keyplane.cache.ratelimit import Limiter, MemoryLimiter, Policy, RedisLimiter
+from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock, SystemClock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.sessions import SessionCodec
+from keyplane.errors import KeyplaneError
 from keyplane.services.accesskeys import AccesskeyService
-from keyplane.services.auth import AccesskeyLookup, AuthService, PasswordWorker
+from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
+from keyplane.services.ratelimits import RateLimits
+from keyplane.services.usage import LastUsedRecorder
 from keyplane.settings import Settings
 from keyplane.store import migrate
 from keyplane.store.engine import Database, create_engine
@@ -22,6 +31,11 @@ class Services:
     clock: Clock
     database: Database
     passwords: PasswordWorker
+    cache: VerificationCache
+    invalidator: Invalidator
+    limiter: Limiter
+    ratelimits: RateLimits
+    usage: LastUsedRecorder
     auth: AuthService
     accesskeys: AccesskeyService
     customers: CustomerService
@@ -29,8 +43,37 @@ class Services:
     async def migrate(self) -> None:
         await migrate.upgrade(self.database.engine)
 
+    async def start(self) -> None:
+        """Background work of a serving replica: invalidation listener, last-used writer."""
+        await self.invalidator.start()
+        await self.usage.start()
+
     async def close(self) -> None:
+        await self.usage.stop()
+        await self.invalidator.stop()
+        await self.limiter.close()
         await self.database.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """``ok`` or what is wrong, per dependency."""
+        checks: dict[str, str] = {}
+        try:
+            await self.database.ping()
+            checks["database"] = "ok"
+        except KeyplaneError:
+            checks["database"] = "unavailable"
+        if self.settings.redis_url:
+            client = aioredis.Redis.from_url(
+                self.settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
+            try:
+                await client.ping()
+                checks["redis"] = "ok"
+            except (RedisError, OSError):
+                checks["redis"] = "unavailable"
+            finally:
+                await client.aclose()
+        return checks
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -44,12 +87,56 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     passwords = PasswordWorker(PasswordHashing(settings.argon2), settings.password_hash_concurrency)
     sessions = SessionCodec(settings.resolve_jwt_secret(), timedelta(seconds=settings.session_ttl))
+    cache = VerificationCache(
+        max_entries=settings.cache_max_entries,
+        ttl=settings.cache_ttl,
+        fallback_ttl=settings.cache_fallback_ttl,
+        negative_ttl=settings.cache_negative_ttl,
+    )
+    invalidator: Invalidator
+    limiter: Limiter
+    if settings.redis_url:
+        invalidator = RedisInvalidator(cache, settings.redis_url)
+        limiter = RedisLimiter(settings.redis_url)
+    else:
+        invalidator = LocalInvalidator(cache)
+        limiter = MemoryLimiter()
+    ratelimits = RateLimits(
+        limiter,
+        customer=Policy(
+            "customer",
+            settings.ratelimit_customer_per_second,
+            1.0,
+            settings.ratelimit_customer_burst,
+        ),
+        auth_failures=Policy(
+            "authfail",
+            settings.ratelimit_auth_failures_per_minute,
+            60.0,
+            settings.ratelimit_auth_failures_burst,
+        ),
+        login_failures=Policy(
+            "loginfail",
+            settings.ratelimit_login_failures_per_minute,
+            60.0,
+            settings.ratelimit_login_failures_burst,
+        ),
+    )
+    usage = LastUsedRecorder(database, clock, interval=settings.last_used_flush_interval)
+    lookups = VerificationLookups(database, cache)
     return Services(
         settings=settings,
         clock=clock,
         database=database,
         passwords=passwords,
-        auth=AuthService(database, clock, passwords, sessions, AccesskeyLookup(database)),
-        accesskeys=AccesskeyService(database, clock, max_expire=settings.accesskey_max_expire),
-        customers=CustomerService(database, clock, passwords),
+        cache=cache,
+        invalidator=invalidator,
+        limiter=limiter,
+        ratelimits=ratelimits,
+        usage=usage,
+        auth=AuthService(database, clock, passwords, sessions, lookups, ratelimits, usage),
+        accesskeys=AccesskeyService(
+            database, clock, invalidator, max_expire=settings.accesskey_max_expire
+        ),
+        customers=CustomerService(database, clock, passwords, invalidator),
     )

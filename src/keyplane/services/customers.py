@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, has_permission
 from keyplane.domain.records import Agent, Customer
@@ -55,10 +56,13 @@ def _customer_not_found() -> NotFound:
 
 
 class CustomerService:
-    def __init__(self, database: Database, clock: Clock, passwords: PasswordWorker) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, passwords: PasswordWorker, invalidator: Invalidator
+    ) -> None:
         self._db = database
         self._clock = clock
         self._passwords = passwords
+        self._invalidator = invalidator
 
     async def create_customer(
         self, identity: Identity, *, name: str, email: str = "", detail: str = ""
@@ -112,6 +116,26 @@ class CustomerService:
                 raise _customer_not_found()
             await repos.agents.insert(agent)
         return agent
+
+    async def delete_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
+        """Soft delete: the customer's keys and agents stop authenticating at once."""
+        self._require_super_admin(identity)
+        async with self._db.transaction() as repos:
+            deleted = await repos.customers.soft_delete(customer_id, now=self._clock.now())
+        if deleted is None:
+            raise _customer_not_found()
+        await self._invalidator.publish(Invalidation("customer", customer_id))
+        return deleted
+
+    async def delete_agent(self, identity: Identity, agent_id: uuid.UUID) -> Agent:
+        """Soft delete: the agent's sessions stop working at once."""
+        self._require_super_admin(identity)
+        async with self._db.transaction() as repos:
+            deleted = await repos.agents.soft_delete(agent_id, now=self._clock.now())
+        if deleted is None:
+            raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
+        await self._invalidator.publish(Invalidation("agent", agent_id))
+        return deleted
 
     @staticmethod
     def _require_super_admin(identity: Identity) -> None:

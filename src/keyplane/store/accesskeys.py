@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.domain.records import Accesskey
 from keyplane.store.tables import accesskeys, customers
 
-_COLUMNS = tuple(accesskeys.columns)
+# tm_last_used is internal: not part of the record the API shows.
+_COLUMNS = tuple(column for column in accesskeys.columns if column.name != "tm_last_used")
 
 
 def _to_record(row: RowMapping) -> Accesskey:
@@ -109,3 +110,35 @@ class AccesskeyRepository:
         )
         row = (await self._conn.execute(query)).mappings().first()
         return _to_record(row) if row is not None else None
+
+    async def touch_last_used(self, moments: dict[uuid.UUID, datetime]) -> None:
+        """Move ``tm_last_used`` forward; rows another writer holds are skipped, not waited on."""
+        locked = accesskeys.alias("locked")
+        free_row = (
+            select(locked.c.id)
+            .where(locked.c.id == bindparam("key_id"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        query = (
+            update(accesskeys)
+            .where(
+                accesskeys.c.id == free_row,
+                or_(
+                    accesskeys.c.tm_last_used.is_(None),
+                    accesskeys.c.tm_last_used < bindparam("moment"),
+                ),
+            )
+            .values(tm_last_used=bindparam("moment"))
+        )
+        await self._conn.execute(
+            query, [{"key_id": key_id, "moment": moment} for key_id, moment in moments.items()]
+        )
+
+    async def last_used(self, key_id: uuid.UUID) -> datetime | None:
+        result = await self._conn.execute(
+            select(accesskeys.c.tm_last_used).where(accesskeys.c.id == key_id)
+        )
+        value = result.scalar_one_or_none()
+        assert value is None or isinstance(value, datetime)
+        return value

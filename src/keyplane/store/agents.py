@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -79,3 +80,13 @@ class AgentRepository:
         await self._conn.execute(
             update(agents).where(agents.c.id == agent_id).values(password_hash=password_hash)
         )
+
+    async def soft_delete(self, agent_id: uuid.UUID, *, now: datetime) -> Agent | None:
+        query = (
+            update(agents)
+            .where(agents.c.id == agent_id, agents.c.tm_delete.is_(None))
+            .values(tm_delete=now, tm_update=now)
+            .returning(*agents.columns)
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None

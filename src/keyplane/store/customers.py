@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,3 +44,13 @@ class CustomerRepository:
     async def count(self) -> int:
         result = await self._conn.execute(select(func.count()).select_from(customers))
         return int(result.scalar_one())
+
+    async def soft_delete(self, customer_id: uuid.UUID, *, now: datetime) -> Customer | None:
+        query = (
+            update(customers)
+            .where(customers.c.id == customer_id, customers.c.tm_delete.is_(None))
+            .values(tm_delete=now, tm_update=now)
+            .returning(*customers.columns)
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None

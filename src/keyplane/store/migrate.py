@@ -20,7 +20,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+# Any constant: replicas starting together migrate one after the other.
+_MIGRATION_LOCK = 0x6B6579706C616E65  # "keyplane"
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     command.upgrade(alembic_config(connection), revision)
 
 

@@ -99,6 +99,7 @@ accesskeys = Table(
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_update", UTCDateTime),
     Column("tm_delete", UTCDateTime),
+    Column("tm_last_used", UTCDateTime),
     Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
 )
 

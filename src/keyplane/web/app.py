@@ -13,7 +13,7 @@ from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer
+from keyplane.web.routes import accesskeys, auth, customer, health
 
 DESCRIPTION = """\
 Issue, manage and verify API access keys and login sessions.
@@ -36,6 +36,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await app_services.start()
         try:
             yield
         finally:
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
     app.include_router(accesskeys.router)

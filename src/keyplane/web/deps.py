@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from keyplane.cache.ratelimit import Decision
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
@@ -54,8 +56,22 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def client_address(request: Request) -> str:
+    """The peer, or the client named by a trusted proxy (``KEYPLANE_TRUSTED_PROXIES``)."""
+    return request.client.host if request.client else ""
+
+
+def ratelimit_headers(decision: Decision) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(max(0, math.ceil(decision.reset_after))),
+    }
+
+
 async def current_identity(
     request: Request,
+    response: Response,
     services: ServicesDep,
     _c1: Annotated[str | None, Depends(_session_cookie)],
     _q1: Annotated[str | None, Depends(_session_query)],
@@ -68,7 +84,11 @@ async def current_identity(
     )
     if credential is None:
         raise AuthenticationRequired()
-    return await services.auth.authenticate(credential)
+    identity, decision = await services.auth.authenticate(
+        credential, client=client_address(request)
+    )
+    response.headers.update(ratelimit_headers(decision))
+    return identity
 
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]

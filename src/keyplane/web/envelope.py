@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,6 +77,10 @@ async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, ResourceExhausted):
         headers["Retry-After"] = str(exc.retry_after)
+        if exc.limit is not None:
+            headers["RateLimit-Limit"] = str(exc.limit)
+            headers["RateLimit-Remaining"] = "0"
+            headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
     elif isinstance(exc, Unavailable):
         headers["Retry-After"] = "1"
     return error_response(

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from keyplane.web.body import json_object, string_field
-from keyplane.web.deps import ServicesDep
+from keyplane.web.deps import ServicesDep, client_address
 from keyplane.web.schemas import LoginRequest, LoginResponse, error_responses, request_body
 
 router = APIRouter(tags=["auth"])
@@ -23,6 +23,8 @@ router = APIRouter(tags=["auth"])
 async def login(request: Request, services: ServicesDep) -> Any:
     body = await json_object(request)
     agent, token = await services.auth.login(
-        string_field(body, "username"), string_field(body, "password")
+        string_field(body, "username"),
+        string_field(body, "password"),
+        client=client_address(request),
     )
     return {"username": agent.username, "token": token}

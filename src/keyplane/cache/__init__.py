@@ -1,0 +1,1 @@
+"""Per-replica verification cache, invalidation between replicas, rate limits."""

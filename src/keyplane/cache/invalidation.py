@@ -1,0 +1,178 @@
+"""Telling every replica that a cached entry is stale.
+
+A change is evicted from the local cache at once, then published on a Redis
+channel that every replica subscribes to. The subscriber pings Redis every
+quarter second on its own connection; when the channel fails or goes quiet,
+the cache drops everything and keeps positive entries only for the short
+fallback TTL until the channel is back (then it starts afresh once more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from keyplane.cache.verification import VerificationCache
+from keyplane.logs import get_logger
+
+CHANNEL = "keyplane:invalidations"
+HEARTBEAT_SECONDS = 0.25
+SILENCE_LIMIT_SECONDS = 0.75
+RECONNECT_DELAY_SECONDS = 0.5
+
+log = get_logger("keyplane.cache")
+
+Kind = Literal["accesskey", "agent", "customer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    kind: Kind
+    id: uuid.UUID
+    token_hash: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "id": str(self.id), "hash": self.token_hash})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Invalidation:
+        data: dict[str, Any] = json.loads(raw)
+        kind = data["kind"]
+        if kind not in ("accesskey", "agent", "customer"):
+            raise ValueError(f"unknown invalidation kind {kind!r}")
+        return cls(kind, uuid.UUID(data["id"]), data.get("hash"))
+
+
+def apply(cache: VerificationCache, change: Invalidation) -> None:
+    if change.kind == "accesskey" and change.token_hash:
+        cache.invalidate_key(change.token_hash)
+    elif change.kind == "agent":
+        cache.invalidate_agent(change.id)
+    else:
+        cache.invalidate_customer(change.id)
+
+
+class Invalidator(Protocol):
+    cache: VerificationCache
+
+    async def publish(self, change: Invalidation) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class LocalInvalidator:
+    """No Redis: evict locally; other processes rely on the short fallback TTL."""
+
+    def __init__(self, cache: VerificationCache) -> None:
+        self.cache = cache
+
+    async def publish(self, change: Invalidation) -> None:
+        apply(self.cache, change)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class RedisInvalidator:
+    """Evict locally, publish to every replica, and listen for the others."""
+
+    def __init__(self, cache: VerificationCache, redis_url: str, *, timeout: float = 1.0) -> None:
+        self.cache = cache
+        self._redis_url = redis_url
+        self._timeout = timeout
+        self._publisher: aioredis.Redis = aioredis.Redis.from_url(
+            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._reported_down = False
+
+    async def publish(self, change: Invalidation) -> None:
+        apply(self.cache, change)
+        try:
+            await self._publisher.publish(CHANNEL, change.to_json())
+        except (RedisError, OSError) as error:
+            # Other replicas notice the outage themselves and fall back to the short TTL.
+            self.cache.set_connected(False)
+            self._report_down(error)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen_forever(), name="keyplane-invalidations")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._publisher.aclose()
+
+    def _report_down(self, error: BaseException) -> None:
+        if not self._reported_down:
+            self._reported_down = True
+            log.warning(
+                "redis_unavailable",
+                error=type(error).__name__,
+                effect="verification cache falls back to its short TTL",
+            )
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                self.cache.set_connected(False)
+                raise
+            except (RedisError, OSError, TimeoutError, ValueError) as error:
+                self.cache.set_connected(False)
+                self._report_down(error)
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    async def _listen(self) -> None:
+        client = aioredis.Redis.from_url(
+            self._redis_url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(CHANNEL)
+            last_heard = time.monotonic()
+            last_ping = 0.0
+            while True:
+                now = time.monotonic()
+                if now - last_ping >= HEARTBEAT_SECONDS:
+                    await pubsub.ping()
+                    last_ping = now
+                message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS / 2)
+                now = time.monotonic()
+                if message is not None:
+                    last_heard = now
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        self.cache.set_connected(True)
+                        if self._reported_down:
+                            self._reported_down = False
+                            log.info("redis_recovered", effect="invalidations resumed")
+                    elif kind == "message":
+                        apply(self.cache, Invalidation.from_json(message["data"]))
+                elif now - last_heard > SILENCE_LIMIT_SECONDS:
+                    raise TimeoutError("no answer from redis on the invalidation channel")
+        finally:
+            self.cache.set_connected(False)
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()

@@ -1,0 +1,162 @@
+"""Rate limits with GCRA (the generic cell rate algorithm).
+
+One number per key, the theoretical arrival time (TAT), in Redis so every
+replica shares it, or in memory when no Redis is configured or it is
+unreachable (each replica then limits on its own, and says so once in the log).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from keyplane.logs import get_logger
+
+log = get_logger("keyplane.ratelimit")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``rate`` requests per ``period`` seconds, with bursts up to ``burst``."""
+
+    name: str
+    rate: float
+    period: float
+    burst: int
+
+    @property
+    def interval(self) -> float:
+        return self.period / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the bucket is full again
+    retry_after: float  # seconds until one more request would pass (0 when allowed)
+
+
+def _decide(policy: Policy, tat: float, now: float, cost: int) -> tuple[Decision, float | None]:
+    """Pure GCRA step; returns the decision and the new TAT to store (None: store nothing)."""
+    interval = policy.interval
+    tolerance = interval * policy.burst
+    tat = max(tat, now)
+    new_tat = tat + interval * cost
+    allow_at = new_tat - tolerance
+    if now < allow_at:
+        return (
+            Decision(False, policy.burst, 0, tat - now, allow_at - now),
+            None,
+        )
+    remaining = math.floor((now - allow_at) / interval + 1e-9)
+    return Decision(True, policy.burst, remaining, new_tat - now, 0.0), new_tat
+
+
+class Limiter(Protocol):
+    async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision: ...
+
+    async def peek(self, policy: Policy, key: str) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryLimiter:
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._tats: OrderedDict[str, float] = OrderedDict()
+        self._max = max_keys
+
+    async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+        return self.step(policy, key, cost, store=True)
+
+    async def peek(self, policy: Policy, key: str) -> Decision:
+        return self.step(policy, key, 1, store=False)
+
+    def step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
+        now = time.monotonic()
+        full_key = f"{policy.name}:{key}"
+        decision, new_tat = _decide(policy, self._tats.get(full_key, now), now, cost)
+        if store and new_tat is not None:
+            self._tats[full_key] = new_tat
+            self._tats.move_to_end(full_key)
+            while len(self._tats) > self._max:
+                self._tats.popitem(last=False)
+        return decision
+
+    async def close(self) -> None:
+        return None
+
+
+# TAT kept in milliseconds of Redis's own clock, so replicas' clocks don't matter.
+_GCRA_SCRIPT = """
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local store = ARGV[4] == "1"
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local tat = tonumber(redis.call("GET", KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+local allow_at = new_tat - tolerance
+if now < allow_at then
+  return {0, tostring(tat - now), tostring(allow_at - now)}
+end
+if store then
+  redis.call("SET", KEYS[1], tostring(new_tat), "PX", math.ceil(new_tat - now) + 1)
+end
+return {1, tostring(new_tat - now), tostring(now - allow_at)}
+"""
+
+
+class RedisLimiter:
+    """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
+
+    def __init__(self, redis_url: str, *, timeout: float = 0.5) -> None:
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._script = self._client.register_script(_GCRA_SCRIPT)
+        self._fallback = MemoryLimiter()
+        self._down = False
+
+    async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+        return await self._step(policy, key, cost, store=True)
+
+    async def peek(self, policy: Policy, key: str) -> Decision:
+        return await self._step(policy, key, 1, store=False)
+
+    async def _step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
+        interval_ms = policy.interval * 1000
+        try:
+            allowed, reset_ms, third = await self._script(
+                keys=[f"keyplane:rl:{policy.name}:{key}"],
+                args=[interval_ms, interval_ms * policy.burst, cost, "1" if store else "0"],
+            )
+        except (RedisError, OSError) as error:
+            if not self._down:
+                self._down = True
+                log.warning(
+                    "redis_unavailable",
+                    error=type(error).__name__,
+                    effect="rate limits are kept per replica until redis is back",
+                )
+            return self._fallback.step(policy, key, cost, store=store)
+        if self._down:
+            self._down = False
+            log.info("redis_recovered", effect="rate limits shared again")
+        reset_after = float(reset_ms) / 1000
+        if int(allowed) == 1:
+            remaining = math.floor(float(third) / interval_ms + 1e-9)
+            return Decision(True, policy.burst, remaining, reset_after, 0.0)
+        return Decision(False, policy.burst, 0, reset_after, float(third) / 1000)
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,171 @@
+"""The per-replica verification cache.
+
+Holds what verification needs (never a token): for access keys, keyed by
+token hash, the key's id, customer and expiry, or a negative entry for an
+unknown hash; for sessions, keyed by agent id, the agent's identity.
+
+Three rules keep a deleted key from coming back:
+
+- every change is evicted here at once and announced to the other replicas
+  (``keyplane.cache.invalidation``);
+- a lookup records the cache's *generation* before it reads the database
+  and stores its result only if no invalidation arrived in between, so a
+  read that raced a delete cannot re-insert the deleted key;
+- while invalidations cannot be received (no Redis, or Redis unreachable),
+  positive entries live at most ``fallback_ttl`` (one second by default).
+
+Expiry needs no invalidation: ``tm_expire`` is checked on every hit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    tm_expire: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAgent:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    permission: int
+
+
+class Miss:
+    """Nothing cached: ask the database."""
+
+
+MISS = Miss()
+
+
+class _Lru(Generic[V]):
+    """A bounded map of value and deadline, least recently used evicted first."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._data: OrderedDict[object, tuple[V, float]] = OrderedDict()
+
+    def get(self, key: object, now: float) -> V | Miss:
+        found = self._data.get(key)
+        if found is None:
+            return MISS
+        value, deadline = found
+        if deadline <= now:
+            del self._data[key]
+            return MISS
+        self._data.move_to_end(key)
+        return value
+
+    def put(self, key: object, value: V, deadline: float) -> None:
+        if self._max <= 0:
+            return
+        self._data[key] = (value, deadline)
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    def pop(self, key: object) -> None:
+        self._data.pop(key, None)
+
+    def drop_where(self, predicate: Callable[[V], bool]) -> None:
+        for key in [k for k, (v, _) in self._data.items() if predicate(v)]:
+            del self._data[key]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class VerificationCache:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 100_000,
+        ttl: float = 60.0,
+        fallback_ttl: float = 1.0,
+        negative_ttl: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys: _Lru[VerifiedKey | None] = _Lru(max_entries)
+        self._agents: _Lru[VerifiedAgent | None] = _Lru(max_entries)
+        self._ttl = ttl
+        self._fallback_ttl = min(fallback_ttl, ttl)
+        self._negative_ttl = negative_ttl
+        self._now = monotonic
+        self.generation = 0
+        # False until an invalidation channel is known to deliver.
+        self.connected = False
+
+    @property
+    def positive_ttl(self) -> float:
+        return self._ttl if self.connected else self._fallback_ttl
+
+    def set_connected(self, connected: bool) -> None:
+        """Any change of the channel's state may have lost messages: start afresh."""
+        if connected != self.connected:
+            self.connected = connected
+            self.clear()
+
+    # Access keys -------------------------------------------------------------
+
+    def get_key(self, token_hash: str) -> VerifiedKey | Miss | None:
+        return self._keys.get(token_hash, self._now())
+
+    def put_key(self, token_hash: str, key: VerifiedKey | None, generation: int) -> None:
+        if generation != self.generation:
+            return  # an invalidation arrived while the database was read
+        ttl = self.positive_ttl if key is not None else self._negative_ttl
+        if ttl > 0:
+            self._keys.put(token_hash, key, self._now() + ttl)
+
+    # Agents (sessions) -------------------------------------------------------
+
+    def get_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | Miss | None:
+        return self._agents.get(agent_id, self._now())
+
+    def put_agent(self, agent_id: uuid.UUID, agent: VerifiedAgent | None, generation: int) -> None:
+        if generation != self.generation:
+            return
+        ttl = self.positive_ttl if agent is not None else self._negative_ttl
+        if ttl > 0:
+            self._agents.put(agent_id, agent, self._now() + ttl)
+
+    # Invalidation ------------------------------------------------------------
+
+    def invalidate_key(self, token_hash: str) -> None:
+        self.generation += 1
+        self._keys.pop(token_hash)
+
+    def invalidate_agent(self, agent_id: uuid.UUID) -> None:
+        self.generation += 1
+        self._agents.pop(agent_id)
+
+    def invalidate_customer(self, customer_id: uuid.UUID) -> None:
+        self.generation += 1
+        self._keys.drop_where(lambda key: key is not None and key.customer_id == customer_id)
+        self._agents.drop_where(
+            lambda agent: agent is not None and agent.customer_id == customer_id
+        )
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._keys.clear()
+        self._agents.clear()
+
+    def __len__(self) -> int:
+        return len(self._keys) + len(self._agents)

@@ -1,0 +1,70 @@
+"""When each access key was last used, written in batches off the request path.
+
+Verification only notes the moment in memory. A background task writes the
+notes at most once per key per interval (a minute by default) per replica,
+and once more at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime
+
+from keyplane.domain.clock import Clock
+from keyplane.errors import KeyplaneError
+from keyplane.logs import get_logger
+from keyplane.store.engine import Database
+
+log = get_logger("keyplane.usage")
+
+
+class LastUsedRecorder:
+    def __init__(self, database: Database, clock: Clock, *, interval: float) -> None:
+        self._db = database
+        self._clock = clock
+        self._interval = interval
+        self._pending: dict[uuid.UUID, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def mark(self, key_id: uuid.UUID) -> None:
+        self._pending[key_id] = self._clock.now()
+
+    async def flush(self) -> int:
+        """Write what was noted; returns how many keys were written."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        try:
+            async with self._db.transaction() as repos:
+                await repos.accesskeys.touch_last_used(pending)
+        except KeyplaneError:
+            # Keep the notes for the next round; newer notes win.
+            for key_id, moment in pending.items():
+                self._pending.setdefault(key_id, moment)
+            raise
+        return len(pending)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="keyplane-last-used")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except KeyplaneError as error:
+            log.warning("last_used_not_written", reason=error.reason, keys=len(self._pending))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except KeyplaneError as error:
+                log.warning("last_used_not_written", reason=error.reason, keys=len(self._pending))

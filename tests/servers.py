@@ -1,0 +1,261 @@
+"""Real PostgreSQL, Redis and nginx servers for tests, on loopback and free ports.
+
+Each runs from Debian's packages (``make test`` installs them) in a throwaway
+directory. A server that cannot start fails the test loudly: nothing is
+skipped for want of a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((LOOPBACK, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on {LOOPBACK}:{port} within {timeout} s")
+
+
+def _throwaway_dir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)  # other users (postgres) must be able to enter it
+    return path
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        raise RuntimeError(
+            "PostgreSQL is not installed: run 'make test' (it installs Debian's postgresql) "
+            "or 'apt-get install postgresql'"
+        )
+    return Path(found[-1]).parent
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway cluster run by the ``postgres`` user (PostgreSQL refuses root)."""
+
+    root: Path = field(default_factory=lambda: _throwaway_dir("keyplane-pg-"))
+    port: int = field(default_factory=free_port)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "keyplane") -> str:
+        return f"postgresql+asyncpg://postgres@{LOOPBACK}:{self.port}/{database}"
+
+    def _as_postgres(self, *args: str) -> None:
+        command = ["runuser", "-u", "postgres", "--", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {result.stdout}{result.stderr}")
+
+    def init(self) -> None:
+        self.data.mkdir()
+        shutil.chown(self.data, "postgres", "postgres")
+        shutil.chown(self.root, "postgres", "postgres")
+        binary = _postgres_bin()
+        self._as_postgres(
+            str(binary / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses={LOOPBACK} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._as_postgres(
+            str(_postgres_bin() / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres(
+            str(_postgres_bin() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
+        )
+
+    def create_database(self, name: str) -> str:
+        self._as_postgres(
+            str(_postgres_bin() / "createdb"), "-h", LOOPBACK, "-p", str(self.port), name
+        )
+        return self.url(name)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    root: Path = field(default_factory=lambda: _throwaway_dir("keyplane-redis-"))
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run 'make test'")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                LOOPBACK,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+NGINX_CONFIG = """\
+user root;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    upstream keyplane {{
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen {host}:{port};
+        location / {{
+            proxy_pass http://keyplane;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class NginxServer:
+    """nginx balancing round-robin over ``upstreams`` (loopback ports)."""
+
+    upstreams: list[int]
+    root: Path = field(default_factory=lambda: _throwaway_dir("keyplane-nginx-"))
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(binary):
+            raise RuntimeError("nginx is not installed: run 'make test'")
+        servers = "\n".join(f"        server {LOOPBACK}:{port};" for port in self.upstreams)
+        config = self.root / "nginx.conf"
+        config.write_text(
+            NGINX_CONFIG.format(root=self.root, servers=servers, host=LOOPBACK, port=self.port)
+        )
+        self.process = subprocess.Popen(
+            [binary, "-c", str(config), "-p", str(self.root), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            self.stop()
+            log = (self.root / "error.log").read_text()
+            raise RuntimeError(f"nginx did not start: {log}") from None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
