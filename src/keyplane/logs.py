@@ -17,7 +17,8 @@ from keyplane.redaction import redact_text, redact_value
 
 
 def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    return {key: redact_value(value) for key, value in event_dict.items()}
+    redacted: EventDict = redact_value(event_dict)
+    return redacted
 
 
 def _drop_color_message(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:

@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail
@@ -49,11 +50,19 @@ OPERATOR = Identity.operator()
 
 
 def _settings() -> Settings:
+    """The settings from the environment, or a clear message and exit status 2."""
     try:
         settings = Settings()
         settings.resolve_jwt_secret()
+        _ = settings.argon2  # refuses parameters below the floor
+    except ValidationError as error:
+        problems = "; ".join(
+            f"KEYPLANE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        fail(f"invalid configuration: {problems}", hint="see docs/configuration.md", code=2)
     except (ConfigurationError, ValueError) as error:
-        fail(str(error), code=2)
+        fail(str(error), hint="see docs/configuration.md", code=2)
     return settings
 
 

@@ -31,7 +31,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Only hashes are stored, but nobody else needs to read them.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": timeout}
     else:
         kwargs.update(

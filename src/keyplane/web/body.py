@@ -21,13 +21,19 @@ def _invalid(message: str) -> InvalidArgument:
     return InvalidArgument(message, reason="INVALID_JSON_BODY")
 
 
+def _too_large() -> InvalidArgument:
+    return InvalidArgument(
+        f"The request body is larger than {MAX_BODY_BYTES} bytes.", reason="BODY_TOO_LARGE"
+    )
+
+
 async def json_object(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _invalid(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise _invalid(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):

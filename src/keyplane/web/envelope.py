@@ -8,8 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
-from keyplane.errors import KeyplaneError, ResourceExhausted, Unavailable
+from keyplane.errors import KeyplaneError, ResourceExhausted, Unauthenticated, Unavailable
 
 HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
@@ -78,9 +79,21 @@ async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, Unavailable):
         headers["Retry-After"] = "1"
+    elif isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="keyplane"'
     return error_response(
         exc.status, exc.reason, exc.message, request_id_of(request.scope), headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (Starlette names only the first)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -88,13 +101,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     status, reason, message = _STATUS_OF_HTTP.get(
         exc.status_code, ("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE)
     )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return error_response(
         status,
         reason,
         message,
         request_id_of(request.scope),
         http_status=exc.status_code if exc.status_code in _STATUS_OF_HTTP else 500,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
