@@ -21,6 +21,10 @@ def _invalid(message: str) -> InvalidArgument:
     return InvalidArgument(message, reason="INVALID_JSON_BODY")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _too_large() -> InvalidArgument:
     return InvalidArgument(
         f"The request body is larger than {MAX_BODY_BYTES} bytes.", reason="BODY_TOO_LARGE"
@@ -35,7 +39,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large()
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise _invalid("The request body is not valid JSON; send a JSON object.") from None
     if not isinstance(body, dict):
