@@ -92,9 +92,8 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
 
 
 async def _check_schema(services: Services) -> None:
-    async with services.database.connection():
-        pass
-    current = await migrations.current_revision(services.database.engine)
+    async with services.database.mapped_errors():
+        current = await migrations.current_revision(services.database.engine)
     if current != migrations.head_revision():
         fail("the database schema is not up to date", hint="run: keyplane migrate")
 
@@ -103,7 +102,8 @@ def _uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        fail(f"{what} {value!r} is not a UUID", code=2)
+        # Never echo the value: it may be a credential pasted in the wrong place.
+        fail(f"{what} is not a UUID", code=2)
     raise AssertionError("unreachable")
 
 
@@ -166,7 +166,8 @@ def migrate() -> None:
 
     async def work(services: Services) -> str | None:
         await services.migrate()
-        return await migrations.current_revision(services.database.engine)
+        async with services.database.mapped_errors():
+            return await migrations.current_revision(services.database.engine)
 
     revision = _run(work, require_schema=False)
     sys.stderr.write(f"database schema at revision {revision}\n")

@@ -27,7 +27,8 @@ class Services:
     customers: CustomerService
 
     async def migrate(self) -> None:
-        await migrate.upgrade(self.database.engine)
+        async with self.database.mapped_errors():
+            await migrate.upgrade(self.database.engine)
 
     async def close(self) -> None:
         await self.database.dispose()

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from keyplane.errors import AlreadyExists, FailedPrecondition, Unavailable
 from keyplane.store.repositories import Repositories
@@ -71,22 +71,19 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """One atomic unit of work: all of it is committed, or none of it."""
-        async with self._mapped_errors(), self.engine.begin() as conn:
+        async with self.mapped_errors(), self.engine.begin() as conn:
             yield Repositories(conn)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
         """Reads only; nothing is committed."""
-        async with self._mapped_errors(), self.engine.connect() as conn:
+        async with self.mapped_errors(), self.engine.connect() as conn:
             yield Repositories(conn)
 
+    @staticmethod
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
-        async with self._mapped_errors(), self.engine.connect() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def _mapped_errors(self) -> AsyncIterator[None]:
+    async def mapped_errors() -> AsyncIterator[None]:
+        """Database errors become domain errors (``Unavailable``, ``AlreadyExists``, ...)."""
         try:
             yield
         except IntegrityError as error:
@@ -107,7 +104,7 @@ class Database:
             raise
 
     async def ping(self) -> None:
-        async with self.connection() as conn:
+        async with self.mapped_errors(), self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
