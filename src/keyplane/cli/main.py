@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -295,5 +296,15 @@ def accesskey_delete(
     emit(_run(work), as_json=as_json, title="deleted access key")
 
 
+def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:
+    # aiosqlite's worker thread may report a result after the command's event
+    # loop has closed (for example when a connection failed); the command has
+    # already said what went wrong, so this says nothing to the user.
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    threading.__excepthook__(args)
+
+
 def main() -> None:
+    threading.excepthook = _ignore_late_database_threads
     app()
