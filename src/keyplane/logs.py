@@ -1,23 +1,34 @@
 """Structured logging: JSON lines in production, readable in a terminal.
 
-Every record, from keyplane or from a library (uvicorn, SQLAlchemy), passes
-through one formatter whose last steps redact credentials.
+Credentials are removed at three depths, so that no handler ever sees one:
+
+1. every log record, whoever creates it and whichever handler receives it,
+   is redacted as it is made (a record factory);
+2. the structured fields of each event are redacted by name and content;
+3. the rendered line is searched once more for token shapes.
+
+Libraries that would log SQL parameters (argon2 hashes among them) are kept
+at WARNING whatever the level asked for.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from keyplane.redaction import redact_text, redact_value
+from keyplane.redaction import redact_shapes, redact_text, redact_value
+
+QUIET_LIBRARIES = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic.runtime.plugins")
 
 
 def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    return {key: redact_value(value) for key, value in event_dict.items()}
+    redacted: EventDict = redact_value(event_dict)
+    return redacted
 
 
 def _drop_color_message(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -29,7 +40,26 @@ class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
     """Redacts the finished line too, whatever a renderer added to it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
+        # Shapes only: replacing them cannot break a JSON line.
+        return redact_shapes(super().format(record))
+
+
+_plain_record_factory = logging.getLogRecordFactory()
+
+
+def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _plain_record_factory(*args, **kwargs)
+    if isinstance(record.msg, dict):  # a structlog event, rendered by our formatter
+        record.msg = redact_value(record.msg)
+    else:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg, record.args = redact_text(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)))
+    return record
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
@@ -56,6 +86,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             renderer,
         ],
     )
+    logging.setLogRecordFactory(_redacting_record_factory)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -63,6 +94,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()

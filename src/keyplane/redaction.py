@@ -5,7 +5,8 @@ error logs, SQLAlchemy's), to structured values and to the final line:
 
 - query and cookie parameters named ``accesskey``, ``token`` or ``password``,
   also when the name or the value is percent-encoded;
-- anything shaped like an access key or a JWT, wherever it stands;
+- anything shaped like an access key, a JWT or an argon2 hash, wherever it
+  stands (also percent-encoded once or twice);
 - ``Authorization`` values (``Bearer …``, ``Basic …``);
 - structured fields whose name says they hold a secret.
 """
@@ -34,9 +35,14 @@ SENSITIVE_FIELDS = frozenset(
     }
 )
 
-_PARAMETER = re.compile(r"(?P<name>[A-Za-z0-9_.~%+\-]+)(?P<eq>=|%3[dD])(?P<value>[^&\s\"'#;,<>]*)")
-_ACCESSKEY = re.compile(r"vb(?:_|%5[fF])[A-Za-z0-9]{6,}")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]*(?:\.|%2[eE])[A-Za-z0-9_\-]*(?:\.|%2[eE])[A-Za-z0-9_\-]*")
+_PARAMETER = re.compile(
+    r"(?P<name>[A-Za-z0-9_.~%+\-]+)(?P<eq>=|%(?:25)*3[dD])(?P<value>[^&\s\"'#;,<>\\]*)"
+)
+# "_" and "." may arrive percent-encoded, once or more (%5F, %255F, ...).
+_ACCESSKEY = re.compile(r"vb(?:_|%(?:25)*5[fF])[A-Za-z0-9]{6,}")
+_DOT = r"(?:\.|%(?:25)*2[eE])"
+_JWT = re.compile(rf"eyJ[A-Za-z0-9_\-]*{_DOT}[A-Za-z0-9_\-]*{_DOT}[A-Za-z0-9_\-]*")
+_PASSWORD_HASH = re.compile(r"\$argon2(?:id|i|d)\$[^\s'\"]+")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=\-%]+")
 
 
@@ -55,12 +61,18 @@ def _redact_parameter(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+def redact_shapes(text: str) -> str:
+    """Removes what looks like an access key, a JWT or a password hash."""
+    text = _JWT.sub(REDACTED, text)
+    text = _PASSWORD_HASH.sub(REDACTED, text)
+    return _ACCESSKEY.sub(REDACTED, text)
+
+
 def redact_text(text: str) -> str:
     if "=" in text or "%3" in text:
         text = _PARAMETER.sub(_redact_parameter, text)
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _JWT.sub(REDACTED, text)
-    return _ACCESSKEY.sub(REDACTED, text)
+    return redact_shapes(text)
 
 
 def redact_value(value: Any) -> Any:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail
@@ -49,11 +51,19 @@ OPERATOR = Identity.operator()
 
 
 def _settings() -> Settings:
+    """The settings from the environment, or a clear message and exit status 2."""
     try:
         settings = Settings()
         settings.resolve_jwt_secret()
+        _ = settings.argon2  # refuses parameters below the floor
+    except ValidationError as error:
+        problems = "; ".join(
+            f"KEYPLANE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        fail(f"invalid configuration: {problems}", hint="see docs/configuration.md", code=2)
     except (ConfigurationError, ValueError) as error:
-        fail(str(error), code=2)
+        fail(str(error), hint="see docs/configuration.md", code=2)
     return settings
 
 
@@ -83,9 +93,8 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
 
 
 async def _check_schema(services: Services) -> None:
-    async with services.database.connection():
-        pass
-    current = await migrations.current_revision(services.database.engine)
+    async with services.database.mapped_errors():
+        current = await migrations.current_revision(services.database.engine)
     if current != migrations.head_revision():
         fail("the database schema is not up to date", hint="run: keyplane migrate")
 
@@ -94,7 +103,8 @@ def _uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        fail(f"{what} {value!r} is not a UUID", code=2)
+        # Never echo the value: it may be a credential pasted in the wrong place.
+        fail(f"{what} is not a UUID", code=2)
     raise AssertionError("unreachable")
 
 
@@ -160,7 +170,8 @@ def migrate() -> None:
 
     async def work(services: Services) -> str | None:
         await services.migrate()
-        return await migrations.current_revision(services.database.engine)
+        async with services.database.mapped_errors():
+            return await migrations.current_revision(services.database.engine)
 
     revision = _run(work, require_schema=False)
     sys.stderr.write(f"database schema at revision {revision}\n")
@@ -316,5 +327,15 @@ def accesskey_delete(
     emit(_run(work), as_json=as_json, title="deleted access key")
 
 
+def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:
+    # aiosqlite's worker thread may report a result after the command's event
+    # loop has closed (for example when a connection failed); the command has
+    # already said what went wrong, so this says nothing to the user.
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    threading.__excepthook__(args)
+
+
 def main() -> None:
+    threading.excepthook = _ignore_late_database_threads
     app()

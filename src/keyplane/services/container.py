@@ -41,7 +41,8 @@ class Services:
     customers: CustomerService
 
     async def migrate(self) -> None:
-        await migrate.upgrade(self.database.engine)
+        async with self.database.mapped_errors():
+            await migrate.upgrade(self.database.engine)
 
     async def start(self) -> None:
         """Background work of a serving replica: invalidation listener, last-used writer."""

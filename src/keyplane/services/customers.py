@@ -7,7 +7,7 @@ from datetime import datetime
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain.clock import Clock
-from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, has_permission
+from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission
 from keyplane.domain.records import Agent, Customer
 from keyplane.errors import InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.auth import PasswordWorker
@@ -77,7 +77,8 @@ class CustomerService:
 
     async def get_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
         """Any identity may read its own customer; super admins may read any."""
-        if not has_permission(identity, customer_id, MAX_PERMISSION):
+        own = identity.customer_id == customer_id
+        if not own and not identity.permission & Permission.PROJECT_SUPER_ADMIN:
             raise _customer_not_found()
         async with self._db.reader() as repos:
             customer = await repos.customers.get(customer_id)

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from keyplane.errors import AlreadyExists, FailedPrecondition, Unavailable
 from keyplane.store.repositories import Repositories
@@ -31,7 +31,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Only hashes are stored, but nobody else needs to read them.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": timeout}
     else:
         kwargs.update(
@@ -70,22 +71,19 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """One atomic unit of work: all of it is committed, or none of it."""
-        async with self._mapped_errors(), self.engine.begin() as conn:
+        async with self.mapped_errors(), self.engine.begin() as conn:
             yield Repositories(conn)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
         """Reads only; nothing is committed."""
-        async with self._mapped_errors(), self.engine.connect() as conn:
+        async with self.mapped_errors(), self.engine.connect() as conn:
             yield Repositories(conn)
 
+    @staticmethod
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
-        async with self._mapped_errors(), self.engine.connect() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def _mapped_errors(self) -> AsyncIterator[None]:
+    async def mapped_errors() -> AsyncIterator[None]:
+        """Database errors become domain errors (``Unavailable``, ``AlreadyExists``, ...)."""
         try:
             yield
         except IntegrityError as error:
@@ -106,7 +104,7 @@ class Database:
             raise
 
     async def ping(self) -> None:
-        async with self.connection() as conn:
+        async with self.mapped_errors(), self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import structlog
 from fastapi import FastAPI
 
 from keyplane import __version__
@@ -31,6 +33,8 @@ Every error has the form
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """Build the app. Pass ``services`` to share them (tests); else they are built here."""
+    if not structlog.is_configured():
+        configure_logging(settings.log_level, settings.log_format)  # redaction, always
     owned = services is None
     app_services = services or build_services(settings)
 
@@ -60,7 +64,25 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(auth.router)
     app.include_router(customer.router)
     app.include_router(accesskeys.router)
+    _document_errors_truthfully(app)
     return app
+
+
+def _document_errors_truthfully(app: FastAPI) -> None:
+    """Validation errors are 400 envelopes here, never FastAPI's default 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_environment() -> FastAPI:

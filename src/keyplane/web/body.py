@@ -21,15 +21,25 @@ def _invalid(message: str) -> InvalidArgument:
     return InvalidArgument(message, reason="INVALID_JSON_BODY")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large() -> InvalidArgument:
+    return InvalidArgument(
+        f"The request body is larger than {MAX_BODY_BYTES} bytes.", reason="BODY_TOO_LARGE"
+    )
+
+
 async def json_object(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _invalid(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise _invalid(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise _invalid("The request body is not valid JSON; send a JSON object.") from None
     if not isinstance(body, dict):

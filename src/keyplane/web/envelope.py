@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
-from keyplane.errors import KeyplaneError, ResourceExhausted, Unavailable
+from keyplane.errors import KeyplaneError, ResourceExhausted, Unauthenticated, Unavailable
 
 HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
@@ -83,9 +84,27 @@ async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
             headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
     elif isinstance(exc, Unavailable):
         headers["Retry-After"] = "1"
+    elif isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="keyplane"'
     return error_response(
         exc.status, exc.reason, exc.message, request_id_of(request.scope), headers=headers
     )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (the router names only the first)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -93,13 +112,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     status, reason, message = _STATUS_OF_HTTP.get(
         exc.status_code, ("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE)
     )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return error_response(
         status,
         reason,
         message,
         request_id_of(request.scope),
         http_status=exc.status_code if exc.status_code in _STATUS_OF_HTTP else 500,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 

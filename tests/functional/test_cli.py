@@ -1,0 +1,367 @@
+"""The command line interface, through the real ``keyplane`` console script.
+
+stdout is a pipe (not a TTY), so every command prints JSON. Each subprocess
+costs about a second, so one migrated installation is shared by the module
+and the number of invocations is kept small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyplane.domain.tokens import hash_token
+from keyplane.errors import KeyplaneError
+from keyplane.services.container import build_services
+from tests.conftest import make_settings
+from tests.functional.conftest import CLI_TIMEOUT, TOKEN_RE, Workspace, clean_env
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+ACCESSKEY_FIELDS = {
+    "id",
+    "customer_id",
+    "name",
+    "detail",
+    "token_prefix",
+    "tm_expire",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+}
+CUSTOMER_FIELDS = {
+    "id",
+    "name",
+    "detail",
+    "email",
+    "webhook_method",
+    "webhook_uri",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+}
+
+
+def parse_ts(value: str) -> datetime:
+    assert isinstance(value, str)
+    assert len(value) == len("2026-12-01T10:15:30.123456Z"), value
+    return datetime.strptime(value, TIMESTAMP_FORMAT)
+
+
+def _login_results(data_dir: Path, attempts: list[tuple[str, str]]) -> list[str]:
+    """Try each (username, password) with the real services on the CLI's database.
+
+    Each result is "ok" or the refusal's reason.
+    """
+
+    async def run() -> list[str]:
+        services = build_services(make_settings(data_dir))
+        try:
+            results = []
+            for username, password in attempts:
+                try:
+                    await services.auth.login(username, password)
+                except KeyplaneError as error:
+                    results.append(error.reason)
+                else:
+                    results.append("ok")
+            return results
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
+
+
+def _accesskey_authenticates(data_dir: Path, token: str) -> bool:
+    async def run() -> bool:
+        services = build_services(make_settings(data_dir))
+        try:
+            await services.auth.authenticate_accesskey(token)
+        except KeyplaneError:
+            return False
+        finally:
+            await services.close()
+        return True
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """One installation for the module; migrated by the first test that needs it."""
+    root = tmp_path_factory.mktemp("cli")
+    ws = Workspace(cwd=root / "cwd", data_dir=root / "data")
+    ws.cwd.mkdir()
+    ws.data_dir.mkdir()
+    return ws
+
+
+@pytest.fixture(scope="module")
+def migrated(cli: Workspace) -> Workspace:
+    # Before migrating, a command says what to do instead of failing obscurely.
+    before = cli.run("accesskey", "list", "--customer-id", str(uuid.uuid4()))
+    assert before.returncode == 1, before
+    assert "keyplane migrate" in before.stderr, before.stderr
+    assert "Traceback" not in before.stderr
+    assert before.stdout == ""
+
+    result = cli.run("migrate")
+    assert result.returncode == 0, result.stderr
+    assert "revision" in result.stderr
+    assert "Traceback" not in result.stderr
+    return cli
+
+
+@pytest.fixture(scope="module")
+def customer(migrated: Workspace) -> dict[str, Any]:
+    data = migrated.run_json(
+        "customer", "create", "--name", "Acme", "--email", "ops@example.com", "--detail", "d1"
+    )
+    assert isinstance(data, dict)
+    return data
+
+
+def test_customer_create_prints_the_customer(customer: dict[str, Any]) -> None:
+    assert set(customer) == CUSTOMER_FIELDS
+    uuid.UUID(customer["id"])
+    assert customer["name"] == "Acme"
+    assert customer["email"] == "ops@example.com"
+    assert customer["detail"] == "d1"
+    parse_ts(customer["tm_create"])
+    assert customer["tm_update"] is None
+    assert customer["tm_delete"] is None
+
+
+@pytest.fixture(scope="module")
+def agents(migrated: Workspace, customer: dict[str, Any]) -> list[subprocess.CompletedProcess[str]]:
+    common = ("agent", "create", "--customer-id", customer["id"], "--permission", "32")
+    return migrated.run_many(
+        ((*common, "--username", "stdin-one", "--password-stdin"), "pw-one\n"),
+        ((*common, "--username", "stdin-two", "--password-stdin"), "pw-two\n\n"),
+        ((*common, "--username", "generated"), None),
+        ((*common, "--username", "empty", "--password-stdin"), "\n"),
+    )
+
+
+def test_agent_create_passwords(
+    migrated: Workspace,
+    customer: dict[str, Any],
+    agents: list[subprocess.CompletedProcess[str]],
+) -> None:
+    *created, empty = agents
+    # An empty password on stdin is refused.
+    assert empty.returncode == 2, empty
+    assert "password" in empty.stderr
+    assert empty.stdout == ""
+    for result in created:
+        assert result.returncode == 0, result.stderr
+        assert "$argon2" not in result.stdout
+        assert "$argon2" not in result.stderr
+    one = created[0]
+    agent_one, agent_two, agent_gen = (json.loads(r.stdout) for r in created)
+    for agent in (agent_one, agent_two, agent_gen):
+        assert "password_hash" not in agent
+        assert agent["customer_id"] == customer["id"]
+        assert agent["permission"] == 32
+        uuid.UUID(agent["id"])
+    assert agent_one["username"] == "stdin-one"
+    # A password read from stdin is never echoed back.
+    assert "password" not in agent_one
+    assert "password" not in agent_two
+    assert "pw-one" not in one.stdout
+    assert "pw-one" not in one.stderr
+    # Without --password-stdin, a generated password is shown once.
+    password = agent_gen["password"]
+    assert isinstance(password, str)
+    assert len(password) >= 16
+
+    # Exactly one trailing newline is dropped: "pw\n" -> "pw", "pw\n\n" -> "pw\n".
+    assert _login_results(
+        migrated.data_dir,
+        [
+            ("stdin-one", "pw-one"),
+            ("stdin-one", "pw-one\n"),
+            ("stdin-two", "pw-two\n"),
+            ("stdin-two", "pw-two"),
+            ("generated", password),
+        ],
+    ) == ["ok", "INVALID_CREDENTIALS", "ok", "INVALID_CREDENTIALS", "ok"]
+
+
+def test_agent_create_duplicate_username(
+    migrated: Workspace,
+    customer: dict[str, Any],
+    agents: list[subprocess.CompletedProcess[str]],
+) -> None:
+    assert agents[2].returncode == 0, agents[2].stderr
+    second = migrated.run(
+        "agent",
+        "create",
+        "--customer-id",
+        customer["id"],
+        "--permission",
+        "16",
+        "--username",
+        "generated",
+    )
+    assert second.returncode == 1, second
+    assert "error" in second.stderr.lower()
+    assert "generated" in second.stderr or "exists" in second.stderr.lower()
+    assert "Traceback" not in second.stderr
+    assert second.stdout == ""
+
+
+def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, Any]) -> None:
+    cid = customer["id"]
+    older = migrated.run_json(
+        "accesskey", "create", "--customer-id", cid, "--expire", "86400", "--name", "n1"
+    )
+    newer = migrated.run_json(
+        "accesskey",
+        "create",
+        "--customer-id",
+        cid,
+        "--expire",
+        "172800",
+        "--name",
+        "n2",
+        "--detail",
+        "reporting",
+    )
+    for key, expire, name in ((older, 86400, "n1"), (newer, 172800, "n2")):
+        assert set(key) == ACCESSKEY_FIELDS | {"token"}
+        assert key["customer_id"] == cid
+        assert key["name"] == name
+        assert TOKEN_RE.fullmatch(key["token"])
+        assert key["token_prefix"] == key["token"][:11]
+        assert parse_ts(key["tm_expire"]) - parse_ts(key["tm_create"]) == timedelta(seconds=expire)
+        assert key["tm_update"] is None
+        assert key["tm_delete"] is None
+    assert older["detail"] == ""
+    assert newer["detail"] == "reporting"
+
+    listed = migrated.run_json("accesskey", "list", "--customer-id", cid)
+    assert isinstance(listed, list)
+    assert [k["id"] for k in listed[:2]] == [newer["id"], older["id"]], "newest first"
+    for key in listed:
+        assert set(key) == ACCESSKEY_FIELDS
+        assert "token" not in key
+    listed_text = json.dumps(listed)
+    assert older["token"] not in listed_text
+    assert newer["token"] not in listed_text
+
+    deleted = migrated.run_json("accesskey", "delete", older["id"])
+    assert deleted["id"] == older["id"]
+    assert "token" not in deleted
+    assert deleted["tm_delete"] is not None
+    parse_ts(deleted["tm_delete"])
+
+    assert not _accesskey_authenticates(migrated.data_dir, older["token"])
+    assert _accesskey_authenticates(migrated.data_dir, newer["token"])
+
+    # The database holds the hash only.
+    raw = b"".join(p.read_bytes() for p in migrated.data_dir.glob("keyplane.db*") if p.is_file())
+    for key in (older, newer):
+        assert key["token"].encode() not in raw
+        assert hash_token(key["token"]).encode() in raw
+
+
+def test_accesskey_create_rejects_expire_out_of_range(
+    migrated: Workspace, customer: dict[str, Any]
+) -> None:
+    args = ("accesskey", "create", "--customer-id", customer["id"], "--expire")
+    too_short, too_long = migrated.run_many(
+        ((*args, "86399"), None), ((*args, str(5 * 365 * 86400 + 1)), None)
+    )
+    for result in (too_short, too_long):
+        assert result.returncode == 1, result
+        assert "error" in result.stderr.lower()
+        assert "86400" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_accesskey_delete_errors(migrated: Workspace) -> None:
+    pasted_token = "vb" + "_" + "Zq7" * 10 + "Xy"  # a token given where the id belongs
+    unknown, malformed, token_as_id = migrated.run_many(
+        (("accesskey", "delete", str(uuid.uuid4())), None),
+        (("accesskey", "delete", "not-a-uuid"), None),
+        (("accesskey", "delete", pasted_token), None),
+    )
+    assert unknown.returncode == 1, unknown
+    assert "not found" in unknown.stderr.lower()
+    assert unknown.stdout == ""
+
+    assert malformed.returncode == 2, malformed
+    assert "UUID" in malformed.stderr
+    assert "Traceback" not in malformed.stderr
+    assert malformed.stdout == ""
+
+    # A credential never appears in an error message, even one pasted by mistake.
+    assert token_as_id.returncode == 2, token_as_id
+    assert "UUID" in token_as_id.stderr
+    assert pasted_token not in token_as_id.stderr, token_as_id.stderr
+    assert pasted_token[3:] not in token_as_id.stderr, token_as_id.stderr
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    cwd, data_dir = tmp_path / "cwd", tmp_path / "data"
+    cwd.mkdir()
+    (data_dir / "keyplane.db").mkdir(parents=True)  # a directory: SQLite cannot open it
+    ws = Workspace(cwd=cwd, data_dir=data_dir)
+    migrate, create = ws.run_many(
+        (("migrate",), None), (("customer", "create", "--name", "x"), None)
+    )
+    for result in (migrate, create):
+        assert result.returncode == 1, result
+        assert result.stderr.startswith("error:"), result.stderr[-2000:]
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "KEYPLANE_DATABASE_URL" in result.stderr
+
+
+def test_python_dash_m_help(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "keyplane", "--help"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "migrate", "customer", "agent", "accesskey"):
+        assert command in result.stdout
+
+
+def test_short_jwt_secret_is_a_configuration_error(tmp_path: Path) -> None:
+    short = "too-short-secret-" + "q" * 6  # 23 bytes
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    ws = Workspace(cwd=cwd, data_dir=tmp_path / "data", env_overrides={})
+    result = ws.run("migrate", env=clean_env(ws.data_dir, KEYPLANE_JWT_SECRET=short))
+    assert result.returncode == 2, result
+    assert "KEYPLANE_JWT_SECRET" in result.stderr
+    assert "32" in result.stderr
+    assert "Traceback" not in result.stderr
+    # The message describes the secret; it never repeats it.
+    assert short not in result.stderr
+    assert short not in result.stdout
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / ".env").write_text("KEYPLANE_JWT_SECRET=short-in-dotenv\n")
+    ws = Workspace(cwd=cwd, data_dir=tmp_path / "data")
+    result = ws.run("migrate")
+    assert result.returncode == 2, result
+    assert "KEYPLANE_JWT_SECRET" in result.stderr
+    assert "short-in-dotenv" not in result.stderr

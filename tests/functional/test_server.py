@@ -1,0 +1,233 @@
+"""The real server: ``keyplane serve`` in a subprocess, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.functional.conftest import (
+    TOKEN_RE,
+    WAIT_SECONDS,
+    ServerLauncher,
+    ServerProcess,
+    Workspace,
+    parse_first_start,
+    stopped_ok,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response: httpx.Response, http_status: int, reason: str) -> None:
+    assert response.status_code == http_status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["reason"] == reason, body
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def login(http: httpx.Client, username: str, password: str) -> str:
+    response = http.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["username"] == username
+    token = body["token"]
+    assert isinstance(token, str)
+    assert token.count(".") == 2
+    return token
+
+
+@pytest.fixture
+def bootstrap_workspace(workspace: Workspace) -> Workspace:
+    workspace.env_overrides.update({"KEYPLANE_BOOTSTRAP": "true", "KEYPLANE_LOG_FORMAT": "json"})
+    return workspace
+
+
+def _exercise_keys(server: ServerProcess, first_token: str, jwt: str) -> dict[str, Any]:
+    """Create, list, get, rename and delete a key with every credential form."""
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+        created = http.post(
+            "/v1.0/accesskeys",
+            json={"name": "ci", "detail": "for CI", "expire": 86400},
+            headers=bearer(jwt),
+        )
+        assert created.status_code == 200, created.text
+        assert_security_headers(created)
+        key = created.json()
+        assert TOKEN_RE.fullmatch(key["token"])
+        assert key["name"] == "ci"
+        assert key["detail"] == "for CI"
+
+        # ?token= (session in the query)
+        listed = http.get("/v1.0/accesskeys", params={"token": jwt})
+        assert listed.status_code == 200, listed.text
+        result = listed.json()["result"]
+        assert result[0]["id"] == key["id"], "newest first"
+        assert key["token"] not in listed.text
+        assert first_token not in listed.text
+
+        # cookie token=<jwt>
+        got = http.get(f"/v1.0/accesskeys/{key['id']}", headers={"Cookie": f"token={jwt}"})
+        assert got.status_code == 200, got.text
+        assert got.json()["id"] == key["id"]
+        assert "token" not in got.json()
+
+        # cookie accesskey=<the new key itself>
+        renamed = http.put(
+            f"/v1.0/accesskeys/{key['id']}",
+            json={"name": "renamed"},
+            headers={"Cookie": f"accesskey={key['token']}"},
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["name"] == "renamed"
+        assert renamed.json()["detail"] == ""
+        assert renamed.json()["tm_update"] is not None
+        assert "token" not in renamed.json()
+
+        # The new key by ?accesskey= works before deletion.
+        assert http.get("/v1.0/customer", params={"accesskey": key["token"]}).status_code == 200
+
+        # Delete with the bootstrap key as a Bearer header.
+        deleted = http.delete(f"/v1.0/accesskeys/{key['id']}", headers=bearer(first_token))
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["tm_delete"] is not None
+
+        # From that instant the deleted key is refused everywhere.
+        assert_error(
+            http.get("/v1.0/accesskeys", headers=bearer(key["token"])), 401, "INVALID_CREDENTIALS"
+        )
+        assert_error(
+            http.get("/v1.0/accesskeys", params={"accesskey": key["token"]}),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        assert_error(
+            http.get("/v1.0/accesskeys", headers={"Cookie": f"accesskey={key['token']}"}),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        assert_error(
+            http.get(f"/v1.0/accesskeys/{key['id']}", headers=bearer(first_token)),
+            404,
+            "ACCESSKEY_NOT_FOUND",
+        )
+        remaining = http.get("/v1.0/accesskeys", headers=bearer(first_token)).json()["result"]
+        assert key["id"] not in [k["id"] for k in remaining]
+    return key
+
+
+def test_first_start_serve_and_restart(
+    bootstrap_workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    server = launcher.start()
+    first = parse_first_start(server.stdout())
+    assert first.username == "admin"
+    assert first.curl_url == f"{server.base_url}/v1.0/accesskeys?accesskey={first.token}"
+
+    # The printed curl command works as printed.
+    tried = httpx.get(first.curl_url, timeout=10.0)
+    assert tried.status_code == 200, tried.text
+    assert_security_headers(tried)
+    keys = tried.json()["result"]
+    assert len(keys) == 1
+    assert keys[0]["customer_id"] == first.customer_id
+    assert keys[0]["token_prefix"] == first.token[:11]
+    assert first.token not in tried.text
+
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+        assert http.get("/v1.0/accesskeys", headers=bearer(first.token)).status_code == 200
+        assert_error(http.get("/v1.0/accesskeys"), 401, "AUTHENTICATION_REQUIRED")
+        assert_error(
+            http.post("/auth/login", json={"username": "admin", "password": "wrong-password"}),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        jwt = login(http, first.username, first.password)
+        me = http.get("/v1.0/customer", headers=bearer(jwt))
+        assert me.status_code == 200, me.text
+        assert me.json()["id"] == first.customer_id
+
+    deleted_key = _exercise_keys(server, first.token, jwt)
+
+    returncode = server.stop()
+    assert stopped_ok(returncode), server.describe()
+
+    # Second start on the same data directory: no first start, nothing secret printed.
+    again = launcher.start(port=server.port)
+    time.sleep(0.2)  # let anything printed at startup reach the file
+    stdout = again.stdout()
+    assert "first start" not in stdout
+    assert first.password not in stdout
+    assert first.token not in stdout
+    assert "vb" + "_" not in stdout
+    assert first.password not in again.stderr()
+    assert first.token not in again.stderr()
+
+    with httpx.Client(base_url=again.base_url, timeout=10.0) as http:
+        # The earlier key and the earlier session (same jwt_secret file) still work.
+        still = http.get("/v1.0/accesskeys", headers=bearer(first.token))
+        assert still.status_code == 200, still.text
+        assert [k["id"] for k in still.json()["result"]] == [keys[0]["id"]]
+        assert http.get("/v1.0/customer", params={"token": jwt}).status_code == 200
+        assert_error(
+            http.get("/v1.0/customer", headers=bearer(deleted_key["token"])),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        login(http, first.username, first.password)
+    assert stopped_ok(again.stop()), again.describe()
+
+
+def test_serve_with_two_workers(bootstrap_workspace: Workspace, launcher: ServerLauncher) -> None:
+    server = launcher.start("--workers", "2")
+    first = parse_first_start(server.stdout())
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+        jwt = login(http, first.username, first.password)
+        created = http.post("/v1.0/accesskeys", json={"expire": 86400}, headers=bearer(jwt))
+        assert created.status_code == 200, created.text
+        token = created.json()["token"]
+        # New connections each time, so both workers get a share.
+        for _ in range(10):
+            for credential in (first.token, token, jwt):
+                response = httpx.get(
+                    f"{server.base_url}/v1.0/accesskeys", headers=bearer(credential), timeout=10.0
+                )
+                assert response.status_code == 200, response.text
+    assert stopped_ok(server.stop()), server.describe()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while server.group_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.group_alive(), "worker processes outlived the server"
+
+
+def test_no_first_start_when_customers_already_exist(
+    bootstrap_workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    migrated = bootstrap_workspace.run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    customer = bootstrap_workspace.run_json("customer", "create", "--name", "existing")
+    server = launcher.start()
+    time.sleep(0.2)
+    stdout = server.stdout()
+    assert "first start" not in stdout
+    assert "vb" + "_" not in stdout
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+        assert_error(
+            http.post("/auth/login", json={"username": "admin", "password": "x"}),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+    assert stopped_ok(server.stop()), server.describe()
+    assert customer["name"] == "existing"

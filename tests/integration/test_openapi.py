@@ -1,0 +1,153 @@
+"""/openapi.json documents the contract: credentials, operations, bodies, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import (
+    ACCESSKEY_FIELDS,
+    ACCESSKEY_WITH_TOKEN_FIELDS,
+    CUSTOMER_FIELDS,
+    assert_security_headers,
+)
+
+SCHEMES = {
+    "SessionCookie": {"type": "apiKey", "in": "cookie", "name": "token"},
+    "SessionQuery": {"type": "apiKey", "in": "query", "name": "token"},
+    "Bearer": {"type": "http", "scheme": "bearer"},
+    "AccesskeyCookie": {"type": "apiKey", "in": "cookie", "name": "accesskey"},
+    "AccesskeyQuery": {"type": "apiKey", "in": "query", "name": "accesskey"},
+}
+ITEM = "/v1.0/accesskeys/{accesskey_id}"
+OPERATIONS = {
+    ("post", "/auth/login"),
+    ("get", "/v1.0/customer"),
+    ("post", "/v1.0/accesskeys"),
+    ("get", "/v1.0/accesskeys"),
+    ("get", ITEM),
+    ("put", ITEM),
+    ("delete", ITEM),
+}
+PROTECTED = OPERATIONS - {("post", "/auth/login")}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+@pytest.fixture
+async def spec(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert_security_headers(response)
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = spec["components"]["schemas"][name]
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        return _resolve(spec, schema["allOf"][0])
+    return schema
+
+
+def _json_schema(spec: dict[str, Any], holder: dict[str, Any]) -> dict[str, Any]:
+    return _resolve(spec, holder["content"]["application/json"]["schema"])
+
+
+def _success(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    return _json_schema(spec, spec["paths"][path][method]["responses"]["200"])
+
+
+def _body(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    body = spec["paths"][path][method]["requestBody"]
+    return _json_schema(spec, body)
+
+
+def test_security_schemes_cover_every_credential_form(spec: dict[str, Any]) -> None:
+    schemes = spec["components"]["securitySchemes"]
+    assert set(schemes) == set(SCHEMES)
+    for name, expected in SCHEMES.items():
+        for field, value in expected.items():
+            assert str(schemes[name][field]).lower() == value.lower(), (name, field)
+
+
+def test_the_contract_operations_are_documented(spec: dict[str, Any]) -> None:
+    documented = {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+    assert documented >= OPERATIONS
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PROTECTED))
+def test_protected_operations_accept_every_scheme(
+    spec: dict[str, Any], method: str, path: str
+) -> None:
+    security = spec["paths"][path][method].get("security")
+    assert security, (method, path)
+    assert {name for requirement in security for name in requirement} == set(SCHEMES)
+
+
+def test_login_needs_no_credential(spec: dict[str, Any]) -> None:
+    assert not spec["paths"]["/auth/login"]["post"].get("security")
+
+
+def test_request_bodies(spec: dict[str, Any]) -> None:
+    login = _body(spec, "post", "/auth/login")
+    assert set(login["properties"]) == {"username", "password"}
+    assert set(login.get("required", [])) == {"username", "password"}
+    create = _body(spec, "post", "/v1.0/accesskeys")
+    assert set(create["properties"]) == {"name", "detail", "expire"}
+    assert create.get("required", []) == ["expire"]
+    assert create["properties"]["expire"]["type"] == "integer"
+    update = _body(spec, "put", ITEM)
+    assert set(update["properties"]) == {"name", "detail"}
+    assert not update.get("required")
+
+
+def test_response_schemas_match_the_contract_fields(spec: dict[str, Any]) -> None:
+    assert set(_success(spec, "post", "/auth/login")["properties"]) == {"username", "token"}
+    assert set(_success(spec, "get", "/v1.0/customer")["properties"]) == CUSTOMER_FIELDS
+    created = _success(spec, "post", "/v1.0/accesskeys")
+    assert set(created["properties"]) == ACCESSKEY_WITH_TOKEN_FIELDS
+    for method in ("get", "put", "delete"):
+        assert set(_success(spec, method, ITEM)["properties"]) == ACCESSKEY_FIELDS, method
+    listing = _success(spec, "get", "/v1.0/accesskeys")
+    assert set(listing["properties"]) == {"result", "next_page_token"}
+    item = _resolve(spec, listing["properties"]["result"]["items"])
+    assert set(item["properties"]) == ACCESSKEY_FIELDS
+    assert "token" not in item["properties"]
+
+
+def test_list_documents_paging_parameters(spec: dict[str, Any]) -> None:
+    parameters = spec["paths"]["/v1.0/accesskeys"]["get"]["parameters"]
+    names = {(parameter["name"], parameter["in"]) for parameter in parameters}
+    assert {("page_size", "query"), ("page_token", "query")} <= names
+
+
+def test_error_envelope_schema(spec: dict[str, Any]) -> None:
+    envelope = _resolve(spec, {"$ref": "#/components/schemas/ErrorEnvelope"})
+    assert set(envelope["properties"]) == {"error"}
+    detail = _resolve(spec, envelope["properties"]["error"])
+    assert set(detail["properties"]) == {"status", "reason", "message", "request_id"}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(OPERATIONS))
+def test_every_error_response_is_the_envelope(spec: dict[str, Any], method: str, path: str) -> None:
+    responses = spec["paths"][path][method]["responses"]
+    errors = {code: value for code, value in responses.items() if not code.startswith("2")}
+    if path == "/auth/login":
+        expected = {"400", "401", "500", "503"}
+    elif path == "/v1.0/customer":
+        expected = {"401", "500", "503"}
+    else:
+        expected = {"400", "401", "403", "500", "503"}
+    assert expected <= set(errors), sorted(errors)
+    for code, response in errors.items():
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (code, schema)
