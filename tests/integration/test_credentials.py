@@ -12,11 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.services.container import Services
-from keyplane.store.tables import agents
 from tests.factories import OPERATOR, Factory, bearer, fake_token, login
 from tests.integration.conftest import (
     KEYS,
@@ -414,10 +412,7 @@ async def test_deleted_agent_session_stops_working(
 ) -> None:
     token = await login(client, tenant.username, PASSWORD)
     assert (await whoami(client, {"headers": bearer(token)})).status_code == 200
-    async with services.database.transaction() as repos:
-        await repos.connection.execute(
-            update(agents).where(agents.c.id == tenant.agent_id).values(tm_delete=clock.now())
-        )
+    await services.customers.delete_agent(OPERATOR, tenant.agent_id)
     for source in SESSION_SOURCES:
         response = await whoami(client, place(source, token))
         assert_error(response, 401, "UNAUTHENTICATED", "INVALID_CREDENTIALS")

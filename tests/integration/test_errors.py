@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from keyplane.errors import Unavailable
-from keyplane.services.auth import AccesskeyLookup
+from keyplane.services.auth import VerificationLookups
 from keyplane.services.container import Services
 from keyplane.settings import Settings
 from keyplane.web import middleware
@@ -329,7 +329,7 @@ async def test_unavailable_lookup_is_503(
     async def down(*_args: object, **_kwargs: object) -> None:
         raise Unavailable()
 
-    monkeypatch.setattr(AccesskeyLookup, "by_hash", down)
+    monkeypatch.setattr(VerificationLookups, "accesskey", down)
     response = await client.get(KEYS, headers=tenant.auth)
     _assert_unavailable(response)
     assert response.json()["error"]["reason"] == "UNAVAILABLE"

@@ -27,6 +27,7 @@ CHANNEL = "keyplane:invalidations"
 HEARTBEAT_SECONDS = 0.25
 SILENCE_LIMIT_SECONDS = 0.75
 RECONNECT_DELAY_SECONDS = 0.5
+REPUBLISH_INTERVAL_SECONDS = 0.1
 
 log = get_logger("keyplane.cache")
 
@@ -44,11 +45,18 @@ class Invalidation:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Invalidation:
-        data: dict[str, Any] = json.loads(raw)
-        kind = data["kind"]
-        if kind not in ("accesskey", "agent", "customer"):
-            raise ValueError(f"unknown invalidation kind {kind!r}")
-        return cls(kind, uuid.UUID(data["id"]), data.get("hash"))
+        """Raises ``ValueError`` for anything that is not an invalidation."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            kind = data["kind"]
+            if kind not in ("accesskey", "agent", "customer"):
+                raise ValueError(f"unknown invalidation kind {kind!r}")
+            token_hash = data.get("hash")
+            if token_hash is not None and not isinstance(token_hash, str):
+                raise ValueError("hash must be a string")
+            return cls(kind, uuid.UUID(data["id"]), token_hash)
+        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+            raise ValueError(f"not an invalidation message: {type(error).__name__}") from None
 
 
 def apply(cache: VerificationCache, change: Invalidation) -> None:
@@ -98,26 +106,46 @@ class RedisInvalidator:
         )
         self._task: asyncio.Task[None] | None = None
         self._reported_down = False
+        # Messages that could not be sent yet, with the moment they stop mattering.
+        self._unsent: list[tuple[float, str]] = []
+        self._resender: asyncio.Task[None] | None = None
 
     async def publish(self, change: Invalidation) -> None:
         apply(self.cache, change)
+        message = change.to_json()
         try:
-            await self._publisher.publish(CHANNEL, change.to_json())
+            await self._publisher.publish(CHANNEL, message)
         except (RedisError, OSError) as error:
-            # Other replicas notice the outage themselves and fall back to the short TTL.
-            self.cache.set_connected(False)
             self._report_down(error)
+            # Keep trying until every replica's cached copy would have expired anyway:
+            # if only this replica lost Redis, the others still listen.
+            self._unsent.append((time.monotonic() + self.cache.ttl, message))
+            if self._resender is None or self._resender.done():
+                self._resender = asyncio.create_task(self._resend(), name="keyplane-republish")
+
+    async def _resend(self) -> None:
+        while self._unsent:
+            await asyncio.sleep(REPUBLISH_INTERVAL_SECONDS)
+            now = time.monotonic()
+            self._unsent = [(until, message) for until, message in self._unsent if until > now]
+            while self._unsent:
+                try:
+                    await self._publisher.publish(CHANNEL, self._unsent[0][1])
+                except (RedisError, OSError):
+                    break
+                self._unsent.pop(0)
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._listen_forever(), name="keyplane-invalidations")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._resender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._resender = None
         await self._publisher.aclose()
 
     def _report_down(self, error: BaseException) -> None:
@@ -136,10 +164,20 @@ class RedisInvalidator:
             except asyncio.CancelledError:
                 self.cache.set_connected(False)
                 raise
-            except (RedisError, OSError, TimeoutError, ValueError) as error:
+            except (RedisError, OSError, TimeoutError) as error:
                 self.cache.set_connected(False)
                 self._report_down(error)
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _receive(self, data: Any) -> None:
+        try:
+            change = Invalidation.from_json(data)
+        except ValueError as error:
+            # Someone else's message on our channel: drop the whole cache to be safe.
+            log.warning("invalidation_message_ignored", error=str(error))
+            self.cache.clear()
+            return
+        apply(self.cache, change)
 
     async def _listen(self) -> None:
         client = aioredis.Redis.from_url(
@@ -168,7 +206,7 @@ class RedisInvalidator:
                             self._reported_down = False
                             log.info("redis_recovered", effect="invalidations resumed")
                     elif kind == "message":
-                        apply(self.cache, Invalidation.from_json(message["data"]))
+                        self._receive(message["data"])
                 elif now - last_heard > SILENCE_LIMIT_SECONDS:
                     raise TimeoutError("no answer from redis on the invalidation channel")
         finally:

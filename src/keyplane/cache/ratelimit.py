@@ -65,6 +65,8 @@ class Limiter(Protocol):
 
     async def peek(self, policy: Policy, key: str) -> Decision: ...
 
+    async def refund(self, policy: Policy, key: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -78,6 +80,16 @@ class MemoryLimiter:
 
     async def peek(self, policy: Policy, key: str) -> Decision:
         return self.step(policy, key, 1, store=False)
+
+    async def refund(self, policy: Policy, key: str) -> None:
+        self.give_back(policy, key)
+
+    def give_back(self, policy: Policy, key: str) -> None:
+        """Return one request's worth of budget (never more than a full bucket)."""
+        full_key = f"{policy.name}:{key}"
+        tat = self._tats.get(full_key)
+        if tat is not None:
+            self._tats[full_key] = max(time.monotonic(), tat - policy.interval)
 
     def step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
         now = time.monotonic()
@@ -116,6 +128,22 @@ return {1, tostring(new_tat - now), tostring(now - allow_at)}
 """
 
 
+_REFUND_SCRIPT = """
+local interval = tonumber(ARGV[1])
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local tat = tonumber(redis.call("GET", KEYS[1]) or 0)
+if tat <= now then return 0 end
+local new_tat = math.max(now, tat - interval)
+redis.call("SET", KEYS[1], tostring(new_tat), "PX", math.ceil(new_tat - now) + 1)
+return 1
+"""
+
+# After Redis fails, it is left alone this long: a hung Redis must not make
+# every request wait for a timeout.
+RETRY_REDIS_AFTER = 1.0
+
+
 class RedisLimiter:
     """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
 
@@ -124,8 +152,32 @@ class RedisLimiter:
             redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._script = self._client.register_script(_GCRA_SCRIPT)
+        self._refund = self._client.register_script(_REFUND_SCRIPT)
         self._fallback = MemoryLimiter()
         self._down = False
+        self._skip_until = 0.0
+
+    def _redis_failed(self, error: BaseException) -> None:
+        self._skip_until = time.monotonic() + RETRY_REDIS_AFTER
+        if not self._down:
+            self._down = True
+            log.warning(
+                "redis_unavailable",
+                error=type(error).__name__,
+                effect="rate limits are kept per replica until redis is back",
+            )
+
+    async def refund(self, policy: Policy, key: str) -> None:
+        if time.monotonic() < self._skip_until:
+            self._fallback.give_back(policy, key)
+            return
+        try:
+            await self._refund(
+                keys=[f"keyplane:rl:{policy.name}:{key}"], args=[policy.interval * 1000]
+            )
+        except (RedisError, OSError) as error:
+            self._redis_failed(error)
+            self._fallback.give_back(policy, key)
 
     async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
         return await self._step(policy, key, cost, store=True)
@@ -134,6 +186,8 @@ class RedisLimiter:
         return await self._step(policy, key, 1, store=False)
 
     async def _step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
+        if time.monotonic() < self._skip_until:
+            return self._fallback.step(policy, key, cost, store=store)
         interval_ms = policy.interval * 1000
         try:
             allowed, reset_ms, third = await self._script(
@@ -141,13 +195,7 @@ class RedisLimiter:
                 args=[interval_ms, interval_ms * policy.burst, cost, "1" if store else "0"],
             )
         except (RedisError, OSError) as error:
-            if not self._down:
-                self._down = True
-                log.warning(
-                    "redis_unavailable",
-                    error=type(error).__name__,
-                    effect="rate limits are kept per replica until redis is back",
-                )
+            self._redis_failed(error)
             return self._fallback.step(policy, key, cost, store=store)
         if self._down:
             self._down = False

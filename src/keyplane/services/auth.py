@@ -116,14 +116,15 @@ class AuthService:
 
     async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
-        await self._ratelimits.ensure_login_allowed(username, client)
+        await self._ratelimits.reserve_login(username, client)
         async with self._db.reader() as repos:
             agent = await repos.agents.get_active_by_username(username) if username else None
         # Always verify, against a dummy hash for unknown users: same cost either way.
         ok = await self._passwords.verify(agent.password_hash if agent else None, password)
         if agent is None or not ok:
-            await self._ratelimits.login_failed(username, client)
+            await self._ratelimits.login_failed(client)
             raise InvalidCredentials()
+        await self._ratelimits.login_succeeded(username, client)
         if self._passwords.hashing.needs_rehash(agent.password_hash):
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as repos:

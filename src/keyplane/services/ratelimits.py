@@ -7,9 +7,12 @@
   guessing without letting anyone lock a real user out from elsewhere.
 
 An address that has run out of failure budget is refused before its
-credential is even looked at. The refusal is remembered in this replica until
-the budget refills, so a request with a good credential costs one limiter
-call (the customer's), and one that fails costs one more.
+credential is even looked at; the failure that exhausts it is answered with
+429 too. The refusal is remembered in this replica until the budget refills,
+so a request with a good credential costs one limiter call (the customer's),
+and one that fails costs one more. A login spends its slot *before* the
+password is checked (and gets it back when the password was right), so
+parallel guesses cannot outrun the budget.
 """
 
 from __future__ import annotations
@@ -82,22 +85,25 @@ class RateLimits:
     def ensure_auth_allowed(self, client: str) -> None:
         self.ensure_not_blocked(f"authfail:ip:{client}")
 
-    async def ensure_login_allowed(self, username: str, client: str) -> None:
+    async def reserve_login(self, username: str, client: str) -> None:
+        """Spend one login attempt of this username from this address, or raise 429."""
         self.ensure_auth_allowed(client)
-        self.ensure_not_blocked(f"loginfail:user:{username}|{client}")
-        decision = await self.limiter.peek(self.login_failures, f"user:{username}|{client}")
-        if not decision.allowed:
-            self._block(f"loginfail:user:{username}|{client}", decision)
-            self.ensure_not_blocked(f"loginfail:user:{username}|{client}")
-
-    async def login_failed(self, username: str, client: str) -> None:
-        await self.auth_failed(client)
         await self._fail(self.login_failures, f"user:{username}|{client}")
 
+    async def login_succeeded(self, username: str, client: str) -> None:
+        """A right password gives its attempt back."""
+        await self.limiter.refund(self.login_failures, f"user:{username}|{client}")
+
+    async def login_failed(self, client: str) -> None:
+        await self.auth_failed(client)
+
     async def _fail(self, policy: Policy, key: str) -> None:
+        blocked_key = f"{policy.name}:{key}"
+        self.ensure_not_blocked(blocked_key)
         decision = await self.limiter.hit(policy, key)
         if not decision.allowed:
-            self._block(f"{policy.name}:{key}", decision)
+            self._block(blocked_key, decision)
+            self.ensure_not_blocked(blocked_key)
 
     def _block(self, key: str, decision: Decision) -> None:
         self._blocked[key] = (time.monotonic() + decision.retry_after, decision)

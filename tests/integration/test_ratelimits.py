@@ -1,0 +1,508 @@
+"""Rate limits through HTTP (both databases) and the Redis limiter against a real Redis.
+
+Rates are set so low (one per minute or less) that nothing refills during a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from keyplane.cache import ratelimit
+from keyplane.cache.ratelimit import Policy, RedisLimiter
+from keyplane.domain.clock import FrozenClock
+from keyplane.services import ratelimits
+from keyplane.services.container import Services, build_services
+from keyplane.store.tables import metadata
+from keyplane.web.app import create_app
+from tests.conftest import make_settings
+from tests.factories import Factory, bearer, fake_token
+from tests.servers import RedisServer
+
+OTHER_ADDRESS = "10.0.0.2"
+PASSWORD = "correct horse battery staple"
+WRONG = "wrong horse battery staple"
+
+
+# Helpers ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> str:
+    if redis_server.process is None:  # a previous test failed to restart it
+        redis_server.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return redis_server.url
+
+
+async def empty_tables(services: Services) -> None:
+    if services.database.engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(table.name for table in metadata.sorted_tables)
+    async with services.database.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@dataclass
+class Replica:
+    services: Services
+    app: FastAPI
+
+    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40_000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@asynccontextmanager
+async def replica(
+    tmp_path: Path,
+    database_url: str,
+    clock: FrozenClock,
+    *,
+    fresh: bool = True,
+    **overrides: object,
+) -> AsyncIterator[Replica]:
+    settings = make_settings(tmp_path, database_url=database_url, **overrides)
+    services = build_services(settings, clock=clock)
+    try:
+        await services.migrate()
+        if fresh:
+            await empty_tables(services)
+        yield Replica(services, create_app(settings, services=services))
+    finally:
+        await services.close()
+
+
+def assert_exhausted(response: httpx.Response, reason: str) -> dict[str, str]:
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    assert error["reason"] == reason
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    retry_after = response.headers["Retry-After"]
+    assert retry_after.isdigit()
+    assert int(retry_after) >= 1
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert response.headers["RateLimit-Limit"].isdigit()
+    assert response.headers["RateLimit-Reset"].isdigit()
+    assert int(response.headers["RateLimit-Reset"]) >= 1
+    return dict(response.headers)
+
+
+def assert_invalid_credentials(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["reason"] == "INVALID_CREDENTIALS"
+
+
+CUSTOMER_LIMITS = {"ratelimit_customer_per_second": 0.01, "ratelimit_customer_burst": 3}
+AUTH_LIMITS = {"ratelimit_auth_failures_per_minute": 1, "ratelimit_auth_failures_burst": 3}
+LOGIN_LIMITS = {"ratelimit_login_failures_per_minute": 1, "ratelimit_login_failures_burst": 3}
+
+
+# Per customer ----------------------------------------------------------------
+
+
+async def test_successful_responses_carry_ratelimit_headers_and_the_limit_holds(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with replica(tmp_path, database_url, clock, **CUSTOMER_LIMITS) as node:
+        factory = Factory(node.services)
+        customer, other = await factory.customer(), await factory.customer()
+        token, other_token = (
+            await factory.identity_token(customer),
+            await factory.identity_token(other),
+        )
+        async with node.client() as http:
+            for remaining in ("2", "1", "0"):
+                response = await http.get("/v1.0/accesskeys", headers=bearer(token))
+                assert response.status_code == 200, response.text
+                assert response.headers["RateLimit-Limit"] == "3"
+                assert response.headers["RateLimit-Remaining"] == remaining
+                assert int(response.headers["RateLimit-Reset"]) >= 1
+
+            refused = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            headers = assert_exhausted(refused, "RATE_LIMITED")
+            assert headers["ratelimit-limit"] == "3"
+            assert 99 <= int(headers["retry-after"]) <= 100  # one interval: 1 / 0.01 s
+            assert refused.headers["Cache-Control"] == "no-store"
+
+            # Another customer has its own budget.
+            response = await http.get("/v1.0/accesskeys", headers=bearer(other_token))
+            assert response.status_code == 200
+            assert response.headers["RateLimit-Remaining"] == "2"
+
+
+async def test_sessions_and_keys_share_the_customer_budget(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with replica(tmp_path, database_url, clock, **CUSTOMER_LIMITS) as node:
+        factory = Factory(node.services)
+        customer = await factory.customer()
+        agent = await factory.agent(customer, password=PASSWORD)
+        token = await factory.identity_token(customer)
+        async with node.client() as http:
+            login = await http.post(
+                "/auth/login", json={"username": agent.username, "password": PASSWORD}
+            )
+            assert login.status_code == 200, login.text
+            session = login.json()["token"]
+            for _ in range(3):
+                assert (await http.get("/v1.0/customer", headers=bearer(token))).status_code == 200
+            assert_exhausted(
+                await http.get("/v1.0/customer", headers=bearer(session)), "RATE_LIMITED"
+            )
+
+
+# Failed authentication per client address ------------------------------------
+
+
+async def test_the_attempt_after_the_failure_burst_is_refused_with_429(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    """A burst of 3 failures means 3 credentials looked at and refused, then 429."""
+    async with (
+        replica(tmp_path, database_url, clock, **AUTH_LIMITS) as node,
+        node.client() as http,
+    ):
+        for index in range(3):
+            bad = fake_token("abc"[index])
+            assert_invalid_credentials(await http.get("/v1.0/accesskeys", headers=bearer(bad)))
+        fourth = await http.get("/v1.0/accesskeys", headers=bearer(fake_token("d")))
+        assert_exhausted(fourth, "TOO_MANY_FAILED_ATTEMPTS")
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 10_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_after_the_block_one_failure_per_interval_is_looked_at(
+    tmp_path: Path, database_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configured rate holds in the long run: one guess per interval, not two."""
+    ticker = Ticker()
+    fake_time = SimpleNamespace(monotonic=ticker)
+    monkeypatch.setattr(ratelimit, "time", fake_time)
+    monkeypatch.setattr(ratelimits, "time", fake_time)
+    async with (
+        replica(tmp_path, database_url, clock, **AUTH_LIMITS) as node,
+        node.client() as http,
+    ):
+        for index in range(8):
+            response = await http.get(
+                "/v1.0/accesskeys", headers=bearer(fake_token("abcdefgh"[index]))
+            )
+            if response.status_code == 429:
+                break
+        assert response.status_code == 429
+
+        for cycle in range(3):
+            ticker.now += 60.0  # one interval: one more failure may be looked at
+            guesses = []
+            for index in range(3):
+                response = await http.get(
+                    "/v1.0/accesskeys",
+                    headers=bearer(fake_token("pqrstuvwx"[cycle * 3 + index])),
+                )
+                guesses.append(response.status_code)
+            assert guesses == [401, 429, 429], f"cycle {cycle}: {guesses}"
+
+
+async def test_an_address_out_of_failure_budget_is_refused_even_with_a_valid_key(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with replica(tmp_path, database_url, clock, **AUTH_LIMITS) as node:
+        factory = Factory(node.services)
+        token = await factory.identity_token(await factory.customer())
+        async with node.client() as guesser, node.client(OTHER_ADDRESS) as elsewhere:
+            statuses = []
+            for index in range(6):
+                response = await guesser.get(
+                    "/v1.0/accesskeys", headers=bearer(fake_token("BCDEFG"[index]))
+                )
+                statuses.append(response.status_code)
+                if response.status_code == 429:
+                    assert_exhausted(response, "TOO_MANY_FAILED_ATTEMPTS")
+                    break
+            assert statuses[:3] == [401, 401, 401]
+            assert statuses[-1] == 429
+
+            # Refused before the credential is looked at.
+            blocked = await guesser.get("/v1.0/accesskeys", headers=bearer(token))
+            headers = assert_exhausted(blocked, "TOO_MANY_FAILED_ATTEMPTS")
+            assert 1 <= int(headers["retry-after"]) <= 60
+
+            # The same key from another address works; that address has its own budget.
+            assert (
+                await elsewhere.get("/v1.0/accesskeys", headers=bearer(token))
+            ).status_code == 200
+            assert_invalid_credentials(
+                await elsewhere.get("/v1.0/accesskeys", headers=bearer(fake_token("Z")))
+            )
+
+
+async def test_requests_without_credentials_do_not_use_up_the_failure_budget(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with replica(tmp_path, database_url, clock, **AUTH_LIMITS) as node:
+        factory = Factory(node.services)
+        token = await factory.identity_token(await factory.customer())
+        async with node.client() as http:
+            for _ in range(6):
+                response = await http.get("/v1.0/accesskeys")
+                assert response.status_code == 401
+                assert response.json()["error"]["reason"] == "AUTHENTICATION_REQUIRED"
+            assert (await http.get("/v1.0/accesskeys", headers=bearer(token))).status_code == 200
+
+
+# Failed logins per username and address --------------------------------------
+
+
+async def test_failed_logins_block_that_username_from_that_address_only(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with replica(tmp_path, database_url, clock, **LOGIN_LIMITS) as node:
+        factory = Factory(node.services)
+        customer = await factory.customer()
+        victim = await factory.agent(customer, password=PASSWORD)
+        bystander = await factory.agent(customer, password=PASSWORD)
+        async with node.client() as attacker, node.client(OTHER_ADDRESS) as owner:
+            for _ in range(3):
+                assert_invalid_credentials(
+                    await attacker.post(
+                        "/auth/login", json={"username": victim.username, "password": WRONG}
+                    )
+                )
+            # Even the right password is refused from the attacker's address...
+            refused = await attacker.post(
+                "/auth/login", json={"username": victim.username, "password": PASSWORD}
+            )
+            assert_exhausted(refused, "TOO_MANY_FAILED_ATTEMPTS")
+
+            # ...while the real user logs in from elsewhere (no lockout of real users)...
+            ok = await owner.post(
+                "/auth/login", json={"username": victim.username, "password": PASSWORD}
+            )
+            assert ok.status_code == 200, ok.text
+            assert ok.json()["username"] == victim.username
+
+            # ...and other users still log in from the attacker's address.
+            other = await attacker.post(
+                "/auth/login", json={"username": bystander.username, "password": PASSWORD}
+            )
+            assert other.status_code == 200, other.text
+
+
+async def test_unknown_usernames_are_limited_like_known_ones(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    async with (
+        replica(tmp_path, database_url, clock, **LOGIN_LIMITS) as node,
+        node.client() as http,
+    ):
+        body = {"username": f"nobody-{uuid.uuid4().hex[:8]}", "password": WRONG}
+        for _ in range(3):
+            assert_invalid_credentials(await http.post("/auth/login", json=body))
+        assert_exhausted(await http.post("/auth/login", json=body), "TOO_MANY_FAILED_ATTEMPTS")
+
+
+# Two replicas sharing limits through Redis -----------------------------------
+
+
+async def test_limits_are_shared_between_replicas_through_redis(
+    tmp_path: Path, database_url: str, clock: FrozenClock, redis_url: str
+) -> None:
+    limits = {**CUSTOMER_LIMITS, **LOGIN_LIMITS, **AUTH_LIMITS, "redis_url": redis_url}
+    async with (
+        replica(tmp_path, database_url, clock, **limits) as one,
+        replica(tmp_path, database_url, clock, fresh=False, **limits) as two,
+    ):
+        factory = Factory(one.services)
+        customer = await factory.customer()
+        agent = await factory.agent(customer, password=PASSWORD)
+        token = await factory.identity_token(customer)
+        async with one.client() as a, two.client() as b:
+            # Customer budget: 3 in all, whichever replica serves.
+            assert (await a.get("/v1.0/accesskeys", headers=bearer(token))).status_code == 200
+            assert (await a.get("/v1.0/accesskeys", headers=bearer(token))).status_code == 200
+            last = await b.get("/v1.0/accesskeys", headers=bearer(token))
+            assert last.status_code == 200
+            assert last.headers["RateLimit-Remaining"] == "0"
+            assert_exhausted(await a.get("/v1.0/accesskeys", headers=bearer(token)), "RATE_LIMITED")
+            assert_exhausted(await b.get("/v1.0/accesskeys", headers=bearer(token)), "RATE_LIMITED")
+
+            # Login failures on one replica count on the other.
+            for _ in range(3):
+                assert_invalid_credentials(
+                    await a.post(
+                        "/auth/login", json={"username": agent.username, "password": WRONG}
+                    )
+                )
+            assert_exhausted(
+                await b.post(
+                    "/auth/login", json={"username": agent.username, "password": PASSWORD}
+                ),
+                "TOO_MANY_FAILED_ATTEMPTS",
+            )
+
+        async with one.client(OTHER_ADDRESS) as a, two.client(OTHER_ADDRESS) as b:
+            # Failed authentication: the budget spent on one replica is not renewed on the other.
+            for index in range(3):
+                assert_invalid_credentials(
+                    await a.get("/v1.0/accesskeys", headers=bearer(fake_token("KLM"[index])))
+                )
+            statuses = []
+            for index in range(2):
+                response = await b.get("/v1.0/accesskeys", headers=bearer(fake_token("NO"[index])))
+                statuses.append(response.status_code)
+            assert 429 in statuses
+
+
+# RedisLimiter against a real Redis -------------------------------------------
+
+
+def unique_policy(burst: int = 3) -> Policy:
+    return Policy(f"test-{uuid.uuid4().hex[:8]}", rate=1, period=60.0, burst=burst)
+
+
+async def test_redis_limiter_shares_state_between_instances(redis_url: str) -> None:
+    policy = unique_policy()
+    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    try:
+        first = await one.hit(policy, "k")
+        assert first.allowed
+        assert first.remaining == 2
+        assert first.limit == 3
+        assert 59 <= first.reset_after <= 60.01
+        assert (await two.hit(policy, "k")).remaining == 1
+        assert (await one.hit(policy, "k")).remaining == 0
+        for limiter in (one, two):
+            denied = await limiter.hit(policy, "k")
+            assert not denied.allowed
+            assert denied.remaining == 0
+            assert 59 <= denied.retry_after <= 60.01
+        # Other keys are separate.
+        assert (await two.hit(policy, "other")).remaining == 2
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_redis_limiter_peek_does_not_consume(redis_url: str) -> None:
+    policy = unique_policy(burst=2)
+    limiter = RedisLimiter(redis_url)
+    try:
+        for _ in range(3):
+            peeked = await limiter.peek(policy, "k")
+            assert peeked.allowed
+            assert peeked.remaining == 1
+        assert (await limiter.hit(policy, "k")).remaining == 1
+        assert (await limiter.hit(policy, "k")).remaining == 0
+        assert not (await limiter.peek(policy, "k")).allowed
+    finally:
+        await limiter.close()
+
+
+async def test_redis_limiter_falls_back_to_memory_and_recovers(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    policy = unique_policy()
+    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    try:
+        assert (await one.hit(policy, "k")).remaining == 2
+        try:
+            redis_server.stop()
+            # Keeps answering, promptly, from memory: this replica's own budget.
+            started = time.monotonic()
+            decisions = [await one.hit(policy, "down") for _ in range(4)]
+            assert time.monotonic() - started < 1.0
+            assert [d.allowed for d in decisions] == [True, True, True, False]
+            assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+            assert decisions[3].retry_after > 0
+            assert (await one.peek(policy, "down")).allowed is False
+        finally:
+            if redis_server.process is None:
+                redis_server.start()
+
+        # Back on Redis: shared again (the restarted Redis starts empty). A limiter may
+        # wait a moment before trying Redis again, so allow a bounded while.
+        deadline = time.monotonic() + 1.5
+        for attempt in range(100):
+            key = f"back-{attempt}"
+            shared = (await one.hit(policy, key)).remaining == 2
+            shared = shared and (await two.hit(policy, key)).remaining == 1
+            if shared or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert shared
+        check = aioredis.Redis.from_url(redis_url)
+        try:
+            assert await check.exists(f"keyplane:rl:{policy.name}:{key}") == 1
+        finally:
+            await check.aclose()
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_concurrent_wrong_passwords_cannot_exceed_the_login_budget(
+    tmp_path: Path, database_url: str, clock: FrozenClock
+) -> None:
+    """Checking the budget and spending it must not be separable by sending in parallel."""
+    async with replica(tmp_path, database_url, clock, **LOGIN_LIMITS) as node:
+        factory = Factory(node.services)
+        agent = await factory.agent(await factory.customer(), password=PASSWORD)
+        body = {"username": agent.username, "password": WRONG}
+        async with node.client() as http:
+            responses = await asyncio.gather(
+                *(http.post("/auth/login", json=body) for _ in range(12))
+            )
+        statuses = sorted(response.status_code for response in responses)
+        assert set(statuses) <= {401, 429}
+        # At most the burst of 3 passwords may be tried; the rest are refused unchecked.
+        assert statuses.count(401) <= 3, statuses
+
+
+async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_request() -> None:
+    """Verification is the hot path: a hung Redis may cost one timeout, not one per request."""
+    release = asyncio.Event()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()  # accepts, reads nothing, answers nothing
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0")
+    policy = unique_policy()
+    try:
+        first = await limiter.hit(policy, "k")  # may wait for the timeout once
+        assert first.allowed
+        started = time.monotonic()
+        for _ in range(3):
+            await limiter.hit(policy, "k")
+        assert time.monotonic() - started < 0.3
+    finally:
+        release.set()
+        await limiter.close()
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,292 @@
+"""The per-replica verification cache: TTLs, LRU bound, generations, invalidation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from keyplane.cache.verification import MISS, VerificationCache, VerifiedAgent, VerifiedKey
+
+EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
+
+
+class Ticker:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def ticker() -> Ticker:
+    return Ticker()
+
+
+def make_cache(ticker: Ticker, **kwargs: float) -> VerificationCache:
+    options: dict[str, float] = {
+        "ttl": 60.0,
+        "fallback_ttl": 1.0,
+        "negative_ttl": 10.0,
+        "max_entries": 1000,
+    }
+    options.update(kwargs)
+    return VerificationCache(
+        max_entries=int(options["max_entries"]),
+        ttl=options["ttl"],
+        fallback_ttl=options["fallback_ttl"],
+        negative_ttl=options["negative_ttl"],
+        monotonic=ticker,
+    )
+
+
+def key_of(customer_id: uuid.UUID | None = None) -> VerifiedKey:
+    return VerifiedKey(uuid.uuid4(), customer_id or uuid.uuid4(), EXPIRE)
+
+
+def agent_of(customer_id: uuid.UUID | None = None) -> VerifiedAgent:
+    return VerifiedAgent(uuid.uuid4(), customer_id or uuid.uuid4(), 32)
+
+
+def store_key(cache: VerificationCache, token_hash: str, key: VerifiedKey | None) -> None:
+    cache.put_key(token_hash, key, cache.generation)
+
+
+def store_agent(cache: VerificationCache, agent: VerifiedAgent) -> None:
+    cache.put_agent(agent.id, agent, cache.generation)
+
+
+def test_a_new_cache_misses_and_is_not_connected(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    assert cache.get_key("h") is MISS
+    assert cache.get_agent(uuid.uuid4()) is MISS
+    assert cache.connected is False
+    assert len(cache) == 0
+
+
+def test_put_then_get_key_and_agent(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    key, agent = key_of(), agent_of()
+    store_key(cache, "h1", key)
+    store_agent(cache, agent)
+    assert cache.get_key("h1") == key
+    assert cache.get_key("h2") is MISS
+    assert cache.get_agent(agent.id) == agent
+    assert cache.get_agent(uuid.uuid4()) is MISS
+    assert len(cache) == 2
+
+
+def test_positive_entries_live_the_full_ttl_while_connected(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    cache.set_connected(True)
+    assert cache.positive_ttl == 60.0
+    key, agent = key_of(), agent_of()
+    store_key(cache, "h", key)
+    store_agent(cache, agent)
+    ticker.advance(59.9)
+    assert cache.get_key("h") == key
+    assert cache.get_agent(agent.id) == agent
+    ticker.advance(0.1)
+    assert cache.get_key("h") is MISS
+    assert cache.get_agent(agent.id) is MISS
+
+
+def test_positive_entries_live_only_the_fallback_ttl_while_disconnected(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    assert cache.positive_ttl == 1.0
+    key, agent = key_of(), agent_of()
+    store_key(cache, "h", key)
+    store_agent(cache, agent)
+    ticker.advance(0.99)
+    assert cache.get_key("h") == key
+    assert cache.get_agent(agent.id) == agent
+    ticker.advance(0.01)
+    assert cache.get_key("h") is MISS
+    assert cache.get_agent(agent.id) is MISS
+
+
+def test_the_fallback_ttl_never_exceeds_the_ttl(ticker: Ticker) -> None:
+    cache = make_cache(ticker, ttl=0.5, fallback_ttl=1.0)
+    assert cache.positive_ttl == 0.5
+    store_key(cache, "h", key_of())
+    ticker.advance(0.5)
+    assert cache.get_key("h") is MISS
+
+
+def test_negative_entries_use_the_negative_ttl(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    agent_id = uuid.uuid4()
+    store_key(cache, "unknown", None)
+    cache.put_agent(agent_id, None, cache.generation)
+    ticker.advance(9.9)
+    # A negative entry is a cached "no such key", not a miss.
+    assert cache.get_key("unknown") is None
+    assert cache.get_agent(agent_id) is None
+    ticker.advance(0.1)
+    assert cache.get_key("unknown") is MISS
+    assert cache.get_agent(agent_id) is MISS
+
+
+def test_a_zero_ttl_stores_nothing(ticker: Ticker) -> None:
+    cache = make_cache(ticker, ttl=0.0, fallback_ttl=0.0, negative_ttl=0.0)
+    cache.set_connected(True)
+    store_key(cache, "h", key_of())
+    store_key(cache, "n", None)
+    assert cache.get_key("h") is MISS
+    assert cache.get_key("n") is MISS
+    assert len(cache) == 0
+
+
+def test_the_least_recently_used_entry_goes_first(ticker: Ticker) -> None:
+    cache = make_cache(ticker, max_entries=2)
+    a, b, c = key_of(), key_of(), key_of()
+    store_key(cache, "a", a)
+    store_key(cache, "b", b)
+    assert cache.get_key("a") == a  # "b" is now the least recently used
+    store_key(cache, "c", c)
+    assert cache.get_key("b") is MISS
+    assert cache.get_key("a") == a
+    assert cache.get_key("c") == c
+    assert len(cache) == 2
+
+
+def test_the_bound_applies_to_agents_too(ticker: Ticker) -> None:
+    cache = make_cache(ticker, max_entries=2)
+    agents = [agent_of() for _ in range(3)]
+    for agent in agents:
+        store_agent(cache, agent)
+    assert cache.get_agent(agents[0].id) is MISS
+    assert cache.get_agent(agents[1].id) == agents[1]
+    assert cache.get_agent(agents[2].id) == agents[2]
+
+
+def test_max_entries_zero_disables_the_cache(ticker: Ticker) -> None:
+    cache = make_cache(ticker, max_entries=0)
+    store_key(cache, "h", key_of())
+    assert cache.get_key("h") is MISS
+
+
+def test_invalidate_key_evicts_it(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    kept = key_of()
+    store_key(cache, "gone", key_of())
+    store_key(cache, "kept", kept)
+    cache.invalidate_key("gone")
+    assert cache.get_key("gone") is MISS
+    assert cache.get_key("kept") == kept
+
+
+def test_invalidate_agent_evicts_it(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    gone, kept = agent_of(), agent_of()
+    store_agent(cache, gone)
+    store_agent(cache, kept)
+    cache.invalidate_agent(gone.id)
+    assert cache.get_agent(gone.id) is MISS
+    assert cache.get_agent(kept.id) == kept
+
+
+def test_a_put_that_raced_a_key_invalidation_is_dropped(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    cache.set_connected(True)
+    stale = key_of()
+    generation = cache.generation  # the lookup starts and reads the database...
+    cache.invalidate_key("h")  # ...the key is deleted meanwhile...
+    cache.put_key("h", stale, generation)  # ...and the lookup stores what it read.
+    assert cache.get_key("h") is MISS
+    # The next lookup, started after the invalidation, may store.
+    fresh = key_of()
+    cache.put_key("h", fresh, cache.generation)
+    assert cache.get_key("h") == fresh
+
+
+def test_a_negative_put_that_raced_an_invalidation_is_dropped(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    generation = cache.generation
+    cache.invalidate_key("h")
+    cache.put_key("h", None, generation)
+    assert cache.get_key("h") is MISS
+
+
+def test_a_put_that_raced_an_agent_or_customer_invalidation_is_dropped(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    agent = agent_of()
+    generation = cache.generation
+    cache.invalidate_agent(agent.id)
+    cache.put_agent(agent.id, agent, generation)
+    assert cache.get_agent(agent.id) is MISS
+
+    key = key_of()
+    generation = cache.generation
+    cache.invalidate_customer(key.customer_id)
+    cache.put_key("h", key, generation)
+    assert cache.get_key("h") is MISS
+
+
+def test_invalidate_customer_drops_only_that_customers_entries(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    gone_customer, kept_customer = uuid.uuid4(), uuid.uuid4()
+    gone_keys = [key_of(gone_customer) for _ in range(2)]
+    kept_key = key_of(kept_customer)
+    gone_agent, kept_agent = agent_of(gone_customer), agent_of(kept_customer)
+    for index, key in enumerate(gone_keys):
+        store_key(cache, f"gone-{index}", key)
+    store_key(cache, "kept", kept_key)
+    store_key(cache, "unknown", None)
+    store_agent(cache, gone_agent)
+    store_agent(cache, kept_agent)
+
+    cache.invalidate_customer(gone_customer)
+
+    assert cache.get_key("gone-0") is MISS
+    assert cache.get_key("gone-1") is MISS
+    assert cache.get_agent(gone_agent.id) is MISS
+    assert cache.get_key("kept") == kept_key
+    assert cache.get_agent(kept_agent.id) == kept_agent
+    assert cache.get_key("unknown") is None
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_a_change_of_channel_state_clears_everything(ticker: Ticker, connected: bool) -> None:
+    cache = make_cache(ticker)
+    if not connected:
+        cache.set_connected(True)
+    store_key(cache, "h", key_of())
+    store_key(cache, "n", None)
+    store_agent(cache, agent_of())
+    generation = cache.generation
+
+    cache.set_connected(connected)
+
+    assert cache.connected is connected
+    assert len(cache) == 0
+    assert cache.get_key("h") is MISS
+    assert cache.get_key("n") is MISS
+    # A lookup in flight across the change may have missed messages: dropped.
+    cache.put_key("h", key_of(), generation)
+    assert cache.get_key("h") is MISS
+
+
+def test_setting_the_same_channel_state_keeps_the_entries(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    cache.set_connected(True)
+    key = key_of()
+    store_key(cache, "h", key)
+    cache.set_connected(True)
+    assert cache.get_key("h") == key
+
+
+def test_clear_drops_everything(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    store_key(cache, "h", key_of())
+    store_agent(cache, agent_of())
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.get_key("h") is MISS
