@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from keyplane.domain.clock import FrozenClock
@@ -81,6 +85,19 @@ def redis_server() -> Iterator[RedisServer]:
         server.destroy()
 
 
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> str:
+    """The shared Redis, emptied (and started again if a test left it stopped)."""
+    if redis_server.process is None:
+        redis_server.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return redis_server.url
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -99,7 +116,7 @@ def clock() -> FrozenClock:
     return FrozenClock(START)
 
 
-async def _empty_tables(services: Services) -> None:
+async def empty_tables(services: Services) -> None:
     if services.database.engine.dialect.name != "postgresql":
         return  # a new SQLite file per test
     names = ", ".join(table.name for table in metadata.sorted_tables)
@@ -111,7 +128,7 @@ async def _empty_tables(services: Services) -> None:
 async def services(settings: Settings, clock: FrozenClock) -> AsyncIterator[Services]:
     built = build_services(settings, clock=clock)
     await built.migrate()
-    await _empty_tables(built)
+    await empty_tables(built)
     try:
         yield built
     finally:
@@ -129,3 +146,51 @@ async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@dataclass
+class Replica:
+    """One keyplane replica in this process: its services and its app."""
+
+    services: Services
+    app: FastAPI
+
+    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40_000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@asynccontextmanager
+async def replica(
+    tmp_path: Path,
+    database_url: str,
+    clock: FrozenClock,
+    *,
+    fresh: bool = True,
+    start: bool = False,
+    **overrides: object,
+) -> AsyncIterator[Replica]:
+    """A replica with its own settings; ``start`` runs its background work too."""
+    settings = make_settings(tmp_path, database_url=database_url, **overrides)
+    services = build_services(settings, clock=clock)
+    try:
+        await services.migrate()
+        if fresh:
+            await empty_tables(services)
+        if start:
+            await services.start()
+        yield Replica(services, create_app(settings, services=services))
+    finally:
+        await services.close()
+
+
+@asynccontextmanager
+async def started_replica(
+    tmp_path: Path, database_url: str, clock: FrozenClock, *, fresh: bool, **overrides: object
+) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
+    """A started replica and a client for it."""
+    async with (
+        replica(tmp_path, database_url, clock, fresh=fresh, start=True, **overrides) as running,
+        running.client() as http,
+    ):
+        yield running.services, http

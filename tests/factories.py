@@ -12,6 +12,15 @@ from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.services.container import Services
 
 OPERATOR = Identity.operator()
+# The contract's field sets (section 4 and section 1).
+ACCESSKEY_FIELDS = frozenset(
+    {"id", "customer_id", "name", "detail", "token_prefix"}
+    | {"tm_expire", "tm_create", "tm_update", "tm_delete"}
+)
+CUSTOMER_FIELDS = frozenset(
+    {"id", "name", "detail", "email", "webhook_method", "webhook_uri"}
+    | {"tm_create", "tm_update", "tm_delete"}
+)
 ONE_DAY = 86_400
 ONE_YEAR = 365 * ONE_DAY
 

@@ -39,6 +39,17 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing answered on {LOOPBACK}:{port} within {timeout} s")
 
 
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def _throwaway_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)  # other users (postgres) must be able to enter it
@@ -166,14 +177,8 @@ class RedisServer:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
+        _terminate(self.process)
+        self.process = None
 
     def destroy(self) -> None:
         self.stop()
@@ -247,14 +252,8 @@ class NginxServer:
             raise RuntimeError(f"nginx did not start: {log}") from None
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
+        _terminate(self.process)
+        self.process = None
 
     def destroy(self) -> None:
         self.stop()

@@ -22,31 +22,10 @@ from keyplane.domain.tokens import hash_token
 from keyplane.errors import KeyplaneError
 from keyplane.services.container import build_services
 from tests.conftest import make_settings
+from tests.factories import ACCESSKEY_FIELDS, CUSTOMER_FIELDS
 from tests.functional.conftest import CLI_TIMEOUT, TOKEN_RE, Workspace, clean_env
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-ACCESSKEY_FIELDS = {
-    "id",
-    "customer_id",
-    "name",
-    "detail",
-    "token_prefix",
-    "tm_expire",
-    "tm_create",
-    "tm_update",
-    "tm_delete",
-}
-CUSTOMER_FIELDS = {
-    "id",
-    "name",
-    "detail",
-    "email",
-    "webhook_method",
-    "webhook_uri",
-    "tm_create",
-    "tm_update",
-    "tm_delete",
-}
 
 
 def parse_ts(value: str) -> datetime:

@@ -17,19 +17,11 @@ from keyplane.domain.timefmt import parse_timestamp
 from keyplane.services.container import Services
 from keyplane.services.customers import new_agent
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import Factory
+from tests.factories import ACCESSKEY_FIELDS, Factory
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 TOKEN = re.compile(r"^vb_[A-Za-z0-9]{32}$")
-ACCESSKEY_FIELDS = frozenset(
-    {"id", "customer_id", "name", "detail", "token_prefix"}
-    | {"tm_expire", "tm_create", "tm_update", "tm_delete"}
-)
 ACCESSKEY_WITH_TOKEN_FIELDS = ACCESSKEY_FIELDS | {"token"}
-CUSTOMER_FIELDS = frozenset(
-    {"id", "name", "detail", "email", "webhook_method", "webhook_uri"}
-    | {"tm_create", "tm_update", "tm_delete"}
-)
 CONTRACT_STATUSES = {
     "INVALID_ARGUMENT": 400,
     "UNAUTHENTICATED": 401,

@@ -10,9 +10,8 @@ import pytest
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.services.container import Services
-from tests.factories import bearer, login
+from tests.factories import CUSTOMER_FIELDS, bearer, login
 from tests.integration.conftest import (
-    CUSTOMER_FIELDS,
     KEYS,
     TIMESTAMP,
     Tenant,

@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import pytest
-import redis.asyncio as aioredis
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.services.container import build_services
@@ -16,18 +14,6 @@ from keyplane.settings import Settings
 from keyplane.web.app import create_app
 from tests.conftest import make_settings
 from tests.servers import LOOPBACK, RedisServer, free_port
-
-
-@pytest.fixture
-async def redis_url(redis_server: RedisServer) -> str:
-    if redis_server.process is None:  # a previous test failed to restart it
-        redis_server.start()
-    client = aioredis.Redis.from_url(redis_server.url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-    return redis_server.url
 
 
 @asynccontextmanager

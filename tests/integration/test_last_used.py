@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.errors import Unavailable
-from keyplane.services.container import Services, build_services
+from keyplane.services.container import Services
 from keyplane.store.accesskeys import AccesskeyRepository
-from keyplane.store.tables import metadata
-from keyplane.web.app import create_app
-from tests.conftest import START, make_settings
-from tests.factories import ONE_DAY, Factory, bearer
-
-KEY_FIELDS = {
-    "id",
-    "customer_id",
-    "name",
-    "detail",
-    "token_prefix",
-    "tm_expire",
-    "tm_create",
-    "tm_update",
-    "tm_delete",
-}
+from tests.conftest import START, started_replica
+from tests.factories import ACCESSKEY_FIELDS, ONE_DAY, Factory, bearer
 
 
 async def last_used(services: Services, key_id: uuid.UUID) -> datetime | None:
@@ -162,7 +145,7 @@ async def test_api_responses_show_exactly_the_contract_fields(
         "/v1.0/accesskeys", headers=bearer(token), json={"name": "n", "expire": ONE_DAY}
     )
     assert created.status_code == 200, created.text
-    assert set(created.json()) == KEY_FIELDS | {"token"}
+    assert set(created.json()) == ACCESSKEY_FIELDS | {"token"}
     key_id = created.json()["id"]
     await use(client, created.json()["token"])
     assert await services.usage.flush() == 2
@@ -170,18 +153,18 @@ async def test_api_responses_show_exactly_the_contract_fields(
 
     got = await client.get(f"/v1.0/accesskeys/{key_id}", headers=bearer(token))
     assert got.status_code == 200
-    assert set(got.json()) == KEY_FIELDS
+    assert set(got.json()) == ACCESSKEY_FIELDS
     listed = await client.get("/v1.0/accesskeys", headers=bearer(token))
     assert listed.status_code == 200
-    assert [set(item) for item in listed.json()["result"]] == [KEY_FIELDS, KEY_FIELDS]
+    assert [set(item) for item in listed.json()["result"]] == [ACCESSKEY_FIELDS, ACCESSKEY_FIELDS]
     updated = await client.put(
         f"/v1.0/accesskeys/{key_id}", headers=bearer(token), json={"name": "m", "detail": "d"}
     )
     assert updated.status_code == 200
-    assert set(updated.json()) == KEY_FIELDS
+    assert set(updated.json()) == ACCESSKEY_FIELDS
     deleted = await client.delete(f"/v1.0/accesskeys/{key_id}", headers=bearer(token))
     assert deleted.status_code == 200
-    assert set(deleted.json()) == KEY_FIELDS
+    assert set(deleted.json()) == ACCESSKEY_FIELDS
     for response in (created, got, listed, updated, deleted):
         assert "last_used" not in response.text
 
@@ -189,36 +172,12 @@ async def test_api_responses_show_exactly_the_contract_fields(
 # The background writer -------------------------------------------------------
 
 
-async def empty_tables(services: Services) -> None:
-    if services.database.engine.dialect.name != "postgresql":
-        return
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    async with services.database.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
-@asynccontextmanager
-async def started(
-    tmp_path: Path, database_url: str, clock: FrozenClock, *, fresh: bool, **overrides: object
-) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
-    settings = make_settings(tmp_path, database_url=database_url, **overrides)
-    services = build_services(settings, clock=clock)
-    try:
-        await services.migrate()
-        if fresh:
-            await empty_tables(services)
-        await services.start()
-        transport = httpx.ASGITransport(app=create_app(settings, services=services))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield services, http
-    finally:
-        await services.close()
-
-
 async def test_the_background_writer_flushes_on_its_own(
     tmp_path: Path, database_url: str, clock: FrozenClock
 ) -> None:
-    async with started(tmp_path, database_url, clock, fresh=True, last_used_flush_interval=0.1) as (
+    async with started_replica(
+        tmp_path, database_url, clock, fresh=True, last_used_flush_interval=0.1
+    ) as (
         services,
         http,
     ):
@@ -234,9 +193,9 @@ async def test_the_background_writer_flushes_on_its_own(
 async def test_closing_writes_what_is_pending(
     tmp_path: Path, database_url: str, clock: FrozenClock
 ) -> None:
-    async with started(tmp_path, database_url, clock, fresh=True) as (services, http):
+    async with started_replica(tmp_path, database_url, clock, fresh=True) as (services, http):
         key, token = await Factory(services).accesskey(await Factory(services).customer())
         await use(http, token)
         assert await last_used(services, key.id) is None  # the interval is a minute
-    async with started(tmp_path, database_url, clock, fresh=False) as (services, _):
+    async with started_replica(tmp_path, database_url, clock, fresh=False) as (services, _):
         assert await last_used(services, key.id) == START

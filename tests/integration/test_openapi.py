@@ -7,10 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.factories import ACCESSKEY_FIELDS, CUSTOMER_FIELDS
 from tests.integration.conftest import (
-    ACCESSKEY_FIELDS,
     ACCESSKEY_WITH_TOKEN_FIELDS,
-    CUSTOMER_FIELDS,
     assert_security_headers,
 )
 

@@ -8,26 +8,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from fastapi import FastAPI
-from sqlalchemy import text
 
 from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import Policy, RedisLimiter
 from keyplane.domain.clock import FrozenClock
 from keyplane.services import ratelimits
-from keyplane.services.container import Services, build_services
-from keyplane.store.tables import metadata
-from keyplane.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import replica
 from tests.factories import Factory, bearer, fake_token
 from tests.servers import RedisServer
 
@@ -37,56 +29,6 @@ WRONG = "wrong horse battery staple"
 
 
 # Helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis_url(redis_server: RedisServer) -> str:
-    if redis_server.process is None:  # a previous test failed to restart it
-        redis_server.start()
-    client = aioredis.Redis.from_url(redis_server.url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-    return redis_server.url
-
-
-async def empty_tables(services: Services) -> None:
-    if services.database.engine.dialect.name != "postgresql":
-        return
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    async with services.database.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
-@dataclass
-class Replica:
-    services: Services
-    app: FastAPI
-
-    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=self.app, client=(address, 40_000))
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
-@asynccontextmanager
-async def replica(
-    tmp_path: Path,
-    database_url: str,
-    clock: FrozenClock,
-    *,
-    fresh: bool = True,
-    **overrides: object,
-) -> AsyncIterator[Replica]:
-    settings = make_settings(tmp_path, database_url=database_url, **overrides)
-    services = build_services(settings, clock=clock)
-    try:
-        await services.migrate()
-        if fresh:
-            await empty_tables(services)
-        yield Replica(services, create_app(settings, services=services))
-    finally:
-        await services.close()
 
 
 def assert_exhausted(response: httpx.Response, reason: str) -> dict[str, str]:

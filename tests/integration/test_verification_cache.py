@@ -18,17 +18,14 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import text
 
 from keyplane.cache.invalidation import CHANNEL, Invalidation, RedisInvalidator
 from keyplane.cache.verification import MISS, VerificationCache, VerifiedAgent, VerifiedKey
 from keyplane.domain import tokens
 from keyplane.domain.clock import FrozenClock
-from keyplane.services.container import Services, build_services
+from keyplane.services.container import Services
 from keyplane.store.accesskeys import AccesskeyRepository
-from keyplane.store.tables import metadata
-from keyplane.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import started_replica
 from tests.factories import ONE_DAY, OPERATOR, Factory, bearer, fake_token
 from tests.servers import RedisServer
 
@@ -36,18 +33,6 @@ EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
 
 
 # Helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis_url(redis_server: RedisServer) -> str:
-    if redis_server.process is None:  # a previous test failed to restart it
-        redis_server.start()
-    client = aioredis.Redis.from_url(redis_server.url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-    return redis_server.url
 
 
 def count_hash_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -61,34 +46,6 @@ def count_hash_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(AccesskeyRepository, "get_by_hash", counting)
     return calls
-
-
-async def empty_tables(services: Services) -> None:
-    if services.database.engine.dialect.name != "postgresql":
-        return
-    names = ", ".join(table.name for table in metadata.sorted_tables)
-    async with services.database.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
-@asynccontextmanager
-async def replica(
-    tmp_path: Path, database_url: str, clock: FrozenClock, *, fresh: bool, **overrides: object
-) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
-    """A started replica (invalidation listener, last-used writer) and a client for it."""
-    settings = make_settings(tmp_path, database_url=database_url, **overrides)
-    services = build_services(settings, clock=clock)
-    try:
-        await services.migrate()
-        if fresh:
-            await empty_tables(services)
-        await services.start()
-        app = create_app(settings, services=services)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield services, http
-    finally:
-        await services.close()
 
 
 async def eventually(check: Callable[[], bool], *, within: float, step: float = 0.02) -> bool:
@@ -398,8 +355,14 @@ async def test_a_key_deleted_on_one_replica_is_refused_on_the_other(
     tmp_path: Path, database_url: str, clock: FrozenClock, redis_url: str
 ) -> None:
     async with (
-        replica(tmp_path, database_url, clock, fresh=True, redis_url=redis_url) as (a, a_http),
-        replica(tmp_path, database_url, clock, fresh=False, redis_url=redis_url) as (b, b_http),
+        started_replica(tmp_path, database_url, clock, fresh=True, redis_url=redis_url) as (
+            a,
+            a_http,
+        ),
+        started_replica(tmp_path, database_url, clock, fresh=False, redis_url=redis_url) as (
+            b,
+            b_http,
+        ),
     ):
         assert await eventually(lambda: a.cache.connected and b.cache.connected, within=3.0)
         factory = Factory(a)
@@ -426,8 +389,8 @@ async def test_without_redis_a_deleted_key_lives_on_another_replica_one_second_a
     tmp_path: Path, database_url: str, clock: FrozenClock
 ) -> None:
     async with (
-        replica(tmp_path, database_url, clock, fresh=True) as (a, a_http),
-        replica(tmp_path, database_url, clock, fresh=False) as (b, b_http),
+        started_replica(tmp_path, database_url, clock, fresh=True) as (a, a_http),
+        started_replica(tmp_path, database_url, clock, fresh=False) as (b, b_http),
     ):
         assert not b.cache.connected
         factory = Factory(a)
