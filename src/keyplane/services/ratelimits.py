@@ -63,24 +63,23 @@ class RateLimits:
             )
         return decision
 
-    def ensure_not_blocked(self, *keys: str) -> None:
+    def ensure_not_blocked(self, key: str) -> None:
+        found = self._blocked.get(key)
+        if found is None:
+            return
+        until, decision = found
         now = time.monotonic()
-        for key in keys:
-            found = self._blocked.get(key)
-            if found is None:
-                continue
-            until, decision = found
-            if until <= now:
-                del self._blocked[key]
-                continue
-            raise exhausted(
-                Decision(False, decision.limit, 0, until - now, until - now),
-                "Too many failed attempts from this address; retry after the time in Retry-After.",
-                "TOO_MANY_FAILED_ATTEMPTS",
-            )
+        if until <= now:
+            del self._blocked[key]
+            return
+        raise exhausted(
+            Decision(False, decision.limit, 0, until - now, until - now),
+            "Too many failed attempts from this address; retry after the time in Retry-After.",
+            "TOO_MANY_FAILED_ATTEMPTS",
+        )
 
     async def auth_failed(self, client: str) -> None:
-        await self._fail(self.auth_failures, f"ip:{client}")
+        await self._spend(self.auth_failures, f"ip:{client}")
 
     def ensure_auth_allowed(self, client: str) -> None:
         self.ensure_not_blocked(f"authfail:ip:{client}")
@@ -88,7 +87,7 @@ class RateLimits:
     async def reserve_login(self, username: str, client: str) -> None:
         """Spend one login attempt of this username from this address, or raise 429."""
         self.ensure_auth_allowed(client)
-        await self._fail(self.login_failures, f"user:{username}|{client}")
+        await self._spend(self.login_failures, f"user:{username}|{client}")
 
     async def login_succeeded(self, username: str, client: str) -> None:
         """A right password gives its attempt back."""
@@ -97,7 +96,8 @@ class RateLimits:
     async def login_failed(self, client: str) -> None:
         await self.auth_failed(client)
 
-    async def _fail(self, policy: Policy, key: str) -> None:
+    async def _spend(self, policy: Policy, key: str) -> None:
+        """One attempt from the budget; the attempt that finds it empty is refused too."""
         blocked_key = f"{policy.name}:{key}"
         self.ensure_not_blocked(blocked_key)
         decision = await self.limiter.hit(policy, key)
