@@ -23,7 +23,7 @@ from keyplane.errors import KeyplaneError
 from keyplane.services.container import build_services
 from tests.conftest import make_settings
 from tests.factories import ACCESSKEY_FIELDS, CUSTOMER_FIELDS
-from tests.functional.conftest import CLI_TIMEOUT, TOKEN_RE, Workspace, clean_env
+from tests.functional.conftest import CLI_TIMEOUT, TOKEN_RE, Workspace, clean_env, free_port
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -344,3 +344,20 @@ def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
     assert result.returncode == 2, result
     assert "KEYPLANE_JWT_SECRET" in result.stderr
     assert "short-in-dotenv" not in result.stderr
+
+
+def test_a_delete_the_replicas_cannot_hear_of_fails_loudly(migrated: Workspace) -> None:
+    customer = migrated.run_json("customer", "create", "--name", "unheard")
+    key = migrated.run_json(
+        "accesskey", "create", "--customer-id", customer["id"], "--expire", "86400"
+    )
+    # Redis configured but not answering: the delete is saved, the replicas are not told.
+    env = {**migrated.env, "KEYPLANE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = migrated.run("accesskey", "delete", key["id"], env=env)
+    assert result.returncode == 1, result
+    assert json.loads(result.stdout)["tm_delete"] is not None
+    assert "could not be told" in result.stderr
+    assert "KEYPLANE_REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    listed = migrated.run_json("accesskey", "list", "--customer-id", customer["id"])
+    assert listed == []

@@ -60,6 +60,22 @@ LOGIN_LIMITS = {"ratelimit_login_failures_per_minute": 1, "ratelimit_login_failu
 # Per customer ----------------------------------------------------------------
 
 
+async def test_authenticated_errors_carry_ratelimit_headers_too(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    token = await factory.identity_token(await factory.customer())
+    missing = await client.get(f"/v1.0/accesskeys/{uuid.uuid4()}", headers=bearer(token))
+    assert missing.status_code == 404
+    bad = await client.get("/v1.0/accesskeys/not-an-id", headers=bearer(token))
+    assert bad.status_code == 400
+    for response in (missing, bad):
+        assert response.headers["RateLimit-Limit"].isdigit()
+        assert response.headers["RateLimit-Remaining"].isdigit()
+        assert response.headers["RateLimit-Reset"].isdigit()
+    anonymous = await client.get("/v1.0/accesskeys")
+    assert "RateLimit-Limit" not in anonymous.headers
+
+
 async def test_successful_responses_carry_ratelimit_headers_and_the_limit_holds(
     tmp_path: Path, database_url: str, clock: FrozenClock
 ) -> None:

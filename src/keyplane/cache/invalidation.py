@@ -28,6 +28,7 @@ HEARTBEAT_SECONDS = 0.25
 SILENCE_LIMIT_SECONDS = 0.75
 RECONNECT_DELAY_SECONDS = 0.5
 REPUBLISH_INTERVAL_SECONDS = 0.1
+STOP_GRACE_SECONDS = 3.0
 
 log = get_logger("keyplane.cache")
 
@@ -77,6 +78,11 @@ class Invalidator(Protocol):
 
     async def stop(self) -> None: ...
 
+    @property
+    def unsent(self) -> int:
+        """Changes not yet announced to the other replicas."""
+        ...
+
 
 class LocalInvalidator:
     """No Redis: evict locally; other processes rely on the short fallback TTL."""
@@ -92,6 +98,10 @@ class LocalInvalidator:
 
     async def stop(self) -> None:
         return None
+
+    @property
+    def unsent(self) -> int:
+        return 0
 
 
 class RedisInvalidator:
@@ -139,7 +149,15 @@ class RedisInvalidator:
         if self._task is None:
             self._task = asyncio.create_task(self._listen_forever(), name="keyplane-invalidations")
 
+    @property
+    def unsent(self) -> int:
+        return len(self._unsent)
+
     async def stop(self) -> None:
+        """Stop listening; first give unsent changes a last few seconds to go out."""
+        if self._resender is not None and not self._resender.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._resender), STOP_GRACE_SECONDS)
         for task in (self._task, self._resender):
             if task is not None:
                 task.cancel()

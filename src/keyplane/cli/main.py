@@ -64,21 +64,29 @@ def _settings() -> Settings:
         fail(f"invalid configuration: {problems}", hint="see docs/configuration.md", code=2)
     except (ConfigurationError, ValueError) as error:
         fail(str(error), hint="see docs/configuration.md", code=2)
+    configure_logging(settings.log_level, settings.log_format)  # to stderr, redacted
     return settings
 
 
-def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
-    """Run one piece of async work with services, turning domain errors into exit codes."""
+def _execute(
+    work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True
+) -> tuple[T, int]:
+    """Run async work with services; domain errors become exit codes.
+
+    Returns the work's result and how many changes could not be announced to
+    the serving replicas (through Redis) by the time the services closed.
+    """
     settings = _settings()
 
-    async def runner() -> T:
+    async def runner() -> tuple[T, int]:
         services = build_services(settings)
         try:
             if require_schema:
                 await _check_schema(services)
-            return await work(services)
+            result = await work(services)
         finally:
             await services.close()
+        return result, services.invalidator.unsent
 
     try:
         return asyncio.run(runner())
@@ -90,6 +98,22 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
         )
         fail(f"{error.message} ({error.reason})", hint=hint)
     raise AssertionError("unreachable")
+
+
+def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
+    return _execute(work, require_schema=require_schema)[0]
+
+
+def _show(work: Callable[[Services], Awaitable[object]], *, as_json: bool, title: str) -> None:
+    """Run ``work`` and print its result; fail if the replicas could not be told of it."""
+    result, unannounced = _execute(work)
+    emit(result, as_json=as_json, title=title)
+    if unannounced:
+        fail(
+            "the change is saved, but the serving replicas could not be told through Redis; "
+            "they stop accepting what changed within KEYPLANE_CACHE_TTL",
+            hint="check KEYPLANE_REDIS_URL and that Redis answers",
+        )
 
 
 async def _check_schema(services: Services) -> None:
@@ -125,7 +149,6 @@ def serve(
 ) -> None:
     """Serve the HTTP API (migrates and, on an empty database, bootstraps first)."""
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
 
     async def prepare(services: Services) -> None:
         if migrate:
@@ -192,7 +215,7 @@ def customer_create(
         )
         return customer_view(customer)
 
-    emit(_run(work), as_json=as_json, title="customer")
+    _show(work, as_json=as_json, title="customer")
 
 
 @customer_app.command("delete")
@@ -200,13 +223,13 @@ def customer_delete(
     customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Delete a customer: its access keys and agents stop working at once."""
+    """Delete a customer: its access keys and agents stop working (everywhere within a second)."""
     cid = _uuid(customer_id, "customer id")
 
     async def work(services: Services) -> dict[str, object]:
         return customer_view(await services.customers.delete_customer(OPERATOR, cid))
 
-    emit(_run(work), as_json=as_json, title="deleted customer")
+    _show(work, as_json=as_json, title="deleted customer")
 
 
 def _read_password_stdin() -> str:
@@ -255,7 +278,7 @@ def agent_create(
             view["password"] = password
         return view
 
-    emit(_run(work), as_json=as_json, title="agent")
+    _show(work, as_json=as_json, title="agent")
 
 
 @agent_app.command("delete")
@@ -263,13 +286,13 @@ def agent_delete(
     agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Delete an agent: its sessions stop working at once."""
+    """Delete an agent: its sessions stop working (everywhere within a second)."""
     aid = _uuid(agent_id, "agent id")
 
     async def work(services: Services) -> dict[str, object]:
         return agent_view(await services.customers.delete_agent(OPERATOR, aid))
 
-    emit(_run(work), as_json=as_json, title="deleted agent")
+    _show(work, as_json=as_json, title="deleted agent")
 
 
 @accesskey_app.command("create")
@@ -289,7 +312,7 @@ def accesskey_create(
         )
         return accesskey_view(key, token)
 
-    emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
+    _show(work, as_json=as_json, title="access key (the token is shown once)")
 
 
 @accesskey_app.command("list")
@@ -310,7 +333,7 @@ def accesskey_list(
                 return views
             cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
 
-    emit(_run(work), as_json=as_json, title="access keys")
+    _show(work, as_json=as_json, title="access keys")
 
 
 @accesskey_app.command("delete")
@@ -318,13 +341,13 @@ def accesskey_delete(
     accesskey_id: Annotated[str, typer.Argument(help="The key's id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Delete an access key; it stops authenticating at once."""
+    """Delete an access key: it stops authenticating (everywhere within a second)."""
     key_id = _uuid(accesskey_id, "access key id")
 
     async def work(services: Services) -> dict[str, object]:
         return accesskey_view(await services.accesskeys.delete(OPERATOR, key_id))
 
-    emit(_run(work), as_json=as_json, title="deleted access key")
+    _show(work, as_json=as_json, title="deleted access key")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.cache.ratelimit import Decision
@@ -71,7 +71,6 @@ def ratelimit_headers(decision: Decision) -> dict[str, str]:
 
 async def current_identity(
     request: Request,
-    response: Response,
     services: ServicesDep,
     _c1: Annotated[str | None, Depends(_session_cookie)],
     _q1: Annotated[str | None, Depends(_session_query)],
@@ -87,7 +86,8 @@ async def current_identity(
     identity, decision = await services.auth.authenticate(
         credential, client=client_address(request)
     )
-    response.headers.update(ratelimit_headers(decision))
+    # Sent with whatever response this request gets, errors included.
+    request.state.response_headers = ratelimit_headers(decision)
     return identity
 
 

@@ -60,6 +60,8 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS:
                     headers[name] = value
+                for name, value in scope["state"].get("response_headers", {}).items():
+                    headers.setdefault(name, value)
             await send(message)
 
         try:
