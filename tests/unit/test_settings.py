@@ -14,6 +14,7 @@ def test_generated_secret_is_kept_with_mode_0600(tmp_path: Path) -> None:
     first = settings.resolve_jwt_secret()
     path = tmp_path / "data" / "jwt_secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert len(first) >= 32
     assert settings.resolve_jwt_secret() == first
 
