@@ -346,18 +346,18 @@ def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
     assert "short-in-dotenv" not in result.stderr
 
 
-def test_a_delete_the_replicas_cannot_hear_of_fails_loudly(migrated: Workspace) -> None:
+def test_a_delete_goes_through_when_redis_does_not_answer(migrated: Workspace) -> None:
     customer = migrated.run_json("customer", "create", "--name", "unheard")
     key = migrated.run_json(
         "accesskey", "create", "--customer-id", customer["id"], "--expire", "86400"
     )
-    # Redis configured but not answering: the delete is saved, the replicas are not told.
+    # Redis configured but not answering: the deletion is saved, with its entry in the
+    # revocation log that every replica follows; the outage is logged, not fatal.
     env = {**migrated.env, "KEYPLANE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     result = migrated.run("accesskey", "delete", key["id"], env=env)
-    assert result.returncode == 1, result
+    assert result.returncode == 0, result
     assert json.loads(result.stdout)["tm_delete"] is not None
-    assert "could not be told" in result.stderr
-    assert "KEYPLANE_REDIS_URL" in result.stderr
+    assert "redis_unavailable" in result.stderr
     assert "Traceback" not in result.stderr
     listed = migrated.run_json("accesskey", "list", "--customer-id", customer["id"])
     assert listed == []

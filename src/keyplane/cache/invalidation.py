@@ -1,10 +1,15 @@
-"""Telling every replica that a cached entry is stale.
+"""Telling every replica, at once, that a cached entry is stale.
 
 A change is evicted from the local cache at once, then published on a Redis
 channel that every replica subscribes to. The subscriber pings Redis every
 quarter second on its own connection; when the channel fails or goes quiet,
 the cache drops everything and keeps positive entries only for the short
 fallback TTL until the channel is back (then it starts afresh once more).
+
+This is the fast path. Pub/sub delivers at most once, so every change is
+also in the database's revocation log (``keyplane.services.revocations``),
+which every replica follows: a message that is lost, or never published,
+still arrives within a fraction of a second.
 """
 
 from __future__ import annotations
@@ -27,8 +32,6 @@ CHANNEL = "keyplane:invalidations"
 HEARTBEAT_SECONDS = 0.25
 SILENCE_LIMIT_SECONDS = 0.75
 RECONNECT_DELAY_SECONDS = 0.5
-REPUBLISH_INTERVAL_SECONDS = 0.1
-STOP_GRACE_SECONDS = 3.0
 
 log = get_logger("keyplane.cache")
 
@@ -78,11 +81,6 @@ class Invalidator(Protocol):
 
     async def stop(self) -> None: ...
 
-    @property
-    def unsent(self) -> int:
-        """Changes not yet announced to the other replicas."""
-        ...
-
 
 class LocalInvalidator:
     """No Redis: evict locally; other processes rely on the short fallback TTL."""
@@ -99,10 +97,6 @@ class LocalInvalidator:
     async def stop(self) -> None:
         return None
 
-    @property
-    def unsent(self) -> int:
-        return 0
-
 
 class RedisInvalidator:
     """Evict locally, publish to every replica, and listen for the others."""
@@ -116,54 +110,25 @@ class RedisInvalidator:
         )
         self._task: asyncio.Task[None] | None = None
         self._reported_down = False
-        # Messages that could not be sent yet, with the moment they stop mattering.
-        self._unsent: list[tuple[float, str]] = []
-        self._resender: asyncio.Task[None] | None = None
 
     async def publish(self, change: Invalidation) -> None:
         apply(self.cache, change)
-        message = change.to_json()
         try:
-            await self._publisher.publish(CHANNEL, message)
+            await self._publisher.publish(CHANNEL, change.to_json())
         except (RedisError, OSError) as error:
+            # The revocation log brings the change to the other replicas anyway.
             self._report_down(error)
-            # Keep trying until every replica's cached copy would have expired anyway:
-            # if only this replica lost Redis, the others still listen.
-            self._unsent.append((time.monotonic() + self.cache.ttl, message))
-            if self._resender is None or self._resender.done():
-                self._resender = asyncio.create_task(self._resend(), name="keyplane-republish")
-
-    async def _resend(self) -> None:
-        while self._unsent:
-            await asyncio.sleep(REPUBLISH_INTERVAL_SECONDS)
-            now = time.monotonic()
-            self._unsent = [(until, message) for until, message in self._unsent if until > now]
-            while self._unsent:
-                try:
-                    await self._publisher.publish(CHANNEL, self._unsent[0][1])
-                except (RedisError, OSError):
-                    break
-                self._unsent.pop(0)
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._listen_forever(), name="keyplane-invalidations")
 
-    @property
-    def unsent(self) -> int:
-        return len(self._unsent)
-
     async def stop(self) -> None:
-        """Stop listening; first give unsent changes a last few seconds to go out."""
-        if self._resender is not None and not self._resender.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._resender), STOP_GRACE_SECONDS)
-        for task in (self._task, self._resender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._resender = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         await self._publisher.aclose()
 
     def _report_down(self, error: BaseException) -> None:

@@ -112,11 +112,6 @@ class VerificationCache:
         self.connected = False
 
     @property
-    def ttl(self) -> float:
-        """The longest any positive entry lives."""
-        return self._ttl
-
-    @property
     def positive_ttl(self) -> float:
         return self._ttl if self.connected else self._fallback_ttl
 

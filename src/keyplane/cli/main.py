@@ -68,25 +68,18 @@ def _settings() -> Settings:
     return settings
 
 
-def _execute(
-    work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True
-) -> tuple[T, int]:
-    """Run async work with services; domain errors become exit codes.
-
-    Returns the work's result and how many changes could not be announced to
-    the serving replicas (through Redis) by the time the services closed.
-    """
+def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
+    """Run one piece of async work with services, turning domain errors into exit codes."""
     settings = _settings()
 
-    async def runner() -> tuple[T, int]:
+    async def runner() -> T:
         services = build_services(settings)
         try:
             if require_schema:
                 await _check_schema(services)
-            result = await work(services)
+            return await work(services)
         finally:
             await services.close()
-        return result, services.invalidator.unsent
 
     try:
         return asyncio.run(runner())
@@ -98,22 +91,6 @@ def _execute(
         )
         fail(f"{error.message} ({error.reason})", hint=hint)
     raise AssertionError("unreachable")
-
-
-def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
-    return _execute(work, require_schema=require_schema)[0]
-
-
-def _show(work: Callable[[Services], Awaitable[object]], *, as_json: bool, title: str) -> None:
-    """Run ``work`` and print its result; fail if the replicas could not be told of it."""
-    result, unannounced = _execute(work)
-    emit(result, as_json=as_json, title=title)
-    if unannounced:
-        fail(
-            "the change is saved, but the serving replicas could not be told through Redis; "
-            "they stop accepting what changed within KEYPLANE_CACHE_TTL",
-            hint="check KEYPLANE_REDIS_URL and that Redis answers",
-        )
 
 
 async def _check_schema(services: Services) -> None:
@@ -215,7 +192,7 @@ def customer_create(
         )
         return customer_view(customer)
 
-    _show(work, as_json=as_json, title="customer")
+    emit(_run(work), as_json=as_json, title="customer")
 
 
 @customer_app.command("delete")
@@ -229,7 +206,7 @@ def customer_delete(
     async def work(services: Services) -> dict[str, object]:
         return customer_view(await services.customers.delete_customer(OPERATOR, cid))
 
-    _show(work, as_json=as_json, title="deleted customer")
+    emit(_run(work), as_json=as_json, title="deleted customer")
 
 
 def _read_password_stdin() -> str:
@@ -278,7 +255,7 @@ def agent_create(
             view["password"] = password
         return view
 
-    _show(work, as_json=as_json, title="agent")
+    emit(_run(work), as_json=as_json, title="agent")
 
 
 @agent_app.command("delete")
@@ -292,7 +269,7 @@ def agent_delete(
     async def work(services: Services) -> dict[str, object]:
         return agent_view(await services.customers.delete_agent(OPERATOR, aid))
 
-    _show(work, as_json=as_json, title="deleted agent")
+    emit(_run(work), as_json=as_json, title="deleted agent")
 
 
 @accesskey_app.command("create")
@@ -312,7 +289,7 @@ def accesskey_create(
         )
         return accesskey_view(key, token)
 
-    _show(work, as_json=as_json, title="access key (the token is shown once)")
+    emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
 
 
 @accesskey_app.command("list")
@@ -333,7 +310,7 @@ def accesskey_list(
                 return views
             cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
 
-    _show(work, as_json=as_json, title="access keys")
+    emit(_run(work), as_json=as_json, title="access keys")
 
 
 @accesskey_app.command("delete")
@@ -347,7 +324,7 @@ def accesskey_delete(
     async def work(services: Services) -> dict[str, object]:
         return accesskey_view(await services.accesskeys.delete(OPERATOR, key_id))
 
-    _show(work, as_json=as_json, title="deleted access key")
+    emit(_run(work), as_json=as_json, title="deleted access key")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:

@@ -18,6 +18,7 @@ from keyplane.services.events import (
     ACCESSKEY_UPDATED,
     record_accesskey_event,
 )
+from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
 
 MIN_EXPIRE = 86_400
@@ -42,6 +43,10 @@ def new_accesskey(
         tm_delete=None,
     )
     return key, token
+
+
+def _change(key: Accesskey) -> Invalidation:
+    return Invalidation("accesskey", key.id, key.token_hash)
 
 
 def _not_found() -> NotFound:
@@ -126,7 +131,8 @@ class AccesskeyService:
             if updated is None:
                 raise _not_found()
             await record_accesskey_event(repos, ACCESSKEY_UPDATED, updated, now)
-        await self._announce(updated)
+            await record_revocation(repos, _change(updated), now)
+        await self._invalidator.publish(_change(updated))
         return updated
 
     async def delete(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
@@ -139,12 +145,10 @@ class AccesskeyService:
             if deleted is None:
                 raise _not_found()
             await record_accesskey_event(repos, ACCESSKEY_DELETED, deleted, now)
-        await self._announce(deleted)
+            await record_revocation(repos, _change(deleted), now)
+        # After the commit: every replica's cache drops the key at once.
+        await self._invalidator.publish(_change(deleted))
         return deleted
-
-    async def _announce(self, key: Accesskey) -> None:
-        """After the commit: every replica's cache drops the key."""
-        await self._invalidator.publish(Invalidation("accesskey", key.id, key.token_hash))
 
     @staticmethod
     def _visible(identity: Identity, key: Accesskey | None) -> Accesskey:

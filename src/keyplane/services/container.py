@@ -19,6 +19,7 @@ from keyplane.services.accesskeys import AccesskeyService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
 from keyplane.services.ratelimits import RateLimits
+from keyplane.services.revocations import RevocationFollower
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.settings import Settings
 from keyplane.store import migrate
@@ -35,6 +36,7 @@ class Services:
     invalidator: Invalidator
     limiter: Limiter
     ratelimits: RateLimits
+    revocations: RevocationFollower
     usage: LastUsedRecorder
     auth: AuthService
     accesskeys: AccesskeyService
@@ -45,12 +47,14 @@ class Services:
             await migrate.upgrade(self.database.engine)
 
     async def start(self) -> None:
-        """Background work of a serving replica: invalidation listener, last-used writer."""
+        """Background work of a serving replica: invalidations, revocation log, last used."""
         await self.invalidator.start()
+        await self.revocations.start()
         await self.usage.start()
 
     async def close(self) -> None:
         await self.usage.stop()
+        await self.revocations.stop()
         await self.invalidator.stop()
         await self.limiter.close()
         await self.database.dispose()
@@ -134,6 +138,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         invalidator=invalidator,
         limiter=limiter,
         ratelimits=ratelimits,
+        revocations=RevocationFollower(database, cache, clock),
         usage=usage,
         auth=AuthService(database, clock, passwords, sessions, lookups, ratelimits, usage),
         accesskeys=AccesskeyService(

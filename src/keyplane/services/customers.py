@@ -11,6 +11,7 @@ from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission
 from keyplane.domain.records import Agent, Customer
 from keyplane.errors import InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.auth import PasswordWorker
+from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
 
 
@@ -121,21 +122,27 @@ class CustomerService:
     async def delete_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
         """Soft delete: the customer's keys and agents stop authenticating at once."""
         self._require_super_admin(identity)
+        change = Invalidation("customer", customer_id)
         async with self._db.transaction() as repos:
-            deleted = await repos.customers.soft_delete(customer_id, now=self._clock.now())
-        if deleted is None:
-            raise _customer_not_found()
-        await self._invalidator.publish(Invalidation("customer", customer_id))
+            now = self._clock.now()
+            deleted = await repos.customers.soft_delete(customer_id, now=now)
+            if deleted is None:
+                raise _customer_not_found()
+            await record_revocation(repos, change, now)
+        await self._invalidator.publish(change)
         return deleted
 
     async def delete_agent(self, identity: Identity, agent_id: uuid.UUID) -> Agent:
         """Soft delete: the agent's sessions stop working at once."""
         self._require_super_admin(identity)
+        change = Invalidation("agent", agent_id)
         async with self._db.transaction() as repos:
-            deleted = await repos.agents.soft_delete(agent_id, now=self._clock.now())
-        if deleted is None:
-            raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
-        await self._invalidator.publish(Invalidation("agent", agent_id))
+            now = self._clock.now()
+            deleted = await repos.agents.soft_delete(agent_id, now=now)
+            if deleted is None:
+                raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
+            await record_revocation(repos, change, now)
+        await self._invalidator.publish(change)
         return deleted
 
     @staticmethod

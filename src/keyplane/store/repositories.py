@@ -9,10 +9,19 @@ from keyplane.store.agents import AgentRepository
 from keyplane.store.customers import CustomerRepository
 from keyplane.store.events import EventRepository
 from keyplane.store.installation import InstallationRepository
+from keyplane.store.revocations import RevocationRepository
 
 
 class Repositories:
-    __slots__ = ("accesskeys", "agents", "connection", "customers", "events", "installation")
+    __slots__ = (
+        "accesskeys",
+        "agents",
+        "connection",
+        "customers",
+        "events",
+        "installation",
+        "revocations",
+    )
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.connection = conn
@@ -21,3 +30,4 @@ class Repositories:
         self.accesskeys = AccesskeyRepository(conn)
         self.events = EventRepository(conn)
         self.installation = InstallationRepository(conn)
+        self.revocations = RevocationRepository(conn)

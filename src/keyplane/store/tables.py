@@ -48,6 +48,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# SQLite's rowid alias must be INTEGER to autoincrement.
+SEQUENCE = BigInteger().with_variant(Integer, "sqlite")
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -107,15 +110,25 @@ accesskeys = Table(
 events = Table(
     "events",
     metadata,
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
     Column("id", Uuid, nullable=False, unique=True),
     Column("customer_id", Uuid, nullable=False, index=True),
     Column("type", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_delivered", UTCDateTime),
+)
+
+# Every revocation, written in the same transaction as the change: the durable
+# path by which each replica learns of it, even when Redis did not deliver.
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject_id", Uuid, nullable=False),
+    Column("token_hash", String(64)),
+    Column("tm_create", UTCDateTime, nullable=False, index=True),
 )
 
 # One-row facts about the installation, e.g. that the first start has run.
