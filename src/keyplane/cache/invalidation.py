@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from keyplane.background import BackgroundTask
 from keyplane.cache.verification import VerificationCache
 from keyplane.logs import get_logger
 
@@ -108,7 +109,7 @@ class RedisInvalidator:
         self._publisher: aioredis.Redis = aioredis.Redis.from_url(
             redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("keyplane-invalidations", self._listen_forever)
         self._reported_down = False
 
     async def publish(self, change: Invalidation) -> None:
@@ -120,15 +121,10 @@ class RedisInvalidator:
             self._report_down(error)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen_forever(), name="keyplane-invalidations")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self._publisher.aclose()
 
     def _report_down(self, error: BaseException) -> None:

@@ -17,10 +17,10 @@ above its low-water mark it has applied, and waits for a missing one up to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import datetime, timedelta
 
+from keyplane.background import BackgroundTask
 from keyplane.cache.invalidation import Invalidation, apply
 from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock
@@ -60,20 +60,15 @@ class RevocationFollower:
         self._low: int | None = None  # every number up to here is applied or passed over
         self._applied: set[int] = set()
         self._gaps: dict[int, float] = {}  # missing number -> when it was first missed
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("keyplane-revocations", self._run)
         self._reported_down = False
         self._last_prune = 0.0
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="keyplane-revocations")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def poll(self) -> int:
         """Apply what is new in the log; returns how many revocations were applied."""

@@ -8,10 +8,10 @@ and once more at shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import datetime
 
+from keyplane.background import BackgroundTask
 from keyplane.domain.clock import Clock
 from keyplane.errors import KeyplaneError
 from keyplane.logs import get_logger
@@ -26,7 +26,7 @@ class LastUsedRecorder:
         self._clock = clock
         self._interval = interval
         self._pending: dict[uuid.UUID, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("keyplane-last-used", self._run)
 
     def mark(self, key_id: uuid.UUID) -> None:
         self._pending[key_id] = self._clock.now()
@@ -47,15 +47,10 @@ class LastUsedRecorder:
         return len(pending)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="keyplane-last-used")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         try:
             await self.flush()
         except KeyplaneError as error:
