@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -62,9 +62,10 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    """Route every logger through one redacting formatter on standard error."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Route every logger through one redacting formatter on ``stream`` (standard error)."""
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -74,7 +75,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     formatter = _RedactingFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
@@ -87,7 +88,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         ],
     )
     logging.setLogRecordFactory(_redacting_record_factory)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -20,7 +20,6 @@ import secrets
 import socket
 import stat
 import string
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ import jwt as pyjwt
 import pytest
 import structlog
 
-from keyplane.logs import configure_logging
 from keyplane.redaction import REDACTED
 from tests.factories import OPERATOR, Factory
 from tests.functional.conftest import (
@@ -45,6 +43,7 @@ from tests.functional.conftest import (
     parse_first_start,
     stopped_ok,
 )
+from tests.logcapture import captured_logging
 
 ALNUM = string.ascii_letters + string.digits
 DB_FILES = ("keyplane.db", "keyplane.db-wal", "keyplane.db-shm", "keyplane.db-journal")
@@ -688,16 +687,6 @@ def test_no_password_hash_in_logs(scenario: Scenario) -> None:
 # --- in-process: the ASGI app with logging configured as in production ---
 
 
-def _reset_cached_loggers() -> None:
-    """structlog caches loggers on first use; forget them so later tests start clean."""
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("keyplane"):
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, structlog._config.BoundLoggerLazyProxy):
-                value.__dict__.pop("bind", None)
-
-
 @dataclass
 class CapturedLogs:
     fmt: str
@@ -707,34 +696,8 @@ class CapturedLogs:
 @pytest.fixture(params=["json"])
 def captured_logs(request: pytest.FixtureRequest) -> Iterator[CapturedLogs]:
     """Logging configured as in production (format from the param), into a buffer."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    library = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-    }
-    stream = io.StringIO()
-    saved_stderr = sys.stderr
-    sys.stderr = stream  # configure_logging writes to sys.stderr as it is when called
-    try:
-        configure_logging("DEBUG", request.param)
-    finally:
-        sys.stderr = saved_stderr
-    _reset_cached_loggers()
-    try:
+    with captured_logging(request.param) as stream:
         yield CapturedLogs(request.param, stream)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
-        for name, (handlers, propagate) in library.items():
-            logger = logging.getLogger(name)
-            logger.handlers[:] = handlers
-            logger.propagate = propagate
-        structlog.reset_defaults()
-        _reset_cached_loggers()
 
 
 @pytest.mark.parametrize("captured_logs", ["json", "console"], indirect=True)

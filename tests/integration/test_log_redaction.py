@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import io
-import logging
-import sys
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
-import structlog
 
-from keyplane.logs import configure_logging
 from keyplane.services.container import Services
 from tests.factories import bearer, login
 from tests.integration.conftest import KEYS, PASSWORD, Tenant, cookie, create_key, key_url
+from tests.logcapture import captured_logging
 
 
 @pytest.fixture
-def log_output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+def log_output() -> Iterator[io.StringIO]:
     """The production logging setup, writing to a buffer; restored afterwards."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    saved_libraries = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-    }
-    buffer = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", buffer)
-    configure_logging("DEBUG", "json")
-    # Keep module-level loggers lazy so the next tests see the default configuration.
-    structlog.configure(cache_logger_on_first_use=False)
-    try:
+    with captured_logging("json") as buffer:
         yield buffer
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
-        for name, (handlers, propagate) in saved_libraries.items():
-            library = logging.getLogger(name)
-            library.handlers[:] = handlers
-            library.propagate = propagate
 
 
 async def test_credentials_never_reach_the_logs(

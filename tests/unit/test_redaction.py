@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -10,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keyplane.domain import tokens
-from keyplane.logs import configure_logging
 from keyplane.redaction import REDACTED, redact_text, redact_value
+from tests.logcapture import captured_logging
 
 KEY = tokens.generate_token()
 JWT = "eyJhbGciOiJIUzI1NiJ9" + "." + "eyJzdWIiOiJ4In0" + "." + "c2lnbmF0dXJlLXBhcnQ"
@@ -78,12 +77,7 @@ def test_any_token_anywhere_is_removed(body: str, around: str) -> None:
 
 
 def test_every_logger_goes_through_redaction() -> None:
-    stream = io.StringIO()
-    configure_logging("DEBUG", "json")
-    handler = logging.getLogger().handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    try:
+    with captured_logging("json") as stream:
         logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/x?accesskey={KEY}", "1.1", 200
         )
@@ -93,8 +87,6 @@ def test_every_logger_goes_through_redaction() -> None:
             raise RuntimeError(f"boom {KEY}")
         except RuntimeError:
             logging.getLogger("sqlalchemy").exception("with traceback")
-    finally:
-        configure_logging("INFO", "json")
     output = stream.getvalue()
     assert KEY not in output
     assert JWT not in output

@@ -90,7 +90,6 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
             else ""
         )
         fail(f"{error.message} ({error.reason})", hint=hint)
-    raise AssertionError("unreachable")
 
 
 async def _check_schema(services: Services) -> None:
@@ -106,7 +105,6 @@ def _uuid(value: str, what: str) -> uuid.UUID:
     except ValueError:
         # Never echo the value: it may be a credential pasted in the wrong place.
         fail(f"{what} is not a UUID", code=2)
-    raise AssertionError("unreachable")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +39,7 @@ def emit(data: Any, *, as_json: bool, title: str = "") -> None:
     console.print(table)
 
 
-def fail(message: str, *, hint: str = "", code: int = 1) -> None:
+def fail(message: str, *, hint: str = "", code: int = 1) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")

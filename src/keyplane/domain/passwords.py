@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -50,8 +51,14 @@ class PasswordHashing:
             salt_len=16,
             type=Type.ID,
         )
-        # Verified against when the username is unknown, so timing reveals nothing.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(24))
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        """Verified against when the username is unknown, so timing reveals nothing.
+
+        Made on first need, not at start: commands that never log anyone in skip it.
+        """
+        return self._hasher.hash(secrets.token_urlsafe(24))
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

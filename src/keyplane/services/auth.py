@@ -7,8 +7,9 @@ whatever the cause, so a guesser learns nothing from the answer.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,6 +28,8 @@ from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
 
 CredentialKind = Literal["session", "accesskey"]
+S = TypeVar("S")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,34 +68,44 @@ class VerificationLookups:
         self.cache = cache
 
     async def accesskey(self, token_hash: str) -> VerifiedKey | None:
-        cached = self.cache.get_key(token_hash)
-        if not isinstance(cached, Miss):
-            return cached
-        generation = self.cache.generation
-        async with self._db.reader() as repos:
-            key = await repos.accesskeys.get_by_hash(token_hash)
-        found = (
-            VerifiedKey(key.id, key.customer_id, key.tm_expire)
-            if key is not None and key.tm_delete is None
-            else None
+        return await self._through_cache(
+            token_hash, self.cache.get_key, self.cache.put_key, self._load_accesskey
         )
-        self.cache.put_key(token_hash, found, generation)
-        return found
 
     async def agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
-        cached = self.cache.get_agent(agent_id)
+        return await self._through_cache(
+            agent_id, self.cache.get_agent, self.cache.put_agent, self._load_agent
+        )
+
+    async def _through_cache(
+        self,
+        subject: S,
+        get: Callable[[S], V | Miss | None],
+        put: Callable[[S, V | None, int], None],
+        load: Callable[[S], Awaitable[V | None]],
+    ) -> V | None:
+        cached = get(subject)
         if not isinstance(cached, Miss):
             return cached
+        # Noted before the read: a revocation arriving meanwhile makes ``put`` drop it.
         generation = self.cache.generation
+        found = await load(subject)
+        put(subject, found, generation)
+        return found
+
+    async def _load_accesskey(self, token_hash: str) -> VerifiedKey | None:
+        async with self._db.reader() as repos:
+            key = await repos.accesskeys.get_by_hash(token_hash)
+        if key is None or key.tm_delete is not None:
+            return None
+        return VerifiedKey(key.id, key.customer_id, key.tm_expire)
+
+    async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
         async with self._db.reader() as repos:
             agent = await repos.agents.get_active(agent_id)
-        found = (
-            VerifiedAgent(agent.id, agent.customer_id, agent.permission)
-            if agent is not None
-            else None
+        return (
+            None if agent is None else VerifiedAgent(agent.id, agent.customer_id, agent.permission)
         )
-        self.cache.put_agent(agent_id, found, generation)
-        return found
 
 
 class AuthService:

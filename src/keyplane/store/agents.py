@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,28 +50,17 @@ class AgentRepository:
             ) from None
 
     async def get_active_by_username(self, username: str) -> Agent | None:
-        """A live agent of a live customer, or ``None``."""
-        query = (
-            select(agents)
-            .join(customers, customers.c.id == agents.c.customer_id)
-            .where(
-                agents.c.username == username,
-                agents.c.tm_delete.is_(None),
-                customers.c.tm_delete.is_(None),
-            )
-        )
-        row = (await self._conn.execute(query)).mappings().first()
-        return _to_record(row) if row is not None else None
+        return await self._active(agents.c.username == username)
 
     async def get_active(self, agent_id: uuid.UUID) -> Agent | None:
+        return await self._active(agents.c.id == agent_id)
+
+    async def _active(self, condition: ColumnElement[bool]) -> Agent | None:
+        """The live agent of a live customer that matches, or ``None``."""
         query = (
             select(agents)
             .join(customers, customers.c.id == agents.c.customer_id)
-            .where(
-                agents.c.id == agent_id,
-                agents.c.tm_delete.is_(None),
-                customers.c.tm_delete.is_(None),
-            )
+            .where(condition, agents.c.tm_delete.is_(None), customers.c.tm_delete.is_(None))
         )
         row = (await self._conn.execute(query)).mappings().first()
         return _to_record(row) if row is not None else None

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,8 +39,6 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 def _current(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -48,6 +48,4 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
