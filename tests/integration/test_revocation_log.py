@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import insert
@@ -63,7 +64,12 @@ async def test_revocations_from_before_the_start_are_not_replayed(services: Serv
     assert cache.generation == generation  # nothing was invalidated
 
 
-async def test_old_entries_are_pruned(services: Services, clock: FrozenClock) -> None:
+@pytest.mark.parametrize("uptime", [5.0, 86_400.0], ids=["booted-a-minute-ago", "up-a-day"])
+async def test_old_entries_are_pruned(
+    services: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, uptime: float
+) -> None:
+    # time.monotonic() is about the uptime on Linux: the first prune must not wait for it.
+    monkeypatch.setattr(revocations_module, "time", SimpleNamespace(monotonic=lambda: uptime))
     token_hash, key_id = cached_key(VerificationCache())
     await revoke(services, key_id, token_hash)
     clock.advance(2 * 86_400)

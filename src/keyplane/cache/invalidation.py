@@ -109,7 +109,9 @@ class RedisInvalidator:
         self._publisher: aioredis.Redis = aioredis.Redis.from_url(
             redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._task = BackgroundTask("keyplane-invalidations", self._listen_forever)
+        self._task = BackgroundTask(
+            "keyplane-invalidations", self._listen_forever, interruptible=True
+        )
         self._reported_down = False
 
     async def publish(self, change: Invalidation) -> None:
@@ -168,10 +170,10 @@ class RedisInvalidator:
         try:
             await pubsub.subscribe(CHANNEL)
             last_heard = time.monotonic()
-            last_ping = 0.0
+            last_ping: float | None = None  # ping at once, however young the machine
             while True:
                 now = time.monotonic()
-                if now - last_ping >= HEARTBEAT_SECONDS:
+                if last_ping is None or now - last_ping >= HEARTBEAT_SECONDS:
                     await pubsub.ping()
                     last_ping = now
                 message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS / 2)

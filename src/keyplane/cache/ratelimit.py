@@ -155,7 +155,10 @@ class RedisLimiter:
         self._refund = self._client.register_script(_REFUND_SCRIPT)
         self._fallback = MemoryLimiter()
         self._down = False
-        self._skip_until = 0.0
+        self._skip_until: float | None = None  # set while Redis is being skipped
+
+    def _skipping_redis(self) -> bool:
+        return self._skip_until is not None and time.monotonic() < self._skip_until
 
     def _redis_failed(self, error: BaseException) -> None:
         self._skip_until = time.monotonic() + RETRY_REDIS_AFTER
@@ -168,7 +171,7 @@ class RedisLimiter:
             )
 
     async def refund(self, policy: Policy, key: str) -> None:
-        if time.monotonic() < self._skip_until:
+        if self._skipping_redis():
             self._fallback.give_back(policy, key)
             return
         try:
@@ -186,7 +189,7 @@ class RedisLimiter:
         return await self._step(policy, key, 1, store=False)
 
     async def _step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
-        if time.monotonic() < self._skip_until:
+        if self._skipping_redis():
             return self._fallback.step(policy, key, cost, store=store)
         interval_ms = policy.interval * 1000
         try:

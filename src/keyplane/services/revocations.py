@@ -16,7 +16,6 @@ above its low-water mark it has applied, and waits for a missing one up to
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timedelta
 
@@ -62,7 +61,7 @@ class RevocationFollower:
         self._gaps: dict[int, float] = {}  # missing number -> when it was first missed
         self._task = BackgroundTask("keyplane-revocations", self._run)
         self._reported_down = False
-        self._last_prune = 0.0
+        self._last_prune: float | None = None  # the first prune is due at once
 
     async def start(self) -> None:
         self._task.start()
@@ -108,7 +107,7 @@ class RevocationFollower:
 
     async def _prune(self) -> None:
         now = time.monotonic()
-        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY_SECONDS:
             return
         self._last_prune = now
         async with self._db.transaction() as repos:
@@ -126,4 +125,5 @@ class RevocationFollower:
                 if not self._reported_down:
                     self._reported_down = True
                     log.warning("revocation_log_unreachable", reason=error.reason)
-            await asyncio.sleep(self._interval)
+            if not await self._task.pause(self._interval):
+                return

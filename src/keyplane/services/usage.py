@@ -7,7 +7,6 @@ and once more at shutdown.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 
@@ -57,8 +56,7 @@ class LastUsedRecorder:
             log.warning("last_used_not_written", reason=error.reason, keys=len(self._pending))
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while await self._task.pause(self._interval):
             try:
                 await self.flush()
             except KeyplaneError as error:

@@ -1,0 +1,76 @@
+"""Background tasks stop between rounds, never inside one (a database call)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from keyplane.background import BackgroundTask
+
+
+async def test_stop_lets_the_round_in_progress_finish() -> None:
+    rounds: list[str] = []
+    in_round = asyncio.Event()
+
+    async def run() -> None:
+        while await task.pause(0):
+            rounds.append("started")
+            in_round.set()
+            await asyncio.sleep(0.05)  # stands for a database statement
+            rounds.append("finished")
+
+    task = BackgroundTask("test", run)
+    task.start()
+    await in_round.wait()
+    await task.stop()
+    assert rounds[-1] == "finished"
+    assert rounds.count("started") == rounds.count("finished") >= 1
+
+
+async def test_stop_wakes_a_pausing_task_at_once() -> None:
+    async def run() -> None:
+        while await task.pause(3600):
+            pass
+
+    task = BackgroundTask("test", run)
+    task.start()
+    await asyncio.sleep(0)
+    await asyncio.wait_for(task.stop(), 1.0)
+
+
+async def test_an_interruptible_task_is_cancelled() -> None:
+    cancelled = asyncio.Event()
+    running = asyncio.Event()
+
+    async def run() -> None:
+        running.set()
+        try:
+            await asyncio.sleep(3600)  # a listener that never pauses
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    task = BackgroundTask("test", run, interruptible=True)
+    task.start()
+    await running.wait()
+    await asyncio.wait_for(task.stop(), 1.0)
+    assert cancelled.is_set()
+
+
+async def test_a_stopped_task_starts_again() -> None:
+    rounds = 0
+
+    async def run() -> None:
+        nonlocal rounds
+        while await task.pause(0):
+            rounds += 1
+            await asyncio.sleep(0)
+
+    task = BackgroundTask("test", run)
+    task.start()
+    await asyncio.sleep(0.01)
+    await task.stop()
+    before = rounds
+    task.start()
+    await asyncio.sleep(0.01)
+    await task.stop()
+    assert rounds > before
