@@ -41,13 +41,13 @@ test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest
 
 lint: setup ## ruff and mypy (strict for src/)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 format: setup ## Apply ruff's formatting and fixes
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 bench: setup ## Run the benchmarks (results in benchmarks/results/)
 	$(BIN)/python -m benchmarks

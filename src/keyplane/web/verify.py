@@ -60,7 +60,8 @@ class VerifyCounters:
 class _Incoming:
     authorization: str | None = None
     cookie: str | None = None
-    original_uri: str | None = None
+    original_uri: str | None = None  # nginx
+    forwarded_uri: str | None = None  # Traefik
     request_id: str | None = None
 
 
@@ -71,15 +72,17 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.authorization = value.decode("latin-1")
         elif name == b"cookie":
             found.cookie = value.decode("latin-1")
-        elif name in (b"x-original-uri", b"x-forwarded-uri"):
-            found.original_uri = found.original_uri or value.decode("latin-1")
+        elif name == b"x-original-uri":
+            found.original_uri = value.decode("latin-1")
+        elif name == b"x-forwarded-uri":
+            found.forwarded_uri = value.decode("latin-1")
     found.request_id = incoming_request_id(scope)
     return found
 
 
 def _original_uri(scope: Scope, incoming: _Incoming) -> str | None:
-    if incoming.original_uri:
-        return incoming.original_uri
+    if incoming.original_uri or incoming.forwarded_uri:
+        return incoming.original_uri or incoming.forwarded_uri
     path: str = scope["path"]
     if path.startswith(_VERIFY_PREFIX):  # Envoy: path_prefix + the original path
         query = scope["query_string"].decode("latin-1")
