@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench setup system-deps clean
+.PHONY: help run demo test lint format bench setup system-deps clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development to
 
 run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on 127.0.0.1:8080
 	$(BIN)/keyplane serve
+
+demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints curl lines; Ctrl-C stops
+	@scripts/system-deps.sh nginx
+	$(BIN)/python scripts/demo.py
 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
 	@scripts/system-deps.sh postgresql redis-server nginx
