@@ -406,3 +406,27 @@ async def test_the_access_log_never_records_a_query_string(gateway: Gateway) -> 
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_keyplane_unreachable_is_503_never_the_api(tmp_path: Path) -> None:
+    calls = CallsService(free_port(), tmp_path / "received.jsonl")
+    port = free_port()
+    site = templated_recipe([free_port()], calls.port, port, tmp_path)  # nobody on keyplane's
+    nginx = NginxServer([], port=port, site=site)
+    try:
+        calls.start()
+        nginx.start()
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.get(f"{nginx.url}/v1.0/calls?accesskey=" + "vb_" + "U" * 32)
+        assert_envelope_unavailable(response)
+        assert calls.received() == []
+    finally:
+        nginx.destroy()
+        calls.stop()
+
+
+def assert_envelope_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["reason"] == "UNAVAILABLE"
+    assert error["request_id"]

@@ -86,7 +86,8 @@ def _original_uri(scope: Scope, incoming: _Incoming) -> str | None:
     path: str = scope["path"]
     if path.startswith(_VERIFY_PREFIX):  # Envoy: path_prefix + the original path
         query = scope["query_string"].decode("latin-1")
-        original = path[len(VERIFY_PATH) :]
+        raw: bytes | None = scope.get("raw_path")
+        original = (raw.decode("latin-1") if raw else path)[len(VERIFY_PATH) :]
         return f"{original}?{query}" if query else original
     return None
 
