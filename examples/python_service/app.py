@@ -10,7 +10,6 @@ on 127.0.0.1:8080::
     curl "http://127.0.0.1:8082/v1.0/whoami?accesskey=vb_..."
 """
 
-
 import os
 from typing import Annotated, Any
 
