@@ -216,3 +216,37 @@ async def test_a_cache_hit_touches_neither_database_nor_redis(
 
     services.database.reader = refuse  # type: ignore[method-assign,assignment]
     assert (await client.get(VERIFY, headers=bearer(token))).status_code == 200
+
+
+async def test_nginx_uri_wins_over_a_forwarded_uri(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    customer = await factory.customer()
+    key, token = await factory.accesskey(customer)
+    response = await client.get(
+        VERIFY,
+        headers={
+            "X-Forwarded-Uri": "/v1.0/calls?accesskey=" + fake_token("F"),
+            "X-Original-URI": f"/v1.0/calls?accesskey={token}",
+        },
+    )
+    assert_allowed_key(response, key.id, customer.id, token)
+
+
+async def test_an_unexpected_error_is_a_500_envelope(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    services.auth.authenticate = broken  # type: ignore[method-assign,assignment]
+    with captured_logging(level="INFO") as stream:
+        response = await client.get(VERIFY, headers=bearer(fake_token()))
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["reason"] == "INTERNAL_ERROR"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert "boom" not in response.text
+    logged = _keyplane_lines(stream.getvalue())
+    assert [line["event"] for line in logged] == ["unhandled_error"]
+    assert fake_token() not in stream.getvalue()
