@@ -430,3 +430,20 @@ def assert_envelope_unavailable(response: httpx.Response) -> None:
     error = response.json()["error"]
     assert error["reason"] == "UNAVAILABLE"
     assert error["request_id"]
+
+
+async def test_refusals_stay_intact_when_a_replica_is_down(gateway: Gateway) -> None:
+    """nginx then reports keyplane's status as "502, 401": the last one counts."""
+    port = free_port()
+    root = gateway.root / "one-down"
+    root.mkdir()
+    site = templated_recipe([free_port(), gateway.replicas[0].port], gateway.calls.port, port, root)
+    nginx = NginxServer([], port=port, site=site)
+    try:
+        nginx.start()
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _ in range(4):  # round robin: some start at the dead one
+                response = await http.get(f"{nginx.url}/v1.0/calls", headers=_from())
+                assert_envelope(response, 401, "AUTHENTICATION_REQUIRED")
+    finally:
+        nginx.destroy()
