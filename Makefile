@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench setup system-deps clean
+.PHONY: help run demo test lint format bench setup system-deps clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development to
 run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on 127.0.0.1:8080
 	$(BIN)/keyplane serve
 
+demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints curl lines; Ctrl-C stops
+	@scripts/system-deps.sh nginx
+	$(BIN)/python scripts/demo.py
+
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
 	@scripts/system-deps.sh postgresql redis-server nginx
 
@@ -41,13 +45,13 @@ test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest
 
 lint: setup ## ruff and mypy (strict for src/)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 format: setup ## Apply ruff's formatting and fixes
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 bench: setup ## Run the benchmarks (results in benchmarks/results/)
 	$(BIN)/python -m benchmarks

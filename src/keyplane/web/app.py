@@ -16,6 +16,7 @@ from keyplane.settings import Settings
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.middleware import RequestContextMiddleware
 from keyplane.web.routes import accesskeys, auth, customer, health
+from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
 Issue, manage and verify API access keys and login sessions.
@@ -60,6 +61,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: gateway checks are answered before the framework (see web/verify.py).
+    app.add_middleware(GatewayVerification, auth=app_services.auth)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(customer.router)

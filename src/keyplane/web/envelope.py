@@ -73,8 +73,8 @@ def internal_error_response(request_id: str) -> JSONResponse:
     return error_response("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE, request_id)
 
 
-async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeyplaneError)
+def error_headers(exc: KeyplaneError) -> dict[str, str]:
+    """The headers a refusal carries (``Retry-After``, ``RateLimit-*``, ``WWW-Authenticate``)."""
     headers: dict[str, str] = {}
     if isinstance(exc, ResourceExhausted):
         headers["Retry-After"] = str(exc.retry_after)
@@ -86,8 +86,17 @@ async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = "1"
     elif isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="keyplane"'
+    return headers
+
+
+async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyplaneError)
     return error_response(
-        exc.status, exc.reason, exc.message, request_id_of(request.scope), headers=headers
+        exc.status,
+        exc.reason,
+        exc.message,
+        request_id_of(request.scope),
+        headers=error_headers(exc),
     )
 
 
