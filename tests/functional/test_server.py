@@ -120,8 +120,8 @@ def _exercise_keys(server: ServerProcess, first_token: str, jwt: str) -> dict[st
         )
         assert_error(
             http.get(f"/v1.0/accesskeys/{key['id']}", headers=bearer(first_token)),
-            404,
-            "ACCESSKEY_NOT_FOUND",
+            409,
+            "STATE_INVALID",
         )
         remaining = http.get("/v1.0/accesskeys", headers=bearer(first_token)).json()["result"]
         assert key["id"] not in [k["id"] for k in remaining]
