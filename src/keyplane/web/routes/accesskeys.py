@@ -73,9 +73,8 @@ async def list_accesskeys(
     services: ServicesDep,
     page_size: str | None = Query(
         default=None,
-        description="1 to 100; another integer means 100; a value that is not an integer is 400.",
+        description="An integer, 1 to 100; another integer means 100; anything else is 400.",
         examples=["100"],
-        json_schema_extra={"type": "integer"},
     ),
     page_token: str | None = Query(
         default=None, description="`next_page_token` of the previous page (or a VoIPBIN timestamp)."
