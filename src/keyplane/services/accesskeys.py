@@ -156,7 +156,7 @@ class AccesskeyService:
             now = self._clock.now()
             updated = await repos.accesskeys.update_text(key_id, name=name, detail=detail, now=now)
             if updated is None:
-                raise _not_found()
+                raise _deleted()  # ours a moment ago, deleted meanwhile
             await record_accesskey_event(repos, ACCESSKEY_UPDATED, updated, now)
             await record_revocation(repos, _change(updated), now)
         await self._invalidator.publish(_change(updated))
@@ -169,7 +169,7 @@ class AccesskeyService:
             now = self._clock.now()
             deleted = await repos.accesskeys.soft_delete(key_id, now=now)
             if deleted is None:
-                raise _not_found()
+                raise _deleted()  # ours a moment ago, deleted meanwhile
             await record_accesskey_event(repos, ACCESSKEY_DELETED, deleted, now)
             await record_revocation(repos, _change(deleted), now)
         # After the commit: every replica's cache drops the key at once.
