@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     jwt_secret: SecretStr | None = None
     session_ttl: int = Field(default=7 * ONE_DAY, ge=60)
-    accesskey_max_expire: int = Field(default=5 * 365 * ONE_DAY, ge=ONE_DAY)
+    # Off by default: like VoIPBIN, any int32 from one day up is accepted.
+    accesskey_max_expire: int | None = Field(default=None, ge=ONE_DAY, le=2_147_483_647)
+    # The login cookie is ``Secure`` unless turned off for plain-HTTP development.
+    session_cookie_secure: bool = True
     bootstrap: bool = True
 
     log_level: str = "INFO"

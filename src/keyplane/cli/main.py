@@ -22,7 +22,13 @@ from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.passwords import generate_password
-from keyplane.domain.permissions import Identity
+from keyplane.domain.permissions import (
+    MAX_PERMISSION,
+    Identity,
+    Permission,
+    is_documented,
+    is_super_admin,
+)
 from keyplane.domain.views import accesskey_view, agent_view, customer_view
 from keyplane.errors import KeyplaneError
 from keyplane.logs import configure_logging
@@ -219,13 +225,55 @@ def _read_password_stdin() -> str:
     return data
 
 
+def _agent_permission(bits: int, *, super_admin: bool, confirmed: bool) -> int:
+    """Documented bits only; a project super admin only on an explicit, confirmed request."""
+    if is_super_admin(bits) or (bits == MAX_PERMISSION):
+        fail(
+            f"--permission {bits} includes bit 1, project super admin",
+            hint="pass --super-admin (and --yes, or confirm when asked) to mean it",
+            code=2,
+        )
+    if bits and not is_documented(bits):
+        fail(
+            f"--permission {bits} is not a combination of 16, 32 and 64",
+            hint="add up 16 (agent), 32 (admin) and 64 (manager), e.g. --permission 96",
+            code=2,
+        )
+    if not super_admin:
+        if not bits:
+            fail("no permission given", hint="pass --permission 16, 32, 64 or a sum", code=2)
+        return bits
+    typer.echo("WARNING: a project super admin can manage every customer's data.", err=True)
+    if confirmed:
+        return int(Permission.PROJECT_SUPER_ADMIN) | bits
+    if not sys.stdin.isatty():
+        fail("--super-admin must be confirmed", hint="add --yes to confirm it", code=2)
+    if not typer.confirm("Create a project super admin?", default=False, err=True):
+        fail("not confirmed; no agent was created", code=1)
+    return int(Permission.PROJECT_SUPER_ADMIN) | bits
+
+
 @agent_app.command("create")
 def agent_create(
     customer_id: Annotated[str, typer.Option("--customer-id", help="The agent's customer.")],
     username: Annotated[str, typer.Option(help="Login name (unique).")],
     permission: Annotated[
-        int, typer.Option(help="Permission bits: 1 super admin, 16 agent, 32 admin, 64 manager.")
-    ],
+        int,
+        typer.Option(
+            help="Permission bits, added up: 16 agent, 32 admin, 64 manager (e.g. 96). "
+            "A project super admin needs --super-admin."
+        ),
+    ] = 0,
+    super_admin: Annotated[
+        bool,
+        typer.Option(
+            "--super-admin",
+            help="Make a project super admin (bit 1): it manages every customer. Asks first.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm --super-admin without asking.")
+    ] = False,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -235,6 +283,7 @@ def agent_create(
 ) -> None:
     """Create an agent. Without --password-stdin a password is generated and shown once."""
     cid = _uuid(customer_id, "--customer-id")
+    permission = _agent_permission(permission, super_admin=super_admin, confirmed=yes)
     generated = not password_stdin
     password = generate_password() if generated else _read_password_stdin()
 

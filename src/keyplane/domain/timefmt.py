@@ -22,3 +22,17 @@ def parse_timestamp(text: str) -> datetime:
     if not _PATTERN.fullmatch(text):
         raise ValueError(f"not a timestamp of the form YYYY-MM-DDTHH:MM:SS.ffffffZ: {text!r}")
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+# VoIPBIN's older cursor forms: a space instead of ``T`` and no zone
+# (``2026-12-01 10:15:30.123456``), and either form without the fraction.
+_LEGACY = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z?")
+
+
+def parse_cursor_timestamp(text: str) -> datetime:
+    """The contract's timestamp, or one of VoIPBIN's older forms (read as UTC)."""
+    if _PATTERN.fullmatch(text):
+        return parse_timestamp(text)
+    if not _LEGACY.fullmatch(text):
+        raise ValueError(f"not a timestamp cursor: {text!r}")
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)

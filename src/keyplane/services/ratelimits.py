@@ -59,7 +59,7 @@ class RateLimits:
             raise exhausted(
                 decision,
                 "This customer is sending too many requests; retry after the time in Retry-After.",
-                "RATE_LIMITED",
+                "RATE_LIMIT_EXCEEDED",
             )
         return decision
 
@@ -75,7 +75,7 @@ class RateLimits:
         raise exhausted(
             Decision(False, decision.limit, 0, until - now, until - now),
             "Too many failed attempts from this address; retry after the time in Retry-After.",
-            "TOO_MANY_FAILED_ATTEMPTS",
+            "RATE_LIMIT_EXCEEDED",
         )
 
     async def auth_failed(self, client: str) -> None:

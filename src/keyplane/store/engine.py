@@ -94,12 +94,12 @@ class Database:
             ) from None
         except (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError) as error:
             raise Unavailable(
-                "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+                "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
             ) from error
         except DBAPIError as error:
             if error.connection_invalidated:
                 raise Unavailable(
-                    "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+                    "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
                 ) from error
             raise
 

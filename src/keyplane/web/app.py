@@ -15,7 +15,7 @@ from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer, health
+from keyplane.web.routes import accesskeys, auth, customer, health, me
 from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
+    app.include_router(me.router)
     app.include_router(accesskeys.router)
     _document_errors_truthfully(app)
     return app

@@ -32,8 +32,12 @@ _STATUS_OF_HTTP = {
     404: ("NOT_FOUND", "ROUTE_NOT_FOUND", "No such endpoint; see /openapi.json for the API."),
     405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED", "This endpoint does not accept that method."),
     413: ("INVALID_ARGUMENT", "BODY_TOO_LARGE", "The request body is too large."),
-    429: ("RESOURCE_EXHAUSTED", "RATE_LIMITED", "Too many requests; retry later."),
-    503: ("UNAVAILABLE", "UNAVAILABLE", "The service is temporarily unavailable; retry later."),
+    429: ("RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    503: (
+        "UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
+        "The service is temporarily unavailable; retry later.",
+    ),
 }
 INTERNAL_MESSAGE = "An internal error occurred; quote the request id when reporting it."
 
@@ -70,7 +74,7 @@ def error_response(
 
 
 def internal_error_response(request_id: str) -> JSONResponse:
-    return error_response("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE, request_id)
+    return error_response("INTERNAL", "INTERNAL", INTERNAL_MESSAGE, request_id)
 
 
 def error_headers(exc: KeyplaneError) -> dict[str, str]:
@@ -119,7 +123,7 @@ def _allowed_methods(request: Request) -> str:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status, reason, message = _STATUS_OF_HTTP.get(
-        exc.status_code, ("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE)
+        exc.status_code, ("INTERNAL", "INTERNAL", INTERNAL_MESSAGE)
     )
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
