@@ -342,7 +342,7 @@ async def test_429_passes_through_with_retry_after(gateway: Gateway) -> None:
         ]
         assert statuses == [401] * FAILURE_BURST
         limited = await http.get(url, headers=_from(address))
-        assert_envelope(limited, 429, "TOO_MANY_FAILED_ATTEMPTS")
+        assert_envelope(limited, 429, "RATE_LIMIT_EXCEEDED")
         assert int(limited.headers["retry-after"]) >= 1
         # Another address is not affected.
         assert (await http.get(url, headers=_from())).status_code == 401

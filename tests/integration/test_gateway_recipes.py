@@ -202,7 +202,7 @@ async def test_429_reaches_the_client_through_both(
         limited, _ = await Traefik().send(http, "GET", bad, {})
         assert limited.status_code == 429
         assert int(limited.headers["retry-after"]) >= 1
-        assert limited.json()["error"]["reason"] == "TOO_MANY_FAILED_ATTEMPTS"
+        assert limited.json()["error"]["reason"] == "RATE_LIMIT_EXCEEDED"
         answer, passed = await Envoy().send(http, "GET", bad, {})
         assert answer.status_code == 429
         assert int(passed["retry-after"]) >= 1

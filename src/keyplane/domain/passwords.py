@@ -7,6 +7,7 @@ the event loop (see ``keyplane.services.auth``).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 
@@ -78,10 +79,8 @@ class PasswordHashing:
         if self._dummy_hash is None:
             self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(24))
             return
-        try:
+        with contextlib.suppress(VerificationError, InvalidHashError):
             self._hasher.verify(self._dummy_hash, password)
-        except (VerificationError, InvalidHashError):
-            pass
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)
