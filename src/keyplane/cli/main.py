@@ -19,7 +19,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from keyplane.cli.first_start import announce
-from keyplane.cli.output import emit, fail
+from keyplane.cli.output import emit, fail, say
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.passwords import generate_password
 from keyplane.domain.permissions import Identity
@@ -172,7 +172,7 @@ def migrate() -> None:
             return await migrations.current_revision(services.database.engine)
 
     revision = _run(work, require_schema=False)
-    sys.stderr.write(f"database schema at revision {revision}\n")
+    say(f"database schema at revision {revision}", err=True)
 
 
 @customer_app.command("create")
