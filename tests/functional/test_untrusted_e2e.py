@@ -7,12 +7,6 @@ operator would meet it.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import select
-import struct
-import subprocess
-import termios
 import threading
 import time
 import uuid
@@ -23,13 +17,12 @@ import pytest
 
 from tests.adversarial import worst_requests
 from tests.functional.conftest import (
-    CLI_TIMEOUT,
     ServerLauncher,
     ServerProcess,
     Workspace,
-    keyplane_executable,
     parse_first_start,
 )
+from tests.functional.terminal import run_in_pty
 from tests.servers import PostgresServer
 
 HEALTH_BOUND = 0.1
@@ -92,44 +85,6 @@ def test_health_answers_within_100_ms_while_the_worst_requests_arrive(
     log = server.stderr()
     assert "[CUT " in log
     assert server.process.poll() is None
-
-
-def run_in_pty(workspace: Workspace, *args: str) -> tuple[int, bytes]:
-    """``keyplane *args`` with stdout and stderr a pseudo-terminal (so tables, not JSON)."""
-    controller, terminal = os.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 400, 0, 0))
-    env = {**workspace.env, "TERM": "xterm-256color", "COLUMNS": "400", "LINES": "50"}
-    process = subprocess.Popen(
-        [keyplane_executable(), *args],
-        cwd=workspace.cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-        start_new_session=True,
-    )
-    os.close(terminal)
-    output = bytearray()
-    deadline = time.monotonic() + CLI_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        returncode = process.wait(timeout=CLI_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=CLI_TIMEOUT)
-        os.close(controller)
-    return returncode, bytes(output)
 
 
 def assert_terminal_safe(output: bytes, *, expect: tuple[str, ...] = SHOWN) -> None:

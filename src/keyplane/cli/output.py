@@ -21,6 +21,8 @@ from rich.text import Text
 
 from keyplane.terminal import visible
 
+UUID_WIDTH = 36
+
 
 def wants_json(flag: bool) -> bool:
     return flag or not sys.stdout.isatty()
@@ -59,7 +61,12 @@ def _render(table: Table | Text) -> str:
     return buffer.getvalue()
 
 
-def emit(data: Any, *, as_json: bool, title: str = "") -> None:
+def _is_id(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
+
+
+def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = ()) -> None:
+    """``data`` as JSON, or a table: full ids; columns in ``omit`` or always empty left out."""
     if wants_json(as_json):
         write(json.dumps(data, indent=2) + "\n")
         return
@@ -67,16 +74,26 @@ def emit(data: Any, *, as_json: bool, title: str = "") -> None:
         if not data:
             say(f"{title}: none" if title else "none")
             return
+        columns = [
+            column
+            for column in data[0]
+            if column not in omit and any(row.get(column) not in (None, "") for row in data)
+        ]
         table = Table(title=_cell(title) if title else None)
-        for column in data[0]:
-            table.add_column(_cell(column))
+        for column in columns:
+            table.add_column(
+                _cell(column),
+                no_wrap=_is_id(column),
+                min_width=UUID_WIDTH if _is_id(column) else None,
+                overflow="fold",
+            )
         for row in data:
-            table.add_row(*(_cell(value) for value in row.values()))
+            table.add_row(*(_cell(row.get(column)) for column in columns))
         write(_render(table))
         return
     table = Table(title=_cell(title) if title else None, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold", min_width=UUID_WIDTH)
     for key, value in data.items():
         table.add_row(_cell(key), _cell(value))
     write(_render(table))
