@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -54,7 +55,12 @@ def test_a_command_says_which_database_it_opened_and_that_it_is_new(
     assert not workspace.db_path.exists()  # no empty database left behind
     created = workspace.run("migrate")
     assert created.returncode == 0, created.stderr
-    assert f"created a new database: {workspace.db_path}" in created.stderr
+    records = [json.loads(line) for line in created.stderr.splitlines() if line.startswith("{")]
+    assert any(
+        record.get("event") == "created a new database"
+        and record.get("database") == str(workspace.db_path)
+        for record in records
+    ), created.stderr
     again = workspace.run("migrate")
     assert "created a new database" not in again.stderr
 

@@ -28,7 +28,7 @@ from keyplane.domain.passwords import generate_password
 from keyplane.domain.permissions import Identity
 from keyplane.domain.views import accesskey_view, agent_view, customer_view
 from keyplane.errors import KeyplaneError
-from keyplane.logs import configure_logging
+from keyplane.logs import configure_logging, get_logger
 from keyplane.services.bootstrap import bootstrap
 from keyplane.services.container import Services, build_services
 from keyplane.settings import ConfigurationError, Settings
@@ -135,8 +135,8 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
             "working directory: run from the directory you serve from, or set it; "
             "`keyplane migrate` creates a new database",
         )
-    if is_new:
-        say(f"created a new database: {where}", err=True)
+    if is_new:  # a log line: under `serve`, standard error is the server's log
+        get_logger("keyplane.cli").info("created a new database", database=where)
     return result
 
 
