@@ -48,6 +48,8 @@ lint: setup ## ruff and mypy (strict for src/)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/regexploit-py src/  # no regular expression with catastrophic backtracking
+	$(BIN)/python scripts/check_terminal_output.py src/keyplane
 
 format: setup ## Apply ruff's formatting and fixes
 	$(BIN)/ruff format src tests benchmarks examples

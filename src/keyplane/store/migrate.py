@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -67,8 +68,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(_upgrade, revision)
 
 
+_ALEMBIC_LOG = logging.getLogger("alembic.runtime.migration")
+
+
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    # Reading the revision is no news: without this, every command would log
+    # alembic's "Context impl" and "Will assume ... DDL" lines.
+    level = _ALEMBIC_LOG.level
+    _ALEMBIC_LOG.setLevel(logging.WARNING)
+    try:
+        return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        _ALEMBIC_LOG.setLevel(level)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

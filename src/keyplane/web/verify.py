@@ -24,14 +24,13 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyplane.domain.tokens import display_prefix
 from keyplane.errors import AuthenticationRequired, KeyplaneError
 from keyplane.logs import get_logger
 from keyplane.services.auth import AuthService
-from keyplane.web.credentials import find_credential
+from keyplane.web.credentials import find_credential, parse_cookies
 from keyplane.web.deps import ratelimit_headers
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
 from keyplane.web.middleware import SECURITY_HEADERS
@@ -133,7 +132,7 @@ class GatewayVerification:
         else:
             query_string = scope["query_string"].decode("latin-1")
         query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
-        cookies = cookie_parser(incoming.cookie) if incoming.cookie else {}
+        cookies = parse_cookies(incoming.cookie)
         client = scope.get("client")
         try:
             credential = find_credential(cookies, query, incoming.authorization)
