@@ -319,7 +319,7 @@ def agent_create(
         typer.Option(
             metavar="BITS",
             help="Permission bits, added up: 16 agent, 32 admin, 64 manager (e.g. 96). "
-            "A project super admin needs --super-admin."
+            "A project super admin needs --super-admin.",
         ),
     ] = 0,
     super_admin: Annotated[
