@@ -13,7 +13,10 @@ from keyplane import __version__
 from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
+from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
+from keyplane.web.limits import BodyLimitMiddleware
+from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
 from keyplane.web.routes import accesskeys, auth, customer, health
 
@@ -53,18 +56,26 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by install_docs_ui, not a CDN
         redoc_url=None,
+        # A trailing slash is a 404, never a redirect that would repeat the
+        # query string (and a credential in it) in a Location header.
+        redirect_slashes=False,
     )
     app.state.services = app_services
     app.state.settings = settings
     install_error_handlers(app)
+    # Added first runs innermost: the request context wraps the other two.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    install_docs_ui(app, title="keyplane")
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
     app.include_router(accesskeys.router)
     _document_errors_truthfully(app)
+    _document_uuid_parameters(app)
     return app
 
 
@@ -80,6 +91,22 @@ def _document_errors_truthfully(app: FastAPI) -> None:
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_uuid_parameters(app: FastAPI) -> None:
+    """Path parameters named ``*_id`` are UUIDs (a malformed one is 400 ``INVALID_ID``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path" and parameter.get("name", "").endswith("_id"):
+                        parameter.setdefault("schema", {})["format"] = "uuid"
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -104,6 +104,8 @@ def _allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # keyplane.web.methods
     return ", ".join(allowed)
 
 
