@@ -35,7 +35,7 @@ run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve
 	$(BIN)/keyplane serve
 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
-	@scripts/system-deps.sh postgresql redis-server nginx
+	@scripts/system-deps.sh postgresql redis-server nginx openssl
 
 test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest

@@ -13,6 +13,7 @@ from keyplane import __version__
 from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
+from keyplane.web.connections import apply_connection_limits
 from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
@@ -116,4 +117,5 @@ def app_from_environment() -> FastAPI:
     """Entry point for server worker processes: settings from the environment."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    apply_connection_limits(settings)
     return create_app(settings)
