@@ -29,6 +29,7 @@ from tests.functional.conftest import ServerLauncher, ServerProcess, Workspace
 pytestmark = pytest.mark.e2e
 
 HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
 MiB = 1024 * 1024
 # Far above what a bounded process needs, far below what reading the attack would cost.
 MEMORY_HEADROOM = 48 * MiB
@@ -142,7 +143,12 @@ def assert_envelope(
 
 @pytest.fixture
 def server(workspace: Workspace, launcher: ServerLauncher) -> ServerProcess:
-    workspace.env_overrides.update({"KEYPLANE_HEADER_TIMEOUT": str(HEADER_TIMEOUT)})
+    workspace.env_overrides.update(
+        {
+            "KEYPLANE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+            "KEYPLANE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        }
+    )
     started = launcher.start()
     with httpx.Client(base_url=started.base_url, timeout=5.0) as http:
         for _ in range(20):  # warm up, so that the baseline memory is the working size
@@ -219,6 +225,29 @@ def test_half_sent_requests_are_closed_after_the_header_timeout(server: ServerPr
                 assert sock.recv(1024) == b"", "a half-sent request got an answer"
             # A regression guard: without the timeout they stayed open indefinitely.
             assert time.monotonic() < deadline
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_trickled_bodies_are_408_after_the_body_timeout(server: ServerProcess) -> None:
+    sockets: list[socket.socket] = []
+    try:
+        with alive_throughout(server):
+            for _ in range(50):
+                sock = connect(server)
+                sock.sendall(
+                    b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                    b'{"username": "'
+                )
+                sockets.append(sock)
+            deadline = time.monotonic() + BODY_TIMEOUT + IO_TIMEOUT
+            for sock in sockets:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                status, headers, body = read_response(sock)
+                assert_envelope(status, headers, body, 408, "BODY_TIMEOUT")
+                assert sock.recv(1024) == b"", "the connection stays open"
     finally:
         for sock in sockets:
             sock.close()

@@ -10,9 +10,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
+from keyplane.services.container import Services
+from keyplane.settings import Settings
+from keyplane.web.app import create_app
 from keyplane.web.limits import MAX_BODY_BYTES
 from tests.conftest import START
 from tests.integration.conftest import KEYS, Tenant, assert_error, create_key, key_url, make_jwt
@@ -79,6 +83,25 @@ async def test_body_of_exactly_the_limit_is_accepted(
     payload += b" " * (MAX_BODY_BYTES - len(payload))
     response = await client.post(KEYS, content=payload, headers=tenant.auth)
     assert response.status_code == 200, response.text
+
+
+async def test_body_that_stops_arriving_is_408(
+    settings: Settings, services: Services, tenant: Tenant
+) -> None:
+    app = create_app(settings.model_copy(update={"body_timeout": 0.2}), services=services)
+    never = anyio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        await never.wait()  # the client goes quiet mid-body
+        yield b'"}'
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        with anyio.fail_after(5):  # a regression guard: without the limit it waits forever
+            response = await http.post(KEYS, content=stalls(), headers=tenant.auth)
+    assert_error(response, 408, "INVALID_ARGUMENT", "BODY_TIMEOUT")
+    assert response.headers["connection"] == "close"
 
 
 # --- text that cannot be stored --------------------------------------------------------------

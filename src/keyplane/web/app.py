@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.settings = settings
     install_error_handlers(app)
     # Added first runs innermost: the request context wraps the other two.
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(BodyLimitMiddleware, body_timeout=settings.body_timeout)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_docs_ui(app, title="keyplane")

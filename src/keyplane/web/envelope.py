@@ -31,6 +31,7 @@ _STATUS_OF_HTTP = {
     403: ("PERMISSION_DENIED", "PERMISSION_DENIED", "The request is not allowed."),
     404: ("NOT_FOUND", "ROUTE_NOT_FOUND", "No such endpoint; see /openapi.json for the API."),
     405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED", "This endpoint does not accept that method."),
+    408: ("INVALID_ARGUMENT", "BODY_TIMEOUT", "The request body did not arrive in time."),
     413: ("INVALID_ARGUMENT", "BODY_TOO_LARGE", "The request body is too large."),
     429: ("RESOURCE_EXHAUSTED", "RATE_LIMITED", "Too many requests; retry later."),
     503: ("UNAVAILABLE", "UNAVAILABLE", "The service is temporarily unavailable; retry later."),

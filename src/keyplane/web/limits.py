@@ -1,13 +1,16 @@
-"""The request body limit, enforced while the body is read.
+"""The request body limits, enforced while the body is read.
 
 A declared ``Content-Length`` above the limit is refused before the app runs.
 A chunked body (or one that lies about its length) is counted as it arrives,
 and reading stops at the limit: no more than the limit plus one received
-chunk is ever held, whatever the client sends.
+chunk is ever held, whatever the client sends. The whole body must arrive
+within ``body_timeout`` seconds of the app's first read, so a client that
+trickles a body cannot hold a connection for long.
 """
 
 from __future__ import annotations
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +25,15 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self) -> None:
         super().__init__(413, BODY_TOO_LARGE_MESSAGE, headers={"Connection": "close"})
+
+
+class BodyTimedOut(HTTPException):
+    """Raised by ``receive`` when the body has not arrived in time; answered with 408."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            408, "The request body did not arrive in time.", headers={"Connection": "close"}
+        )
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -45,9 +57,12 @@ def _too_large_response(scope: Scope) -> ASGIApp:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, body_timeout: float = 10.0
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,15 +74,30 @@ class BodyLimitMiddleware:
             return
 
         received = 0
+        body_complete = False
         response_started = False
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge()
+            nonlocal received, body_complete, deadline
+            if body_complete:  # later calls wait for a disconnect: no deadline
+                return await receive()
+            # From the first read, not from the request head: the time the app
+            # spends before reading (authentication, say) is not the client's.
+            if deadline is None:
+                deadline = anyio.current_time() + self.body_timeout
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimedOut() from None
+            if message["type"] != "http.request":
+                body_complete = True
+                return message
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge()
+            body_complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
