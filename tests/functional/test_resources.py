@@ -355,3 +355,12 @@ def _first_answer(request: Callable[[], httpx.Response]) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_ssl_keyfile_without_certfile_is_a_usage_error(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    _, key = self_signed(tmp_path)
+    result = workspace.run("serve", "--ssl-keyfile", str(key))
+    assert result.returncode == 2, result.stderr
+    assert "--ssl-certfile" in result.stderr

@@ -120,6 +120,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         over_capacity = len(self.connections) >= self.limits.max_connections
         super().connection_made(transport)
         if over_capacity:
+            log.warning(
+                "too_many_connections",
+                limit=self.limits.max_connections,
+                client=(self.client or ("", 0))[0],
+            )
             self.app = _over_capacity  # answered once its request head has arrived
         self._arm_head_deadline()
 
