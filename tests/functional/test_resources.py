@@ -304,6 +304,21 @@ def test_connections_beyond_the_limit_get_503_envelope(
             pytest.fail("the server did not recover after the connections closed")
 
 
+def test_limits_hold_in_every_worker_process(
+    workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    workspace.env_overrides.update({"KEYPLANE_MAX_HEADER_BYTES": "2048"})
+    server = launcher.start("--workers", "2")
+    for _ in range(6):  # new connections, spread over both workers by the kernel
+        with connect(server) as sock:
+            head = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+            send_until_answered(sock, head, (b"a" * 1024 for _ in range(16)))  # < the default
+            status, headers, body = read_response(sock)
+        assert_envelope(status, headers, body, 431, "HEADERS_TOO_LARGE")
+    with httpx.Client(base_url=server.base_url, timeout=5.0) as http:
+        assert http.get("/health/live", headers={"X-Fine": "a" * 1024}).status_code == 200
+
+
 # --- TLS -------------------------------------------------------------------------------------
 
 
