@@ -39,7 +39,7 @@ demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints 
 	$(BIN)/python scripts/demo.py
 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
-	@scripts/system-deps.sh postgresql redis-server nginx
+	@scripts/system-deps.sh postgresql redis-server nginx openssl
 
 test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest

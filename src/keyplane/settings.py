@@ -68,6 +68,12 @@ class Settings(BaseSettings):
 
     last_used_flush_interval: float = Field(default=60.0, gt=0)
 
+    # Connection limits of `keyplane serve` (keyplane.web.connections).
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -40,6 +40,7 @@ from keyplane.services.container import Services, build_services
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.store import migrate as migrations
 from keyplane.store.engine import sqlite_path
+from keyplane.web.connections import HTTP_PROTOCOL, apply_connection_limits
 
 T = TypeVar("T")
 
@@ -182,9 +183,22 @@ def serve(
             "--uvicorn-access-log/--no-uvicorn-access-log", help="Also log uvicorn's access lines."
         ),
     ] = False,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM, chain included).", exists=True),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="The certificate's private key (PEM), if not in the certfile.", exists=True
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (migrates and, on an empty database, bootstraps first)."""
     settings = _settings()
+    if ssl_keyfile is not None and ssl_certfile is None:
+        fail("--ssl-keyfile needs --ssl-certfile", code=2)
+    scheme = "https" if ssl_certfile is not None else "http"
 
     async def prepare(services: Services) -> None:
         if migrate:
@@ -193,7 +207,7 @@ def serve(
             first = await bootstrap(services.database, services.clock, services.passwords)
             if first is not None:
                 shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-                announce(first, f"http://{shown_host}:{port}")
+                announce(first, f"{scheme}://{shown_host}:{port}")
 
     _run(prepare, require_schema=not migrate)
     options = {
@@ -202,7 +216,8 @@ def serve(
         "log_config": None,
         "access_log": access_log,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with limits on request heads and connections (KEYPLANE_MAX_*).
+        "http": HTTP_PROTOCOL,
         "server_header": False,
         # The client address (used by rate limits) comes from X-Forwarded-For
         # only when the peer is one of these proxies.
@@ -210,9 +225,13 @@ def serve(
         "forwarded_allow_ips": settings.trusted_proxies,
         "timeout_graceful_shutdown": 10,
     }
+    if ssl_certfile is not None:
+        options["ssl_certfile"] = str(ssl_certfile)
+        options["ssl_keyfile"] = str(ssl_keyfile) if ssl_keyfile is not None else None
     if workers == 1:
         from keyplane.web.app import create_app
 
+        apply_connection_limits(settings)
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     else:
         uvicorn.run(

@@ -31,6 +31,7 @@ _STATUS_OF_HTTP = {
     403: ("PERMISSION_DENIED", "PERMISSION_DENIED", "The request is not allowed."),
     404: ("NOT_FOUND", "ROUTE_NOT_FOUND", "No such endpoint; see /openapi.json for the API."),
     405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED", "This endpoint does not accept that method."),
+    408: ("INVALID_ARGUMENT", "BODY_TIMEOUT", "The request body did not arrive in time."),
     413: ("INVALID_ARGUMENT", "BODY_TOO_LARGE", "The request body is too large."),
     429: ("RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
     503: (
@@ -117,6 +118,8 @@ def _allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # keyplane.web.methods
     return ", ".join(allowed)
 
 

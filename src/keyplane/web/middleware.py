@@ -28,6 +28,9 @@ SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("X-Content-Type-Options", "nosniff"),
 )
+# Sent on every response to a request that came over HTTPS (directly, or
+# through a trusted proxy that says so in X-Forwarded-Proto): one year.
+HSTS = "max-age=31536000"
 
 access_log = get_logger("keyplane.access")
 error_log = get_logger("keyplane.error")
@@ -84,6 +87,8 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS:
                     headers[name] = value
+                if scope.get("scheme") == "https":
+                    headers["Strict-Transport-Security"] = HSTS
                 for name, value in scope["state"].get("response_headers", {}).items():
                     headers.setdefault(name, value)
             await send(message)
