@@ -244,7 +244,7 @@ async def test_an_unexpected_error_is_a_500_envelope(
         response = await client.get(VERIFY, headers=bearer(fake_token()))
     assert response.status_code == 500
     error = response.json()["error"]
-    assert error["reason"] == "INTERNAL_ERROR"
+    assert error["reason"] == "INTERNAL"
     assert error["request_id"] == response.headers["x-request-id"]
     assert "boom" not in response.text
     logged = _keyplane_lines(stream.getvalue())

@@ -86,7 +86,7 @@ async def test_a_failing_insert_logs_a_traceback_without_parameters(
                 )
     finally:
         await _run_script(pg_services, UNDO)
-    assert_error(response, 500, "INTERNAL", "INTERNAL_ERROR")
+    assert_error(response, 500, "INTERNAL", "INTERNAL")
     output = logs.getvalue()
     assert "refused by a test trigger" in output, "the failure was logged, with its traceback"
     assert "Traceback" in output

@@ -116,7 +116,7 @@ class GatewayVerification:
             self.counters.failed += 1
             error_log.exception("unhandled_error", path=VERIFY_PATH, request_id=request_id)
             status, headers = 500, [_JSON]
-            body = _envelope_bytes("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE, request_id)
+            body = _envelope_bytes("INTERNAL", "INTERNAL", INTERNAL_MESSAGE, request_id)
         headers.append((b"x-request-id", request_id.encode()))
         headers.extend(_SECURITY)
         headers.append((b"content-length", str(len(body)).encode()))
