@@ -31,8 +31,11 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 
 setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools
 
-run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on 127.0.0.1:8080
-	$(BIN)/keyplane serve
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on HOST:PORT (127.0.0.1:8080)
+	$(BIN)/keyplane serve --host '$(HOST)' --port '$(PORT)'
 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
 	@scripts/system-deps.sh postgresql redis-server nginx
