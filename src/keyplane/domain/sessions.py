@@ -64,12 +64,19 @@ class SessionCodec:
                     "verify_nbf": False,
                 },
             )
-            issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=now.tzinfo)
-            expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
+            issued_at = datetime.fromtimestamp(_numeric_date(claims["iat"]), tz=now.tzinfo)
+            expires_at = datetime.fromtimestamp(_numeric_date(claims["exp"]), tz=now.tzinfo)
             agent_id = uuid.UUID(str(claims["sub"]))
             customer_id = uuid.UUID(str(claims.get("cid", "")))
-        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError):
             raise InvalidCredentials() from None
         if expires_at <= now or issued_at > now + CLOCK_SKEW:
             raise InvalidCredentials()
         return SessionClaims(agent_id, customer_id, expires_at)
+
+
+def _numeric_date(value: object) -> int:
+    """A time claim as whole seconds; a string, a bool or a fraction is no NumericDate here."""
+    if type(value) is not int:
+        raise TypeError("a time claim must be an integer")
+    return value
