@@ -29,6 +29,23 @@ class SessionClaims:
     expires_at: datetime
 
 
+# No token this codec issues is dated before 2001 or after 2286 (10^10 s):
+# anything outside is forged or garbage, refused before any date arithmetic.
+_EARLIEST_TIMESTAMP = 10**9
+_LATEST_TIMESTAMP = 10**10
+
+
+def _moment(value: object, now: datetime) -> datetime:
+    """A NumericDate claim issued by :meth:`SessionCodec.issue`: an integer in range.
+
+    A string, a float, a boolean or an absurd number is refused (``ValueError``),
+    never converted (RFC 7519 4.1.4; RFC 8725 3.x: accept only what was issued).
+    """
+    if type(value) is not int or not _EARLIEST_TIMESTAMP <= value <= _LATEST_TIMESTAMP:
+        raise ValueError("not a NumericDate this codec issues")
+    return datetime.fromtimestamp(value, tz=now.tzinfo)
+
+
 class SessionCodec:
     def __init__(self, secret: bytes, ttl: timedelta) -> None:
         if len(secret) < MIN_SECRET_BYTES:
@@ -64,19 +81,12 @@ class SessionCodec:
                     "verify_nbf": False,
                 },
             )
-            issued_at = datetime.fromtimestamp(_numeric_date(claims["iat"]), tz=now.tzinfo)
-            expires_at = datetime.fromtimestamp(_numeric_date(claims["exp"]), tz=now.tzinfo)
+            issued_at = _moment(claims["iat"], now)
+            expires_at = _moment(claims["exp"], now)
             agent_id = uuid.UUID(str(claims["sub"]))
             customer_id = uuid.UUID(str(claims.get("cid", "")))
-        except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError):
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
             raise InvalidCredentials() from None
         if expires_at <= now or issued_at > now + CLOCK_SKEW:
             raise InvalidCredentials()
         return SessionClaims(agent_id, customer_id, expires_at)
-
-
-def _numeric_date(value: object) -> int:
-    """A time claim as whole seconds; a string, a bool or a fraction is no NumericDate here."""
-    if type(value) is not int:
-        raise TypeError("a time claim must be an integer")
-    return value
