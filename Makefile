@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench setup system-deps clean
+.PHONY: help run test lint format bench setup system-deps clean fuzz soak
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ system-deps: ## Install the system packages the tests need (as root, with apt-ge
 
 test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest
+
+FUZZ_EXAMPLES ?= 1000
+
+fuzz: setup system-deps ## Long fuzzing: stateful schemathesis and the Hypothesis properties (FUZZ_EXAMPLES=1000)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+	  tests/functional/test_schemathesis.py tests/integration/test_fuzz_inputs.py
 
 lint: setup ## ruff and mypy (strict for src/)
 	$(BIN)/ruff check src tests benchmarks

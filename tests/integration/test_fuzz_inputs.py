@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from tests.factories import Factory
 
 ENVELOPE_FIELDS = {"status", "reason", "message", "request_id"}
 EXAMPLES = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),  # make fuzz runs more
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
