@@ -49,6 +49,11 @@ fuzz: setup system-deps ## Long fuzzing: stateful schemathesis and the Hypothesi
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
 	  tests/functional/test_schemathesis.py tests/integration/test_fuzz_inputs.py
 
+SOAK_SECONDS ?= 600
+
+soak: setup ## Mixed traffic at half capacity against a real server (SOAK_SECONDS=600; not in make test)
+	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
+
 lint: setup ## ruff and mypy (strict for src/)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
