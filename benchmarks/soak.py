@@ -286,7 +286,10 @@ def main() -> int:
         idle_fds_after = server.idle_fds()
     finally:
         server.stop()
-    warm = [s for s in samples if s["t"] >= min(60.0, args.seconds / 5)] or samples
+    # Resident memory rises during the first minutes: each worker thread that
+    # hashes a password keeps argon2's block (19 MiB at the floor) in its malloc
+    # arena. Growth is judged over the second half, once that has settled.
+    warm = [s for s in samples if s["t"] >= args.seconds / 2] or samples
     baseline, final = warm[0], samples[-1]
     growth = (final["rss_kib"] - baseline["rss_kib"]) / baseline["rss_kib"]
     fds = [s["fds"] for s in samples]
@@ -303,6 +306,9 @@ def main() -> int:
         "rss_kib_final": final["rss_kib"],
         "rss_kib_max": max(s["rss_kib"] for s in samples),
         "rss_growth_percent": round(growth * 100, 2),
+        "rss_growth_percent_whole_run": round(
+            (final["rss_kib"] - samples[0]["rss_kib"]) / samples[0]["rss_kib"] * 100, 2
+        ),
         "fds_idle_before": idle_fds_before,
         "fds_idle_after": idle_fds_after,
         "fds_min_under_load": min(fds),
@@ -316,8 +322,9 @@ def main() -> int:
         and growth < MAX_MEMORY_GROWTH
         and idle_fds_after <= idle_fds_before + FD_TOLERANCE
     )
-    print("soak: PASS" if ok else "soak: FAIL")
-    shutil.rmtree(root, ignore_errors=True)
+    print("soak: PASS" if ok else f"soak: FAIL (server logs kept in {root})")
+    if ok:
+        shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1
 
 
