@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench setup system-deps clean fuzz soak
+.PHONY: help run demo test lint format bench setup system-deps clean fuzz soak
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,8 +37,12 @@ PORT ?= 8080
 run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on HOST:PORT (127.0.0.1:8080)
 	$(BIN)/keyplane serve --host '$(HOST)' --port '$(PORT)'
 
+demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints curl lines; Ctrl-C stops
+	@scripts/system-deps.sh nginx
+	$(BIN)/python scripts/demo.py
+
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
-	@scripts/system-deps.sh postgresql redis-server nginx
+	@scripts/system-deps.sh postgresql redis-server nginx openssl
 
 test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest
@@ -55,13 +59,15 @@ soak: setup ## Mixed traffic at half capacity against a real server (SOAK_SECOND
 	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
 lint: setup ## ruff and mypy (strict for src/)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/regexploit-py src/  # no regular expression with catastrophic backtracking
+	$(BIN)/python scripts/check_terminal_output.py src/keyplane
 
 format: setup ## Apply ruff's formatting and fixes
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 bench: setup ## Run the benchmarks (results in benchmarks/results/)
 	$(BIN)/python -m benchmarks

@@ -217,14 +217,37 @@ http {{
 """
 
 
+NGINX_SITE_CONFIG = """\
+user root;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {site};
+}}
+"""
+
+
 @dataclass
 class NginxServer:
-    """nginx balancing round-robin over ``upstreams`` (loopback ports)."""
+    """nginx balancing round-robin over ``upstreams`` (loopback ports).
+
+    With ``site`` (the text of an ``http {}``-level configuration that listens
+    on ``port``), nginx runs that configuration instead.
+    """
 
     upstreams: list[int]
     root: Path = field(default_factory=lambda: _throwaway_dir("keyplane-nginx-"))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    site: str | None = None
 
     @property
     def url(self) -> str:
@@ -236,9 +259,14 @@ class NginxServer:
             raise RuntimeError("nginx is not installed: run 'make test'")
         servers = "\n".join(f"        server {LOOPBACK}:{port};" for port in self.upstreams)
         config = self.root / "nginx.conf"
-        config.write_text(
-            NGINX_CONFIG.format(root=self.root, servers=servers, host=LOOPBACK, port=self.port)
-        )
+        if self.site is None:
+            config.write_text(
+                NGINX_CONFIG.format(root=self.root, servers=servers, host=LOOPBACK, port=self.port)
+            )
+        else:
+            site = self.root / "site.conf"
+            site.write_text(self.site)
+            config.write_text(NGINX_SITE_CONFIG.format(root=self.root, site=site))
         self.process = subprocess.Popen(
             [binary, "-c", str(config), "-p", str(self.root), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,

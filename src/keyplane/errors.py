@@ -7,6 +7,7 @@ says what was wrong and what to do. Messages never contain a credential.
 
     KeyplaneError
     ├── InvalidArgument        400  INVALID_ARGUMENT
+    │   └── LoginRefused       400  (a failed login, as VoIPBIN answers it)
     ├── Unauthenticated        401  UNAUTHENTICATED
     ├── PermissionDenied       403  PERMISSION_DENIED
     ├── NotFound               404  NOT_FOUND
@@ -24,7 +25,7 @@ from typing import ClassVar
 
 class KeyplaneError(Exception):
     status: ClassVar[str] = "INTERNAL"
-    default_reason: ClassVar[str] = "INTERNAL_ERROR"
+    default_reason: ClassVar[str] = "INTERNAL"
     default_message: ClassVar[str] = "An internal error occurred."
 
     def __init__(self, message: str | None = None, *, reason: str | None = None) -> None:
@@ -37,6 +38,13 @@ class InvalidArgument(KeyplaneError):
     status = "INVALID_ARGUMENT"
     default_reason = "INVALID_ARGUMENT"
     default_message = "The request is not valid."
+
+
+class LoginRefused(InvalidArgument):
+    """A wrong username or password: 400 like VoIPBIN, the same whatever was wrong."""
+
+    default_reason = "INVALID_CREDENTIALS"
+    default_message = "The username or password is not valid."
 
 
 class Unauthenticated(KeyplaneError):
@@ -86,7 +94,7 @@ class FailedPrecondition(KeyplaneError):
 
 class ResourceExhausted(KeyplaneError):
     status = "RESOURCE_EXHAUSTED"
-    default_reason = "RATE_LIMITED"
+    default_reason = "RATE_LIMIT_EXCEEDED"
     default_message = "Too many requests; retry later."
 
     def __init__(
@@ -110,5 +118,5 @@ class Internal(KeyplaneError):
 
 class Unavailable(KeyplaneError):
     status = "UNAVAILABLE"
-    default_reason = "UNAVAILABLE"
+    default_reason = "SERVICE_UNAVAILABLE"
     default_message = "The service is temporarily unavailable; retry later."

@@ -9,6 +9,13 @@ Credentials are removed at three depths, so that no handler ever sees one:
 
 Libraries that would log SQL parameters (argon2 hashes among them) are kept
 at WARNING whatever the level asked for.
+
+Every value is bounded (``keyplane.redaction.FIELD_LIMIT``, tracebacks
+``TRACEBACK_LIMIT``) before it is searched, so no log line costs more than
+linear work in a bounded size. In the console format, which is meant for a
+terminal, every control character of every value is shown as an escape
+(``keyplane.terminal``), so logged request data cannot move the cursor, clear
+the screen or forge a line.
 """
 
 from __future__ import annotations
@@ -21,14 +28,33 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from keyplane.redaction import redact_shapes, redact_text, redact_value
+from keyplane.redaction import TRACEBACK_LIMIT, redact_shapes, redact_text, redact_value
+from keyplane.terminal import visible, visible_lines
 
 QUIET_LIBRARIES = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic.runtime.plugins")
 
 
 def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    exception = event_dict.pop("exception", None)
     redacted: EventDict = redact_value(event_dict)
+    if isinstance(exception, str):  # a traceback: a larger bound than other values
+        redacted["exception"] = redact_text(exception, TRACEBACK_LIMIT)
+    elif exception is not None:
+        redacted["exception"] = redact_value(exception)
     return redacted
+
+
+_MULTILINE_FIELDS = frozenset({"exception", "stack"})
+
+
+def _escape_for_terminal(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Console format only: no value can drive the terminal or forge a line."""
+    return {
+        visible(key): (visible_lines(value) if key in _MULTILINE_FIELDS else visible(value))
+        if isinstance(value, str)
+        else value
+        for key, value in event_dict.items()
+    }
 
 
 def _drop_color_message(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -58,7 +84,9 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             message = str(record.msg)
         record.msg, record.args = redact_text(message), None
     if record.exc_info and record.exc_info[1] is not None:
-        record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)))
+        record.exc_text = redact_text(
+            "".join(traceback.format_exception(*record.exc_info)), TRACEBACK_LIMIT
+        )
     return record
 
 
@@ -72,10 +100,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer()
+    rendering: list[Processor] = (
+        [structlog.processors.JSONRenderer()]
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else [_escape_for_terminal, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
     )
     formatter = _RedactingFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
@@ -84,7 +112,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
             _drop_color_message,
             structlog.processors.format_exc_info,
             _redact_event,
-            renderer,
+            *rendering,
         ],
     )
     logging.setLogRecordFactory(_redacting_record_factory)

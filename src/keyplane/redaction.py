@@ -9,6 +9,13 @@ error logs, SQLAlchemy's), to structured values and to the final line:
   stands (also percent-encoded once or twice);
 - ``Authorization`` values (``Bearer …``, ``Basic …``);
 - structured fields whose name says they hold a secret.
+
+Log lines carry text that clients chose, so every step here is linear in the
+length of its input, and the input is bounded first: a value longer than
+``FIELD_LIMIT`` characters is cut, the cut is marked, and the cut never
+leaves the beginning of a secret behind (see :func:`cut`). The patterns have
+no overlapping quantifiers, and the two searches that could restart on every
+candidate (parameter names, JWTs) are written as single left-to-right scans.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 REDACTED = "[REDACTED]"
+FIELD_LIMIT = 8 * 1024
+TRACEBACK_LIMIT = 64 * 1024
+CUT_MARKER = "[CUT {} characters]"
 SENSITIVE_PARAMETERS = frozenset({"accesskey", "token", "password", "access_token"})
 SENSITIVE_FIELDS = frozenset(
     {
@@ -35,44 +45,114 @@ SENSITIVE_FIELDS = frozenset(
     }
 )
 
-_PARAMETER = re.compile(
-    r"(?P<name>[A-Za-z0-9_.~%+\-]+)(?P<eq>=|%(?:25)*3[dD])(?P<value>[^&\s\"'#;,<>\\]*)"
-)
+# The `=` between a parameter's name and value, also percent-encoded once or more.
+_EQUALS = re.compile(r"=|%(?:25)*3[dD]")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~%+-")
+_DECODED_NAME_CHARS = _NAME_CHARS - {"%", "+"}
+_VALUE = re.compile(r"[^&\s\"'#;,<>\\]*")
+# No secret (parameter value, key, JWT, Bearer credential) spans one of these.
+_SECRET_BOUNDARY = frozenset(" \t\n\r\f\v\"'&;,#<>\\")
 # "_" and "." may arrive percent-encoded, once or more (%5F, %255F, ...).
 _ACCESSKEY = re.compile(r"vb(?:_|%(?:25)*5[fF])[A-Za-z0-9]{6,}")
-_DOT = r"(?:\.|%(?:25)*2[eE])"
-_JWT = re.compile(rf"eyJ[A-Za-z0-9_\-]*{_DOT}[A-Za-z0-9_\-]*{_DOT}[A-Za-z0-9_\-]*")
+_JWT = re.compile(
+    r"eyJ[A-Za-z0-9_\-]*(?:\.|%(?:25)*2[eE])[A-Za-z0-9_\-]*(?:\.|%(?:25)*2[eE])[A-Za-z0-9_\-]*"
+)
+_BASE64URL_RUN = re.compile(r"[A-Za-z0-9_\-]*")
 _PASSWORD_HASH = re.compile(r"\$argon2(?:id|i|d)\$[^\s'\"]+")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=\-%]+")
 
 
-def _decoded_name(name: str) -> str:
+def cut(text: str, limit: int = FIELD_LIMIT) -> tuple[str, str]:
+    """``text`` bounded to ``limit`` characters: (what is kept, the marker, or "").
+
+    What is kept ends at a character no secret contains, so a key, a JWT or
+    a parameter's value that the limit would split is dropped whole, never
+    left half-shown where redaction could no longer recognise it.
+    """
+    if len(text) <= limit:
+        return text, ""
+    end = limit
+    while end > 0 and text[end - 1] not in _SECRET_BOUNDARY:
+        end -= 1
+    return text[:end], CUT_MARKER.format(len(text) - end)
+
+
+def _sensitive_name(name: str) -> bool:
     for _ in range(3):
         decoded = unquote_plus(name)
         if decoded == name:
             break
         name = decoded
-    return name.lower()
+    start = len(name)  # the name proper is what follows any separator it was decoded with
+    while start > 0 and name[start - 1] in _DECODED_NAME_CHARS:
+        start -= 1
+    return name[start:].lower() in SENSITIVE_PARAMETERS
 
 
-def _redact_parameter(match: re.Match[str]) -> str:
-    if _decoded_name(match.group("name")) in SENSITIVE_PARAMETERS and match.group("value"):
-        return f"{match.group('name')}{match.group('eq')}{REDACTED}"
-    return match.group(0)
+def _redact_parameters(text: str) -> str:
+    """Replaces the values of parameters with a sensitive name, in one scan.
+
+    A name is the run of name characters before an `=`, and never reaches
+    back past the previous `=`, so every character is looked at a bounded
+    number of times.
+    """
+    parts: list[str] = []
+    copied = floor = 0
+    for equals in _EQUALS.finditer(text):
+        start, end = equals.span()
+        if start < floor:  # inside a value already redacted
+            continue
+        name_start = start
+        while name_start > floor and text[name_start - 1] in _NAME_CHARS:
+            name_start -= 1
+        floor = end
+        if name_start == start or not _sensitive_name(text[name_start:start]):
+            continue
+        value = _VALUE.match(text, end)
+        if value is None or value.end() == end:
+            continue
+        parts += (text[copied:end], REDACTED)
+        copied = floor = value.end()
+    return "".join(parts) + text[copied:] if parts else text
+
+
+def _redact_jwts(text: str) -> str:
+    """``_JWT.sub(REDACTED, text)``, without trying again inside a run that failed.
+
+    Every ``eyJ`` in one run of base64url characters reaches the same end
+    of that run, so when the first cannot start a JWT, none of them can.
+    """
+    parts: list[str] = []
+    copied = 0
+    found = text.find("eyJ")
+    while found != -1:
+        jwt = _JWT.match(text, found)
+        if jwt is not None:
+            parts += (text[copied:found], REDACTED)
+            copied = resume = jwt.end()
+        else:
+            run = _BASE64URL_RUN.match(text, found)
+            resume = run.end() if run is not None else found + 3
+        found = text.find("eyJ", resume)
+    return "".join(parts) + text[copied:] if parts else text
 
 
 def redact_shapes(text: str) -> str:
     """Removes what looks like an access key, a JWT or a password hash."""
-    text = _JWT.sub(REDACTED, text)
-    text = _PASSWORD_HASH.sub(REDACTED, text)
-    return _ACCESSKEY.sub(REDACTED, text)
+    if "eyJ" in text:
+        text = _redact_jwts(text)
+    if "$argon2" in text:
+        text = _PASSWORD_HASH.sub(REDACTED, text)
+    return _ACCESSKEY.sub(REDACTED, text) if "vb" in text else text
 
 
-def redact_text(text: str) -> str:
-    if "=" in text or "%3" in text:
-        text = _PARAMETER.sub(_redact_parameter, text)
-    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return redact_shapes(text)
+def redact_text(text: str, limit: int = FIELD_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, then every credential in it replaced."""
+    text, marker = cut(text, limit)
+    if "=" in text or "%" in text:
+        text = _redact_parameters(text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return redact_shapes(text) + marker
 
 
 def redact_value(value: Any) -> Any:

@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     jwt_secret: SecretStr | None = None
     session_ttl: int = Field(default=7 * ONE_DAY, ge=60)
-    accesskey_max_expire: int = Field(default=5 * 365 * ONE_DAY, ge=ONE_DAY)
+    # Off by default: like VoIPBIN, any int32 from one day up is accepted.
+    accesskey_max_expire: int | None = Field(default=None, ge=ONE_DAY, le=2_147_483_647)
+    # The login cookie is ``Secure`` unless turned off for plain-HTTP development.
+    session_cookie_secure: bool = True
     bootstrap: bool = True
 
     log_level: str = "INFO"
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
     trusted_proxies: str = "127.0.0.1"
 
     last_used_flush_interval: float = Field(default=60.0, gt=0)
+
+    # Connection limits of `keyplane serve` (keyplane.web.connections).
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
     @field_validator("log_level")
     @classmethod

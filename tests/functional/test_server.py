@@ -121,8 +121,8 @@ def _exercise_keys(server: ServerProcess, first_token: str, jwt: str) -> dict[st
         )
         assert_error(
             http.get(f"/v1.0/accesskeys/{key['id']}", headers=bearer(first_token)),
-            404,
-            "ACCESSKEY_NOT_FOUND",
+            409,
+            "STATE_INVALID",
         )
         remaining = http.get("/v1.0/accesskeys", headers=bearer(first_token)).json()["result"]
         assert key["id"] not in [k["id"] for k in remaining]
@@ -152,7 +152,7 @@ def test_first_start_serve_and_restart(
         assert_error(http.get("/v1.0/accesskeys"), 401, "AUTHENTICATION_REQUIRED")
         assert_error(
             http.post("/auth/login", json={"username": "admin", "password": "wrong-password"}),
-            401,
+            400,
             "INVALID_CREDENTIALS",
         )
         jwt = login(http, first.username, first.password)
@@ -227,7 +227,7 @@ def test_no_first_start_when_customers_already_exist(
     with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
         assert_error(
             http.post("/auth/login", json={"username": "admin", "password": "x"}),
-            401,
+            400,
             "INVALID_CREDENTIALS",
         )
     assert stopped_ok(server.stop()), server.describe()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from tests.servers import LOOPBACK, RedisServer, free_port
 @asynccontextmanager
 async def serving(settings: Settings, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
     services = build_services(settings, clock=clock)
+    await services.start()
     try:
         transport = httpx.ASGITransport(app=create_app(settings, services=services))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -34,6 +37,15 @@ def assert_not_ready(response: httpx.Response) -> None:
     assert error["reason"] == "NOT_READY"
     assert error["request_id"] == response.headers["X-Request-ID"]
     assert int(response.headers["Retry-After"]) >= 1
+
+
+async def ready_within(http: httpx.AsyncClient, seconds: float) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    response = await http.get("/health/ready")
+    while response.status_code != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        response = await http.get("/health/ready")
+    return response
 
 
 async def test_live_needs_no_credentials(client: httpx.AsyncClient) -> None:
@@ -71,9 +83,12 @@ async def test_ready_checks_redis_when_configured(
 ) -> None:
     settings = make_settings(tmp_path, database_url=database_url, redis_url=redis_url)
     async with serving(settings, clock) as http:
-        response = await http.get("/health/ready")
+        response = await ready_within(http, 3.0)
         assert response.status_code == 200, response.text
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+        assert response.json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "redis": "ok", "invalidations": "ok"},
+        }
 
 
 async def test_not_ready_while_redis_is_down(
@@ -89,7 +104,7 @@ async def test_not_ready_while_redis_is_down(
         finally:
             if redis_server.process is None:
                 redis_server.start()
-        response = await http.get("/health/ready")
+        response = await ready_within(http, 5.0)  # the listener subscribes again
         assert response.status_code == 200, response.text
 
 

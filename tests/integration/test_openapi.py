@@ -24,6 +24,7 @@ ITEM = "/v1.0/accesskeys/{accesskey_id}"
 OPERATIONS = {
     ("post", "/auth/login"),
     ("get", "/v1.0/customer"),
+    ("get", "/v1.0/me"),
     ("post", "/v1.0/accesskeys"),
     ("get", "/v1.0/accesskeys"),
     ("get", ITEM),
@@ -103,7 +104,11 @@ def test_request_bodies(spec: dict[str, Any]) -> None:
     create = _body(spec, "post", "/v1.0/accesskeys")
     assert set(create["properties"]) == {"name", "detail", "expire"}
     assert create.get("required", []) == ["expire"]
-    assert create["properties"]["expire"]["type"] == "integer"
+    expire = create["properties"]["expire"]
+    assert expire["type"] == "integer"
+    # VoIPBIN's bounds: at least one day, at most an int32.
+    assert expire["minimum"] == 86_400
+    assert expire["maximum"] == 2_147_483_647
     update = _body(spec, "put", ITEM)
     assert set(update["properties"]) == {"name", "detail"}
     assert not update.get("required")
@@ -121,6 +126,27 @@ def test_response_schemas_match_the_contract_fields(spec: dict[str, Any]) -> Non
     item = _resolve(spec, listing["properties"]["result"]["items"])
     assert set(item["properties"]) == ACCESSKEY_FIELDS
     assert "token" not in item["properties"]
+
+
+def test_ids_are_uuids(spec: dict[str, Any]) -> None:
+    for method in ("get", "put", "delete"):
+        (parameter,) = [
+            p for p in spec["paths"][ITEM][method]["parameters"] if p["name"] == "accesskey_id"
+        ]
+        assert parameter["in"] == "path"
+        assert parameter["schema"]["format"] == "uuid", (method, parameter)
+    item = _success(spec, "get", ITEM)
+    assert item["properties"]["id"]["format"] == "uuid"
+    assert item["properties"]["customer_id"]["format"] == "uuid"
+    customer = _success(spec, "get", "/v1.0/customer")
+    assert customer["properties"]["id"]["format"] == "uuid"
+    assert customer["properties"]["billing_account_id"]["format"] == "uuid"
+
+
+def test_empty_next_page_token_is_a_string_not_null(spec: dict[str, Any]) -> None:
+    listing = _success(spec, "get", "/v1.0/accesskeys")
+    assert listing["properties"]["next_page_token"]["type"] == "string"
+    assert "next_page_token" in listing["required"]
 
 
 def test_list_documents_paging_parameters(spec: dict[str, Any]) -> None:
@@ -141,9 +167,11 @@ def test_every_error_response_is_the_envelope(spec: dict[str, Any], method: str,
     responses = spec["paths"][path][method]["responses"]
     errors = {code: value for code, value in responses.items() if not code.startswith("2")}
     if path == "/auth/login":
-        expected = {"400", "401", "500", "503"}
-    elif path == "/v1.0/customer":
+        expected = {"400", "500", "503"}
+    elif path in ("/v1.0/customer", "/v1.0/me"):
         expected = {"401", "500", "503"}
+    elif path == ITEM:
+        expected = {"400", "401", "403", "404", "409", "500", "503"}
     else:
         expected = {"400", "401", "403", "500", "503"}
     assert expected <= set(errors), sorted(errors)

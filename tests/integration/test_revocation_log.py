@@ -17,6 +17,7 @@ from keyplane.domain.clock import FrozenClock
 from keyplane.services import revocations as revocations_module
 from keyplane.services.container import Services, build_services
 from keyplane.services.revocations import RevocationFollower, record_revocation
+from keyplane.settings import Settings
 from keyplane.store.tables import revocations
 from tests.conftest import START, empty_tables, make_settings
 from tests.servers import PostgresServer
@@ -137,3 +138,30 @@ async def test_a_number_never_committed_is_passed_over_in_time(
     assert await follower.poll() == 0
     assert follower._low == start + 2  # passed over the gap and past the later one
     assert cache.get_key(rolled_back[0]) is not MISS
+
+
+async def test_a_revocation_after_the_log_was_pruned_empty_is_not_skipped(
+    services: Services, settings: Settings, clock: FrozenClock
+) -> None:
+    """Numbers are never reused: SQLite once gave 1 again after a prune emptied the log."""
+    other = build_services(settings, clock=clock)  # a second process on the same database
+    try:
+        follower, cache = follower_for(other)
+        await follower.poll()
+        first = cached_key(cache)
+        await revoke(services, first[1], first[0])
+        assert await follower.poll() == 1
+
+        clock.advance(2 * 86_400)
+        pruner, _ = follower_for(services)
+        await pruner.poll()
+        await pruner._prune()
+        async with services.database.reader() as repos:
+            assert await repos.revocations.after(0) == []  # the log is empty now
+
+        second = cached_key(cache)
+        await revoke(services, second[1], second[0])
+        assert await follower.poll() == 1
+        assert cache.get_key(second[0]) is MISS
+    finally:
+        await other.close()

@@ -39,3 +39,47 @@ def test_environment_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert settings.session_ttl == 3600
     assert settings.accesskey_max_expire == 172800
     assert settings.database_url == "sqlite+aiosqlite:///./data/keyplane.db"
+
+
+def test_connection_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyplane.settings import Settings
+    from keyplane.web.connections import GuardedHttpToolsProtocol, apply_connection_limits
+
+    monkeypatch.setenv("KEYPLANE_MAX_HEADER_BYTES", "4096")
+    monkeypatch.setenv("KEYPLANE_HEADER_TIMEOUT", "2.5")
+    monkeypatch.setenv("KEYPLANE_BODY_TIMEOUT", "3")
+    monkeypatch.setenv("KEYPLANE_MAX_CONNECTIONS", "7")
+    settings = Settings(_env_file=None)
+    assert settings.body_timeout == 3.0
+    saved = GuardedHttpToolsProtocol.limits
+    try:
+        apply_connection_limits(settings)
+        limits = GuardedHttpToolsProtocol.limits
+        assert (limits.max_header_bytes, limits.header_timeout, limits.max_connections) == (
+            4096,
+            2.5,
+            7,
+        )
+    finally:
+        GuardedHttpToolsProtocol.limits = saved
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KEYPLANE_MAX_HEADER_BYTES", "100"),
+        ("KEYPLANE_HEADER_TIMEOUT", "0"),
+        ("KEYPLANE_BODY_TIMEOUT", "-1"),
+        ("KEYPLANE_MAX_CONNECTIONS", "0"),
+    ],
+)
+def test_unusable_connection_limits_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from pydantic import ValidationError
+
+    from keyplane.settings import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)

@@ -33,6 +33,8 @@ CHANNEL = "keyplane:invalidations"
 HEARTBEAT_SECONDS = 0.25
 SILENCE_LIMIT_SECONDS = 0.75
 RECONNECT_DELAY_SECONDS = 0.5
+# A real message is under 200 bytes; anything far larger is not ours.
+MAX_MESSAGE_BYTES = 1024
 
 log = get_logger("keyplane.cache")
 
@@ -51,6 +53,8 @@ class Invalidation:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Invalidation:
         """Raises ``ValueError`` for anything that is not an invalidation."""
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"not an invalidation message: over {MAX_MESSAGE_BYTES} bytes")
         try:
             data: dict[str, Any] = json.loads(raw)
             kind = data["kind"]
@@ -60,7 +64,7 @@ class Invalidation:
             if token_hash is not None and not isinstance(token_hash, str):
                 raise ValueError("hash must be a string")
             return cls(kind, uuid.UUID(data["id"]), token_hash)
-        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        except (KeyError, TypeError, AttributeError, RecursionError) as error:
             raise ValueError(f"not an invalidation message: {type(error).__name__}") from None
 
 
@@ -113,6 +117,7 @@ class RedisInvalidator:
             "keyplane-invalidations", self._listen_forever, interruptible=True
         )
         self._reported_down = False
+        self.listener_failures = 0  # unexpected errors survived by the listener
 
     async def publish(self, change: Invalidation) -> None:
         apply(self.cache, change)
@@ -148,6 +153,12 @@ class RedisInvalidator:
             except (RedisError, OSError, TimeoutError) as error:
                 self.cache.set_connected(False)
                 self._report_down(error)
+            except Exception as error:  # the listener must never die
+                # Whatever went wrong, the cache forgets what it cannot vouch for and
+                # the revocation log carries changes until the channel is back.
+                self.cache.set_connected(False)
+                self.listener_failures += 1
+                log.error("invalidation_listener_failed", error=type(error).__name__)
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     def _receive(self, data: Any) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from keyplane.cli.output import say
 from keyplane.domain.timefmt import format_timestamp
 from keyplane.services.bootstrap import FirstStart
 
@@ -27,5 +26,4 @@ def announce(first: FirstStart, base_url: str) -> None:
         f"  curl -H 'Authorization: Bearer {first.token}' {base_url}/v1.0/accesskeys",
         "",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    say(*lines)

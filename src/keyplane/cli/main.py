@@ -13,40 +13,72 @@ import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from typer.core import TyperArgument, TyperCommand
 from uvicorn.supervisors import Multiprocess
 
 from keyplane.cli.first_start import announce
-from keyplane.cli.output import emit, fail
+from keyplane.cli.output import emit, fail, say
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.passwords import generate_password
-from keyplane.domain.permissions import Identity
+from keyplane.domain.permissions import (
+    MAX_PERMISSION,
+    Identity,
+    Permission,
+    is_documented,
+    is_super_admin,
+)
 from keyplane.domain.views import accesskey_view, agent_view, customer_view
 from keyplane.errors import KeyplaneError
-from keyplane.logs import configure_logging
+from keyplane.logs import configure_logging, get_logger
 from keyplane.services.bootstrap import bootstrap
 from keyplane.services.container import Services, build_services
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.store import migrate as migrations
+from keyplane.store.engine import sqlite_path
+from keyplane.web.connections import HTTP_PROTOCOL, apply_connection_limits
 
 T = TypeVar("T")
 
+# Plain help: flags show no placeholder, options their metavar (UUID, TEXT, ...).
 app = typer.Typer(
     help="keyplane: issue, manage and verify API access keys and login sessions.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-customer_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=True)
-agent_app = typer.Typer(help="Manage agents (people who log in).", no_args_is_help=True)
-accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
+customer_app = typer.Typer(
+    help="Manage customers (tenants).", no_args_is_help=True, rich_markup_mode=None
+)
+agent_app = typer.Typer(
+    help="Manage agents (people who log in).", no_args_is_help=True, rich_markup_mode=None
+)
+accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 app.add_typer(accesskey_app, name="accesskey")
+
+
+class _IdCommand(TyperCommand):
+    """A command whose help names its arguments (``ID``) without a ``<str>`` after them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = _no_type_shown  # type: ignore[method-assign]
+
+
+def _no_type_shown(ctx: object) -> str | None:
+    return None
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (default when piped).")]
 OPERATOR = Identity.operator()
@@ -70,21 +102,31 @@ def _settings() -> Settings:
     return settings
 
 
+def describe_database(url: str) -> str:
+    """The database a URL names, for people: a SQLite file's full path, else the URL
+    without its password."""
+    path = sqlite_path(url)
+    return str(path.resolve()) if path is not None else make_url(url).render_as_string()
+
+
 def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
     """Run one piece of async work with services, turning domain errors into exit codes."""
     settings = _settings()
+    database_file = sqlite_path(settings.database_url)
+    is_new = database_file is not None and not database_file.exists()
+    where = describe_database(settings.database_url)
 
     async def runner() -> T:
         services = build_services(settings)
         try:
             if require_schema:
-                await _check_schema(services)
+                await _check_schema(services, where, is_new=is_new)
             return await work(services)
         finally:
             await services.close()
 
     try:
-        return asyncio.run(runner())
+        result = asyncio.run(runner())
     except KeyplaneError as error:
         hint = (
             "is the database reachable? see KEYPLANE_DATABASE_URL"
@@ -92,13 +134,33 @@ def _run(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = Tru
             else ""
         )
         fail(f"{error.message} ({error.reason})", hint=hint)
+    except _NoDatabase:
+        if database_file is not None:  # opening it made an empty file: remove it
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{database_file}{suffix}").unlink(missing_ok=True)
+        fail(
+            f"there is no keyplane database at {where}",
+            hint="commands use KEYPLANE_DATABASE_URL, by default ./data/keyplane.db in the "
+            "working directory: run from the directory you serve from, or set it; "
+            "`keyplane migrate` creates a new database",
+        )
+    if is_new:  # a log line: under `serve`, standard error is the server's log
+        get_logger("keyplane.cli").info("created a new database", database=where)
+    return result
 
 
-async def _check_schema(services: Services) -> None:
+class _NoDatabase(Exception):
+    """The command opened a database that did not exist before it."""
+
+
+async def _check_schema(services: Services, where: str, *, is_new: bool) -> None:
     async with services.database.mapped_errors():
         current = await migrations.current_revision(services.database.engine)
-    if current != migrations.head_revision():
-        fail("the database schema is not up to date", hint="run: keyplane migrate")
+    if current == migrations.head_revision():
+        return
+    if is_new:
+        raise _NoDatabase
+    fail(f"the database schema of {where} is not up to date", hint="run: keyplane migrate")
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -111,9 +173,9 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes.")] = 1,
     migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Migrate the database first.")
     ] = True,
@@ -123,9 +185,22 @@ def serve(
             "--uvicorn-access-log/--no-uvicorn-access-log", help="Also log uvicorn's access lines."
         ),
     ] = False,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM, chain included).", exists=True),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="The certificate's private key (PEM), if not in the certfile.", exists=True
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (migrates and, on an empty database, bootstraps first)."""
     settings = _settings()
+    if ssl_keyfile is not None and ssl_certfile is None:
+        fail("--ssl-keyfile needs --ssl-certfile", code=2)
+    scheme = "https" if ssl_certfile is not None else "http"
 
     async def prepare(services: Services) -> None:
         if migrate:
@@ -134,7 +209,7 @@ def serve(
             first = await bootstrap(services.database, services.clock, services.passwords)
             if first is not None:
                 shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-                announce(first, f"http://{shown_host}:{port}")
+                announce(first, f"{scheme}://{shown_host}:{port}")
 
     # Bound before anything is created or printed: with the port taken, the
     # first start's secrets are not shown for a server that never comes up.
@@ -146,7 +221,8 @@ def serve(
         "log_config": None,
         "access_log": access_log,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with limits on request heads and connections (KEYPLANE_MAX_*).
+        "http": HTTP_PROTOCOL,
         "server_header": False,
         # The client address (used by rate limits) comes from X-Forwarded-For
         # only when the peer is one of these proxies.
@@ -154,10 +230,14 @@ def serve(
         "forwarded_allow_ips": settings.trusted_proxies,
         "timeout_graceful_shutdown": 10,
     }
+    if ssl_certfile is not None:
+        options["ssl_certfile"] = str(ssl_certfile)
+        options["ssl_keyfile"] = str(ssl_keyfile) if ssl_keyfile is not None else None
     try:
         if workers == 1:
             from keyplane.web.app import create_app
 
+            apply_connection_limits(settings)
             config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
             server = uvicorn.Server(config)
             server.run(sockets=[listener])
@@ -202,14 +282,14 @@ def migrate() -> None:
             return await migrations.current_revision(services.database.engine)
 
     revision = _run(work, require_schema=False)
-    sys.stderr.write(f"database schema at revision {revision}\n")
+    say(f"database schema at revision {revision}", err=True)
 
 
 @customer_app.command("create")
 def customer_create(
-    name: Annotated[str, typer.Option(help="Customer name.")],
-    email: Annotated[str, typer.Option(help="Contact email.")] = "",
-    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    name: Annotated[str, typer.Option(metavar="TEXT", help="Customer name.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Contact email.")] = "",
+    detail: Annotated[str, typer.Option(metavar="TEXT", help="Free text.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create a customer."""
@@ -223,9 +303,9 @@ def customer_create(
     emit(_run(work), as_json=as_json, title="customer")
 
 
-@customer_app.command("delete")
+@customer_app.command("delete", cls=_IdCommand)
 def customer_delete(
-    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    customer_id: Annotated[str, typer.Argument(metavar="ID", help="The customer's id.")],
     as_json: JsonOption = False,
 ) -> None:
     """Delete a customer: its access keys and agents stop working (everywhere within a second)."""
@@ -249,22 +329,68 @@ def _read_password_stdin() -> str:
     return data
 
 
+def _agent_permission(bits: int, *, super_admin: bool, confirmed: bool) -> int:
+    """Documented bits only; a project super admin only on an explicit, confirmed request."""
+    if is_super_admin(bits) or (bits == MAX_PERMISSION):
+        fail(
+            f"--permission {bits} includes bit 1, project super admin",
+            hint="pass --super-admin (and --yes, or confirm when asked) to mean it",
+            code=2,
+        )
+    if bits and not is_documented(bits):
+        fail(
+            f"--permission {bits} is not a combination of 16, 32 and 64",
+            hint="add up 16 (agent), 32 (admin) and 64 (manager), e.g. --permission 96",
+            code=2,
+        )
+    if not super_admin:
+        if not bits:
+            fail("no permission given", hint="pass --permission 16, 32, 64 or a sum", code=2)
+        return bits
+    say("WARNING: a project super admin can manage every customer's data.", err=True)
+    if confirmed:
+        return int(Permission.PROJECT_SUPER_ADMIN) | bits
+    if not sys.stdin.isatty():
+        fail("--super-admin must be confirmed", hint="add --yes to confirm it", code=2)
+    if not typer.confirm("Create a project super admin?", default=False, err=True):
+        fail("not confirmed; no agent was created", code=1)
+    return int(Permission.PROJECT_SUPER_ADMIN) | bits
+
+
 @agent_app.command("create")
 def agent_create(
-    customer_id: Annotated[str, typer.Option("--customer-id", help="The agent's customer.")],
-    username: Annotated[str, typer.Option(help="Login name (unique).")],
-    permission: Annotated[
-        int, typer.Option(help="Permission bits: 1 super admin, 16 agent, 32 admin, 64 manager.")
+    customer_id: Annotated[
+        str, typer.Option("--customer-id", metavar="UUID", help="The agent's customer.")
     ],
+    username: Annotated[str, typer.Option(metavar="TEXT", help="Login name (unique).")],
+    permission: Annotated[
+        int,
+        typer.Option(
+            metavar="BITS",
+            help="Permission bits, added up: 16 agent, 32 admin, 64 manager (e.g. 96). "
+            "A project super admin needs --super-admin.",
+        ),
+    ] = 0,
+    super_admin: Annotated[
+        bool,
+        typer.Option(
+            "--super-admin",
+            help="Make a project super admin (bit 1): it manages every customer. Asks first.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm --super-admin without asking.")
+    ] = False,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
-    name: Annotated[str, typer.Option(help="Display name.")] = "",
-    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    name: Annotated[str, typer.Option(metavar="TEXT", help="Display name.")] = "",
+    detail: Annotated[str, typer.Option(metavar="TEXT", help="Free text.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an agent. Without --password-stdin a password is generated and shown once."""
     cid = _uuid(customer_id, "--customer-id")
+    permission = _agent_permission(permission, super_admin=super_admin, confirmed=yes)
     generated = not password_stdin
     password = generate_password() if generated else _read_password_stdin()
 
@@ -286,9 +412,9 @@ def agent_create(
     emit(_run(work), as_json=as_json, title="agent")
 
 
-@agent_app.command("delete")
+@agent_app.command("delete", cls=_IdCommand)
 def agent_delete(
-    agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
+    agent_id: Annotated[str, typer.Argument(metavar="ID", help="The agent's id.")],
     as_json: JsonOption = False,
 ) -> None:
     """Delete an agent: its sessions stop working (everywhere within a second)."""
@@ -302,10 +428,14 @@ def agent_delete(
 
 @accesskey_app.command("create")
 def accesskey_create(
-    customer_id: Annotated[str, typer.Option("--customer-id", help="The key's customer.")],
-    expire: Annotated[int, typer.Option(help="Lifetime in seconds (at least 86400).")],
-    name: Annotated[str, typer.Option(help="Name.")] = "",
-    detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    customer_id: Annotated[
+        str, typer.Option("--customer-id", metavar="UUID", help="The key's customer.")
+    ],
+    expire: Annotated[
+        int, typer.Option(metavar="SECONDS", help="Lifetime in seconds (at least 86400).")
+    ],
+    name: Annotated[str, typer.Option(metavar="TEXT", help="Name.")] = "",
+    detail: Annotated[str, typer.Option(metavar="TEXT", help="Free text.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an access key; its token is printed once."""
@@ -322,13 +452,14 @@ def accesskey_create(
 
 @accesskey_app.command("list")
 def accesskey_list(
-    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose keys.")],
+    customer_id: Annotated[str, typer.Option("--customer-id", metavar="UUID", help="Whose keys.")],
     as_json: JsonOption = False,
 ) -> None:
     """List a customer's live access keys, newest first."""
     cid = _uuid(customer_id, "--customer-id")
 
     async def work(services: Services) -> list[dict[str, object]]:
+        await services.customers.get_customer(OPERATOR, cid)  # unknown or deleted: exit 1
         views: list[dict[str, object]] = []
         cursor = None
         while True:
@@ -338,12 +469,17 @@ def accesskey_list(
                 return views
             cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
 
-    emit(_run(work), as_json=as_json, title="access keys")
+    emit(
+        _run(work),
+        as_json=as_json,
+        title=f"access keys of customer {cid}",
+        omit=("customer_id",),
+    )
 
 
-@accesskey_app.command("delete")
+@accesskey_app.command("delete", cls=_IdCommand)
 def accesskey_delete(
-    accesskey_id: Annotated[str, typer.Argument(help="The key's id.")],
+    accesskey_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")],
     as_json: JsonOption = False,
 ) -> None:
     """Delete an access key: it stops authenticating (everywhere within a second)."""

@@ -1,47 +1,104 @@
-"""JSON for scripts, tables for people."""
+"""JSON for scripts, tables for people, and the one way the CLI writes anything.
+
+Every byte the command line prints goes through :func:`write` (the lint step
+``scripts/check_terminal_output.py`` refuses any other ``print``, ``echo`` or
+stream write in ``src/``). Values reach the terminal as plain text, never as
+markup: table cells are rich ``Text`` objects, and every control character in
+them (ESC, CSI, OSC, C1, line breaks) is shown as an escape such as ``\\x1b``
+(``keyplane.terminal.visible``). JSON escapes control characters itself.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from keyplane.terminal import visible
+
+UUID_WIDTH = 36
 
 
 def wants_json(flag: bool) -> bool:
     return flag or not sys.stdout.isatty()
 
 
-def emit(data: Any, *, as_json: bool, title: str = "") -> None:
+def write(text: str, *, err: bool = False) -> None:
+    """Write ``text`` as it is. Callers pass JSON, a rendered table, or :func:`say`'s lines."""
+    target = sys.stderr if err else sys.stdout
+    target.write(text)
+    target.flush()
+
+
+def say(*lines: object, err: bool = False) -> None:
+    """Plain lines of text, each value made visible (no control character passes)."""
+    write("".join(visible(line) + "\n" for line in lines), err=err)
+
+
+def _cell(value: object) -> Text:
+    return Text("" if value is None else visible(value))
+
+
+def _render(table: Table | Text) -> str:
+    """The table as the terminal will show it (colours only when stdout is a terminal)."""
+    terminal = sys.stdout.isatty()
+    buffer = io.StringIO()
+    width = Console().width if terminal else 200
+    console = Console(
+        file=buffer,
+        force_terminal=terminal,
+        width=width,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(table)
+    return buffer.getvalue()
+
+
+def _is_id(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
+
+
+def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = ()) -> None:
+    """``data`` as JSON, or a table: full ids; columns in ``omit`` or always empty left out."""
     if wants_json(as_json):
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        sys.stdout.flush()
+        write(json.dumps(data, indent=2) + "\n")
         return
-    console = Console()
     if isinstance(data, list):
         if not data:
-            console.print(f"{title}: none" if title else "none")
+            say(f"{title}: none" if title else "none")
             return
-        table = Table(title=title or None)
-        for column in data[0]:
-            table.add_column(column)
+        columns = [
+            column
+            for column in data[0]
+            if column not in omit and any(row.get(column) not in (None, "") for row in data)
+        ]
+        table = Table(title=_cell(title) if title else None)
+        for column in columns:
+            table.add_column(
+                _cell(column),
+                no_wrap=_is_id(column),
+                min_width=UUID_WIDTH if _is_id(column) else None,
+                overflow="fold",
+            )
         for row in data:
-            table.add_row(*("" if value is None else str(value) for value in row.values()))
-        console.print(table)
+            table.add_row(*(_cell(row.get(column)) for column in columns))
+        write(_render(table))
         return
-    table = Table(title=title or None, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = Table(title=_cell(title) if title else None, show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold", min_width=UUID_WIDTH)
     for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
-    console.print(table)
+        table.add_row(_cell(key), _cell(value))
+    write(_render(table))
 
 
 def fail(message: str, *, hint: str = "", code: int = 1) -> NoReturn:
-    sys.stderr.write(f"error: {message}\n")
-    if hint:
-        sys.stderr.write(f"hint: {hint}\n")
-    sys.stderr.flush()
+    say(f"error: {message}", *([f"hint: {hint}"] if hint else []), err=True)
     raise SystemExit(code)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from keyplane.domain.timefmt import format_timestamp, parse_timestamp
+from keyplane.domain.timefmt import format_timestamp, parse_cursor_timestamp, parse_timestamp
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
+# keyplane's own tokens are 86 characters, VoIPBIN's timestamps 27; a longer
+# value is refused before any decoding.
+MAX_PAGE_TOKEN_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +29,22 @@ class Cursor:
     id: uuid.UUID | None
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def page_size_from_query(raw: str | None) -> int:
-    """1..100; anything else (missing, out of range, not a number) means 100, as VoIPBIN does."""
-    try:
-        size = int(raw) if raw is not None else DEFAULT_PAGE_SIZE
-    except ValueError:
+    """1..100; missing, empty or an integer out of range means 100, as VoIPBIN does.
+
+    Raises ``ValueError`` for a value that is not an integer (``abc``, ``1.5``),
+    which VoIPBIN's generated server refuses with 400 too.
+    """
+    if raw is None or raw == "":
         return DEFAULT_PAGE_SIZE
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError("page_size is not an integer")
+    if len(raw) > 20:
+        return DEFAULT_PAGE_SIZE  # far out of range; int() of thousands of digits is refused
+    size = int(raw)
     return size if 1 <= size <= MAX_PAGE_SIZE else DEFAULT_PAGE_SIZE
 
 
@@ -41,8 +55,10 @@ def encode_cursor(tm_create: datetime, key_id: uuid.UUID) -> str:
 
 def decode_cursor(token: str) -> Cursor:
     """Raises ``ValueError`` for anything that is neither form."""
+    if len(token) > MAX_PAGE_TOKEN_LENGTH:
+        raise ValueError("not a page token issued by this service")
     try:
-        return Cursor(parse_timestamp(token), None)
+        return Cursor(parse_cursor_timestamp(token), None)
     except ValueError:
         pass
     try:

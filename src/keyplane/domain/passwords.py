@@ -7,9 +7,9 @@ the event loop (see ``keyplane.services.auth``).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -52,24 +52,35 @@ class PasswordHashing:
             type=Type.ID,
         )
 
-    @cached_property
-    def _dummy_hash(self) -> str:
-        """Verified against when the username is unknown, so timing reveals nothing.
-
-        Made on first need, not at start: commands that never log anyone in skip it.
-        """
-        return self._hasher.hash(secrets.token_urlsafe(24))
+        # Verified against when the username is unknown, so timing reveals nothing.
+        self._dummy_hash: str | None = None
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when ``password`` matches; ``None`` hash runs a dummy verification."""
+        """True when ``password`` matches; ``None`` costs one verification all the same."""
+        if password_hash is None:
+            self._spend_one_verification(password)
+            return False
         try:
-            self._hasher.verify(password_hash or self._dummy_hash, password)
+            self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
-        return password_hash is not None
+        return True
+
+    def _spend_one_verification(self, password: str) -> None:
+        """Exactly one argon2 computation, the first time as every time after.
+
+        Making the dummy hash costs what verifying against it costs, so the
+        first unknown username makes it instead of verifying: it is no slower
+        than the next one, and start-up does not pay for it.
+        """
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(24))
+            return
+        with contextlib.suppress(VerificationError, InvalidHashError):
+            self._hasher.verify(self._dummy_hash, password)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)

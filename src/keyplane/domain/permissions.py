@@ -20,6 +20,23 @@ class Permission(enum.IntFlag):
 
 
 MAX_PERMISSION = int(Permission.ALL)
+_DOCUMENTED_BITS = int(
+    Permission.PROJECT_SUPER_ADMIN
+    | Permission.CUSTOMER_AGENT
+    | Permission.CUSTOMER_ADMIN
+    | Permission.CUSTOMER_MANAGER
+)
+
+
+def is_documented(permission: int) -> bool:
+    """A non-empty combination of the documented bits (1, 16, 32, 64), or 65535 (all)."""
+    if permission == MAX_PERMISSION:
+        return True
+    return permission > 0 and permission & ~_DOCUMENTED_BITS == 0
+
+
+def is_super_admin(permission: int) -> bool:
+    return bool(permission & Permission.PROJECT_SUPER_ADMIN)
 
 
 @dataclass(frozen=True, slots=True)

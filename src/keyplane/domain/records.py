@@ -55,4 +55,4 @@ class Accesskey:
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[Accesskey]
-    next_page_token: str | None
+    next_page_token: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyplane.domain.permissions import Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.domain.timefmt import format_timestamp
 
@@ -28,17 +29,42 @@ def accesskey_view(key: Accesskey, token: str | None = None) -> dict[str, Any]:
     return view
 
 
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+# VoIPBIN leaves these out when empty (``omitempty``), so its email format holds.
+_OMITTED_WHEN_EMPTY = ("name", "detail", "email", "webhook_method", "webhook_uri")
+
+
 def customer_view(customer: Customer) -> dict[str, Any]:
+    """VoIPBIN's customer object, with its fields keyplane has no use for at their defaults."""
+    view: dict[str, Any] = {"id": str(customer.id)}
+    for field in _OMITTED_WHEN_EMPTY:
+        value = getattr(customer, field)
+        if value:
+            view[field] = value
+    view.update(
+        billing_account_id=NIL_UUID,
+        metadata={"rtp_debug": False},
+        email_verified=False,
+        status="deleted" if customer.tm_delete is not None else "active",
+        identity_verification_status="none",
+        tm_deletion_scheduled=None,
+        tm_create=format_timestamp(customer.tm_create),
+        tm_update=format_timestamp(customer.tm_update),
+        tm_delete=format_timestamp(customer.tm_delete),
+    )
+    return view
+
+
+def accesskey_identity_view(key: Accesskey) -> dict[str, Any]:
+    """``GET /v1.0/me`` for an access key: who the caller is (never the token)."""
     return {
-        "id": str(customer.id),
-        "name": customer.name,
-        "detail": customer.detail,
-        "email": customer.email,
-        "webhook_method": customer.webhook_method,
-        "webhook_uri": customer.webhook_uri,
-        "tm_create": format_timestamp(customer.tm_create),
-        "tm_update": format_timestamp(customer.tm_update),
-        "tm_delete": format_timestamp(customer.tm_delete),
+        "type": "accesskey",
+        "id": str(key.id),
+        "customer_id": str(key.customer_id),
+        "name": key.name,
+        "token_prefix": key.token_prefix,
+        "permission": int(Permission.CUSTOMER_ADMIN),
+        "tm_expire": format_timestamp(key.tm_expire),
     }
 
 

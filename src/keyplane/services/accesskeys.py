@@ -11,7 +11,7 @@ from keyplane.domain.clock import Clock
 from keyplane.domain.pagination import Cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
-from keyplane.errors import InvalidArgument, NotFound, PermissionDenied
+from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.events import (
     ACCESSKEY_CREATED,
     ACCESSKEY_DELETED,
@@ -22,6 +22,8 @@ from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
 
 MIN_EXPIRE = 86_400
+# VoIPBIN's ``expire`` is an int32: no other bound unless the operator sets one.
+MAX_EXPIRE = 2_147_483_647
 REQUIRED = int(Permission.CUSTOMER_ADMIN)
 
 
@@ -50,12 +52,33 @@ def _change(key: Accesskey) -> Invalidation:
 
 
 def _not_found() -> NotFound:
-    return NotFound("The access key was not found.", reason="ACCESSKEY_NOT_FOUND")
+    return NotFound("The access key was not found.", reason="RESOURCE_NOT_FOUND")
+
+
+def _deleted() -> FailedPrecondition:
+    return FailedPrecondition(
+        "The access key is deleted; it can no longer be read, changed or deleted.",
+        reason="STATE_INVALID",
+    )
+
+
+def _owns(identity: Identity, key: Accesskey) -> bool:
+    """The key's customer is the caller's (the command line's operator owns every customer).
+
+    Compared before any permission check, as VoIPBIN does: another customer's
+    key is 404 for everyone, project super admins included.
+    """
+    return identity.type == "operator" or identity.customer_id == key.customer_id
 
 
 class AccesskeyService:
     def __init__(
-        self, database: Database, clock: Clock, invalidator: Invalidator, *, max_expire: int
+        self,
+        database: Database,
+        clock: Clock,
+        invalidator: Invalidator,
+        *,
+        max_expire: int | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -63,19 +86,24 @@ class AccesskeyService:
         self.max_expire = max_expire
 
     def validate_expire(self, expire: object) -> int:
-        """An integer number of seconds from one day to the configured maximum."""
+        """Whole seconds from one day to 2147483647, or to the operator's lower maximum."""
         if isinstance(expire, bool) or not isinstance(expire, int):
+            raise InvalidArgument(self._expire_message("must be an integer"))
+        if not MIN_EXPIRE <= expire <= MAX_EXPIRE:
+            raise InvalidArgument(self._expire_message("is out of range"))
+        if self.max_expire is not None and expire > self.max_expire:
             raise InvalidArgument(
-                self._expire_message("must be an integer"), reason="INVALID_EXPIRE"
+                f"'expire' is longer than this server allows: at most {self.max_expire} "
+                "seconds (KEYPLANE_ACCESSKEY_MAX_EXPIRE, set by the operator).",
+                reason="EXPIRE_ABOVE_MAXIMUM",
             )
-        if not MIN_EXPIRE <= expire <= self.max_expire:
-            raise InvalidArgument(self._expire_message("is out of range"), reason="INVALID_EXPIRE")
         return expire
 
     def _expire_message(self, problem: str) -> str:
+        upper = MAX_EXPIRE if self.max_expire is None else self.max_expire
         return (
             f"'expire' {problem}: give the lifetime in whole seconds, "
-            f"from {MIN_EXPIRE} (one day) to {self.max_expire}."
+            f"from {MIN_EXPIRE} (one day) to {upper}."
         )
 
     @staticmethod
@@ -102,7 +130,6 @@ class AccesskeyService:
         return key, token
 
     async def get(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
-        self._require_admin_of(identity, identity.customer_id)
         async with self._db.reader() as repos:
             key = await repos.accesskeys.get(key_id)
         return self._visible(identity, key)
@@ -117,19 +144,19 @@ class AccesskeyService:
             items = await repos.accesskeys.list_live(customer_id, limit=page_size, before=before)
         # A cursor whenever the page has items: clients that page until an empty
         # result and clients that stop at an empty token both end correctly.
-        next_token = encode_cursor(items[-1].tm_create, items[-1].id) if items else None
+        # "" (never null) on an empty page, as VoIPBIN sends.
+        next_token = encode_cursor(items[-1].tm_create, items[-1].id) if items else ""
         return Page(items, next_token)
 
     async def update(
         self, identity: Identity, key_id: uuid.UUID, *, name: str, detail: str
     ) -> Accesskey:
-        self._require_admin_of(identity, identity.customer_id)
         async with self._db.transaction() as repos:
             self._visible(identity, await repos.accesskeys.get(key_id))
             now = self._clock.now()
             updated = await repos.accesskeys.update_text(key_id, name=name, detail=detail, now=now)
             if updated is None:
-                raise _not_found()
+                raise _deleted()  # ours a moment ago, deleted meanwhile
             await record_accesskey_event(repos, ACCESSKEY_UPDATED, updated, now)
             await record_revocation(repos, _change(updated), now)
         await self._invalidator.publish(_change(updated))
@@ -137,24 +164,24 @@ class AccesskeyService:
 
     async def delete(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
         """Soft delete: from this instant the key authenticates nowhere."""
-        self._require_admin_of(identity, identity.customer_id)
         async with self._db.transaction() as repos:
             self._visible(identity, await repos.accesskeys.get(key_id))
             now = self._clock.now()
             deleted = await repos.accesskeys.soft_delete(key_id, now=now)
             if deleted is None:
-                raise _not_found()
+                raise _deleted()  # ours a moment ago, deleted meanwhile
             await record_accesskey_event(repos, ACCESSKEY_DELETED, deleted, now)
             await record_revocation(repos, _change(deleted), now)
         # After the commit: every replica's cache drops the key at once.
         await self._invalidator.publish(_change(deleted))
         return deleted
 
-    @staticmethod
-    def _visible(identity: Identity, key: Accesskey | None) -> Accesskey:
-        """Deleted keys and keys of other customers are 404, never 403."""
-        if key is None or key.tm_delete is not None:
+    @classmethod
+    def _visible(cls, identity: Identity, key: Accesskey | None) -> Accesskey:
+        """VoIPBIN's order: the customer (404, never 403), then deletion (409), then permission."""
+        if key is None or not _owns(identity, key):
             raise _not_found()
-        if not has_permission(identity, key.customer_id, REQUIRED):
-            raise _not_found()
+        if key.tm_delete is not None:
+            raise _deleted()
+        cls._require_admin_of(identity, key.customer_id)
         return key

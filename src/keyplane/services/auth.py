@@ -22,7 +22,7 @@ from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.permissions import Identity
 from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
-from keyplane.errors import InvalidCredentials
+from keyplane.errors import InvalidCredentials, LoginRefused
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
@@ -138,7 +138,7 @@ class AuthService:
             # Always verify, against a dummy hash for unknown users: same cost either way.
             ok = await self._passwords.verify(agent.password_hash if agent else None, password)
             if agent is None or not ok:
-                raise InvalidCredentials()
+                raise LoginRefused()
         if self._passwords.hashing.needs_rehash(agent.password_hash):
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as repos:

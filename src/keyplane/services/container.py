@@ -78,6 +78,8 @@ class Services:
                 checks["redis"] = "unavailable"
             finally:
                 await client.aclose()
+            # Without the channel, revocations arrive through the revocation log only.
+            checks["invalidations"] = "ok" if self.cache.connected else "fallback"
         return checks
 
 

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain.clock import Clock
-from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission
-from keyplane.domain.records import Agent, Customer
-from keyplane.errors import InvalidArgument, NotFound, PermissionDenied
+from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, is_documented
+from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.errors import InvalidArgument, InvalidCredentials, NotFound, PermissionDenied
 from keyplane.services.auth import PasswordWorker
 from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
@@ -87,6 +87,21 @@ class CustomerService:
             raise _customer_not_found()
         return customer
 
+    async def me(self, identity: Identity) -> Agent | Accesskey:
+        """The caller: its agent for a session, its key for an access key."""
+        async with self._db.reader() as repos:
+            found: Agent | Accesskey | None
+            if identity.type == "agent":
+                found = await repos.agents.get_active(identity.id)
+            elif identity.type == "accesskey":
+                found = await repos.accesskeys.get(identity.id)
+            else:
+                found = None
+        # Deleted between authentication and this read: the credential is gone.
+        if found is None or found.tm_delete is not None:
+            raise InvalidCredentials()
+        return found
+
     async def create_agent(
         self,
         identity: Identity,
@@ -103,9 +118,10 @@ class CustomerService:
             raise InvalidArgument("An agent needs a non-empty username.", reason="INVALID_USERNAME")
         if not password:
             raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
-        if not 0 <= permission <= MAX_PERMISSION:
+        if not is_documented(permission):
             raise InvalidArgument(
-                f"permission must be an integer from 0 to {MAX_PERMISSION}.",
+                "permission must combine the documented bits: 1 project super admin, "
+                f"16 customer agent, 32 customer admin, 64 customer manager (or {MAX_PERMISSION}).",
                 reason="INVALID_PERMISSION",
             )
         password_hash = await self._passwords.hash(password)

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 import anyio
 
 from keyplane.cache.ratelimit import Decision, Limiter, Policy
-from keyplane.errors import InvalidCredentials, ResourceExhausted
+from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
 
 MAX_BLOCKED = 100_000
 
@@ -69,7 +69,7 @@ class RateLimits:
             raise exhausted(
                 decision,
                 "This customer is sending too many requests; retry after the time in Retry-After.",
-                "RATE_LIMITED",
+                "RATE_LIMIT_EXCEEDED",
             )
         return decision
 
@@ -85,7 +85,7 @@ class RateLimits:
         raise exhausted(
             Decision(False, decision.limit, 0, until - now, until - now),
             "Too many failed attempts from this address; retry after the time in Retry-After.",
-            "TOO_MANY_FAILED_ATTEMPTS",
+            "RATE_LIMIT_EXCEEDED",
         )
 
     def ensure_auth_allowed(self, client: str) -> None:
@@ -96,7 +96,7 @@ class RateLimits:
         """Look at one credential from ``client`` on a slot of its failure budget.
 
         The slot is taken before the body runs and kept only when the body
-        refuses the credential (``InvalidCredentials``); a good credential, or an
+        refuses the credential (``InvalidCredentials``, ``LoginRefused``); a good credential, or an
         error that is no verdict (the database was away), gives it back.
         """
         await self._take_slot(client)
@@ -139,7 +139,7 @@ class RateLimits:
         """Keep the slot on a refusal, give it back otherwise, then wake the waiters."""
         try:
             yield
-        except InvalidCredentials:
+        except (InvalidCredentials, LoginRefused):
             self._settle(client)
             raise
         except Exception:

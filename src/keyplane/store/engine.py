@@ -27,7 +27,9 @@ def sqlite_path(url: str) -> Path | None:
 
 def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: a failed statement's message (and so any traceback or
+    # log line built from it) never carries its parameters, token hashes included.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
@@ -94,12 +96,12 @@ class Database:
             ) from None
         except (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError) as error:
             raise Unavailable(
-                "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+                "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
             ) from error
         except DBAPIError as error:
             if error.connection_invalidated:
                 raise Unavailable(
-                    "The database is unavailable; retry later.", reason="DATABASE_UNAVAILABLE"
+                    "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
                 ) from error
             raise
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -32,14 +33,53 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def _upgrade_sqlite(connection: Connection, revision: str) -> None:
+    """All migrations in one transaction, as on PostgreSQL.
+
+    Python's sqlite3 driver opens a transaction only before INSERT, UPDATE and
+    DELETE, so DDL ran outside any, and a migration that failed halfway left
+    half a schema. With the driver's own handling off, keyplane opens the
+    transaction itself (``IMMEDIATE``: two
+    processes starting together migrate one after the other).
+    """
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    saved = driver.isolation_level
+    driver.isolation_level = None  # keyplane begins and commits
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            command.upgrade(alembic_config(connection), revision)
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+    finally:
+        driver.isolation_level = saved
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to run on every start."""
+    """Bring the schema to ``revision`` in one transaction; safe to run on every start."""
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as conn:
+            await conn.run_sync(_upgrade_sqlite, revision)
+        return
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
 
 
+_ALEMBIC_LOG = logging.getLogger("alembic.runtime.migration")
+
+
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    # Reading the revision is no news: without this, every command would log
+    # alembic's "Context impl" and "Will assume ... DDL" lines.
+    level = _ALEMBIC_LOG.level
+    _ALEMBIC_LOG.setLevel(logging.WARNING)
+    try:
+        return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        _ALEMBIC_LOG.setLevel(level)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

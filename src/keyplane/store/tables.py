@@ -117,6 +117,7 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_delivered", UTCDateTime),
+    sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
 # Every revocation, written in the same transaction as the change: the durable
@@ -129,6 +130,7 @@ revocations = Table(
     Column("subject_id", Uuid, nullable=False),
     Column("token_hash", String(64)),
     Column("tm_create", UTCDateTime, nullable=False, index=True),
+    sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
 # One-row facts about the installation, e.g. that the first start has run.

@@ -13,9 +13,14 @@ from keyplane import __version__
 from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
+from keyplane.web.connections import apply_connection_limits
+from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
+from keyplane.web.limits import BodyLimitMiddleware
+from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer, health
+from keyplane.web.routes import accesskeys, auth, customer, health, me
+from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
 Issue, manage and verify API access keys and login sessions.
@@ -53,18 +58,29 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by install_docs_ui, not a CDN
         redoc_url=None,
+        # A trailing slash is a 404, never a redirect that would repeat the
+        # query string (and a credential in it) in a Location header.
+        redirect_slashes=False,
     )
     app.state.services = app_services
     app.state.settings = settings
     install_error_handlers(app)
+    # Added first runs innermost: the request context wraps the other two.
+    app.add_middleware(BodyLimitMiddleware, body_timeout=settings.body_timeout)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: gateway checks are answered before the framework (see web/verify.py).
+    app.add_middleware(GatewayVerification, auth=app_services.auth)
+    install_docs_ui(app, title="keyplane")
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
+    app.include_router(me.router)
     app.include_router(accesskeys.router)
     _document_errors_truthfully(app)
+    _document_uuid_parameters(app)
     return app
 
 
@@ -85,8 +101,25 @@ def _document_errors_truthfully(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _document_uuid_parameters(app: FastAPI) -> None:
+    """Path parameters named ``*_id`` are UUIDs (a malformed one is 400 ``INVALID_ID``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path" and parameter.get("name", "").endswith("_id"):
+                        parameter.setdefault("schema", {})["format"] = "uuid"
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def app_from_environment() -> FastAPI:
     """Entry point for server worker processes: settings from the environment."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    apply_connection_limits(settings)
     return create_app(settings)

@@ -8,13 +8,16 @@ missing or ``null`` read as ``""``; unknown fields are ignored.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import Request
 
 from keyplane.errors import InvalidArgument
 
-MAX_BODY_BYTES = 64 * 1024
+# NUL cannot be stored in PostgreSQL text, and a lone surrogate (JSON allows
+# "\ud800") cannot be encoded as UTF-8 at all: refuse both here, once.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _invalid(message: str) -> InvalidArgument:
@@ -25,19 +28,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _too_large() -> InvalidArgument:
-    return InvalidArgument(
-        f"The request body is larger than {MAX_BODY_BYTES} bytes.", reason="BODY_TOO_LARGE"
-    )
-
-
 async def json_object(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
+    # The size limit is enforced while reading (keyplane.web.limits).
     raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise _too_large()
     try:
         body = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
@@ -53,4 +46,9 @@ def string_field(body: dict[str, Any], name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise _invalid(f"'{name}' must be a string.")
+    if _UNSTORABLE.search(value):
+        raise InvalidArgument(
+            f"'{name}' must not contain NUL or unpaired surrogate characters.",
+            reason="INVALID_ARGUMENT",
+        )
     return value

@@ -4,14 +4,56 @@ Session token sources come first (cookie ``token``, query ``?token=``,
 ``Authorization: Bearer <jwt>``), then access key sources (cookie
 ``accesskey``, query ``?accesskey=``, ``Authorization: Bearer vb_…``). The
 first one present is the request's credential; an empty value is absent.
+
+Cookies are read by :func:`parse_cookies`, keyplane's own parser: one split
+on ``;`` and one partition per pair, so linear in the header's length
+whatever it holds. Python's ``http.cookies`` unquoting, which Starlette's
+parser calls, is quadratic on some input in Python releases before 3.11.10
+(CVE-2024-7592), and no request reaches it with the client's header
+(see ``keyplane.web.middleware``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
 from keyplane.domain.tokens import looks_like_accesskey
 from keyplane.services.auth import Credential
+
+CREDENTIAL_COOKIES = frozenset({"accesskey", "token"})
+# What a cookie carrying an access key or a JWT can hold; anything else is
+# passed on as this placeholder, which is present (so it takes its place in
+# the precedence) and refused like any malformed credential.
+_CREDENTIAL_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=\-]*")
+MALFORMED_COOKIE = "malformed"
+
+
+def parse_cookies(header: str | None, names: Iterable[str] = CREDENTIAL_COOKIES) -> dict[str, str]:
+    """The cookies named ``names`` in a ``Cookie`` header; the last of a name wins.
+
+    Surrounding double quotes are removed; nothing else is unescaped, since
+    no credential contains a backslash.
+    """
+    wanted = frozenset(names)
+    found: dict[str, str] = {}
+    for pair in (header or "").split(";"):
+        name, equals, value = pair.partition("=")
+        name = name.strip()
+        if equals and name in wanted:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found[name] = value
+    return found
+
+
+def canonical_cookie_header(header: str) -> str:
+    """Only the credential cookies, each value plain or :data:`MALFORMED_COOKIE`."""
+    return "; ".join(
+        f"{name}={value if _CREDENTIAL_CHARACTERS.fullmatch(value) else MALFORMED_COOKIE}"
+        for name, value in parse_cookies(header).items()
+    )
 
 
 def bearer_value(authorization: str | None) -> str | None:

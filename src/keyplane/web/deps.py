@@ -6,17 +6,31 @@ import math
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.cache.ratelimit import Decision
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
-from keyplane.web.credentials import find_credential
+from keyplane.web.credentials import find_credential, parse_cookies
+
+
+class _CredentialCookie(APIKeyCookie):
+    """An ``APIKeyCookie`` read with keyplane's linear parser, never ``request.cookies``."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        return self.check_api_key(request_cookies(request).get(self.model.name))
+
+
+def request_cookies(request: HTTPConnection) -> dict[str, str]:
+    """The credential cookies of a request (``parse_cookies``, linear)."""
+    return parse_cookies(request.headers.get("cookie"))
+
 
 # Declared so /openapi.json documents every way to authenticate; the values
 # are read by ``find_credential`` to apply the contract's precedence.
-_session_cookie = APIKeyCookie(
+_session_cookie = _CredentialCookie(
     name="token",
     scheme_name="SessionCookie",
     auto_error=False,
@@ -34,7 +48,7 @@ _bearer = HTTPBearer(
     auto_error=False,
     description="`Authorization: Bearer <session JWT>` or `Authorization: Bearer vb_…`.",
 )
-_accesskey_cookie = APIKeyCookie(
+_accesskey_cookie = _CredentialCookie(
     name="accesskey",
     scheme_name="AccesskeyCookie",
     auto_error=False,
@@ -79,7 +93,7 @@ async def current_identity(
     _q2: Annotated[str | None, Depends(_accesskey_query)],
 ) -> Identity:
     credential = find_credential(
-        request.cookies, request.query_params, request.headers.get("authorization")
+        request_cookies(request), request.query_params, request.headers.get("authorization")
     )
     if credential is None:
         raise AuthenticationRequired()

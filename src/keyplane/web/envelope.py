@@ -31,9 +31,14 @@ _STATUS_OF_HTTP = {
     403: ("PERMISSION_DENIED", "PERMISSION_DENIED", "The request is not allowed."),
     404: ("NOT_FOUND", "ROUTE_NOT_FOUND", "No such endpoint; see /openapi.json for the API."),
     405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED", "This endpoint does not accept that method."),
+    408: ("INVALID_ARGUMENT", "BODY_TIMEOUT", "The request body did not arrive in time."),
     413: ("INVALID_ARGUMENT", "BODY_TOO_LARGE", "The request body is too large."),
-    429: ("RESOURCE_EXHAUSTED", "RATE_LIMITED", "Too many requests; retry later."),
-    503: ("UNAVAILABLE", "UNAVAILABLE", "The service is temporarily unavailable; retry later."),
+    429: ("RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "Too many requests; retry later."),
+    503: (
+        "UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
+        "The service is temporarily unavailable; retry later.",
+    ),
 }
 INTERNAL_MESSAGE = "An internal error occurred; quote the request id when reporting it."
 
@@ -70,11 +75,11 @@ def error_response(
 
 
 def internal_error_response(request_id: str) -> JSONResponse:
-    return error_response("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE, request_id)
+    return error_response("INTERNAL", "INTERNAL", INTERNAL_MESSAGE, request_id)
 
 
-async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeyplaneError)
+def error_headers(exc: KeyplaneError) -> dict[str, str]:
+    """The headers a refusal carries (``Retry-After``, ``RateLimit-*``, ``WWW-Authenticate``)."""
     headers: dict[str, str] = {}
     if isinstance(exc, ResourceExhausted):
         headers["Retry-After"] = str(exc.retry_after)
@@ -86,8 +91,17 @@ async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = "1"
     elif isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="keyplane"'
+    return headers
+
+
+async def _keyplane_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyplaneError)
     return error_response(
-        exc.status, exc.reason, exc.message, request_id_of(request.scope), headers=headers
+        exc.status,
+        exc.reason,
+        exc.message,
+        request_id_of(request.scope),
+        headers=error_headers(exc),
     )
 
 
@@ -104,13 +118,15 @@ def _allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # keyplane.web.methods
     return ", ".join(allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status, reason, message = _STATUS_OF_HTTP.get(
-        exc.status_code, ("INTERNAL", "INTERNAL_ERROR", INTERNAL_MESSAGE)
+        exc.status_code, ("INTERNAL", "INTERNAL", INTERNAL_MESSAGE)
     )
     headers = dict(exc.headers or {})
     if exc.status_code == 405:

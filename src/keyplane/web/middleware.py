@@ -1,4 +1,11 @@
-"""Request id, security headers, the access log, and the last line of defence."""
+"""Request id, security headers, the access log, and the last line of defence.
+
+Also the one place where the client's ``Cookie`` header is read: it is
+replaced, before anything else sees the request, by one holding only the
+credential cookies (``keyplane.web.credentials.canonical_cookie_header``,
+linear). Starlette's cookie parser, which FastAPI runs on every request,
+then only ever sees that short, plain header.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +18,19 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyplane.logs import get_logger
+from keyplane.web.credentials import canonical_cookie_header
 from keyplane.web.envelope import internal_error_response
 
+MAX_REQUEST_ID_LENGTH = 128
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 SECURITY_HEADERS = (
     ("Cache-Control", "no-store"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Content-Type-Options", "nosniff"),
 )
+# Sent on every response to a request that came over HTTPS (directly, or
+# through a trusted proxy that says so in X-Forwarded-Proto): one year.
+HSTS = "max-age=31536000"
 
 access_log = get_logger("keyplane.access")
 error_log = get_logger("keyplane.error")
@@ -27,11 +39,25 @@ error_log = get_logger("keyplane.error")
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
+            if len(value) > MAX_REQUEST_ID_LENGTH:
+                return None
             text: str = value.decode("latin-1")
             if _SANE_REQUEST_ID.fullmatch(text) and "vb_" not in text and "eyJ" not in text:
                 return text
             return None
     return None
+
+
+def _keep_only_credential_cookies(scope: Scope) -> None:
+    headers = scope.get("headers") or []
+    cookies = [value for name, value in headers if name == b"cookie"]
+    if not cookies:
+        return
+    canonical = canonical_cookie_header(b"; ".join(cookies).decode("latin-1"))
+    kept = [(name, value) for name, value in headers if name != b"cookie"]
+    if canonical:
+        kept.append((b"cookie", canonical.encode("latin-1")))
+    scope["headers"] = kept
 
 
 class RequestContextMiddleware:
@@ -44,6 +70,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        _keep_only_credential_cookies(scope)
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -60,6 +87,8 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS:
                     headers[name] = value
+                if scope.get("scheme") == "https":
+                    headers["Strict-Transport-Security"] = HSTS
                 for name, value in scope["state"].get("response_headers", {}).items():
                     headers.setdefault(name, value)
             await send(message)

@@ -31,7 +31,15 @@ class LoginResponse(_Strict):
 class AccesskeyCreateRequest(BaseModel):
     name: str = Field(default="", description="Missing or null means an empty string.")
     detail: str = Field(default="", description="Missing or null means an empty string.")
-    expire: int = Field(description="Lifetime in seconds, at least 86400 (one day).")
+    expire: int = Field(
+        ge=86_400,
+        le=2_147_483_647,
+        description=(
+            "Lifetime in seconds: an integer from 86400 (one day) to 2147483647 (an int32, "
+            "as in VoIPBIN). An operator may set a lower maximum "
+            "(KEYPLANE_ACCESSKEY_MAX_EXPIRE); a larger value is then 400 EXPIRE_ABOVE_MAXIMUM."
+        ),
+    )
 
 
 class AccesskeyUpdateRequest(BaseModel):
@@ -57,26 +65,69 @@ class AccesskeyWithToken(Accesskey):
 
 class AccesskeyList(_Strict):
     result: list[Accesskey]
-    next_page_token: str | None = Field(
-        description="Pass as `page_token` for the next page; null when this page is empty."
+    next_page_token: str = Field(
+        description='Pass as `page_token` for the next page; "" when this page is empty.'
     )
 
 
+class CustomerMetadata(_Strict):
+    rtp_debug: bool
+
+
 class Customer(_Strict):
+    """VoIPBIN's customer; empty strings are left out, as VoIPBIN does."""
+
     id: str = Field(json_schema_extra={"format": "uuid"})
-    name: str
-    detail: str
-    email: str
-    webhook_method: str
-    webhook_uri: str
+    name: str | None = Field(default=None, description="Left out when empty.")
+    detail: str | None = Field(default=None, description="Left out when empty.")
+    email: str | None = Field(
+        default=None, description="Left out when empty.", json_schema_extra={"format": "email"}
+    )
+    webhook_method: str | None = Field(default=None, description="Left out when empty.")
+    webhook_uri: str | None = Field(default=None, description="Left out when empty.")
+    billing_account_id: str = Field(
+        description="Always the nil UUID: keyplane has no billing.",
+        json_schema_extra={"format": "uuid"},
+    )
+    metadata: CustomerMetadata
+    email_verified: bool
+    status: str = Field(description="`active` (VoIPBIN's lifecycle status).")
+    identity_verification_status: str = Field(description="Always `none` in keyplane.")
+    tm_deletion_scheduled: str | None = Field(description="Always null in keyplane.")
     tm_create: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
     tm_update: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
     tm_delete: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
 
 
+class Agent(_Strict):
+    """``GET /v1.0/me`` for a session: the agent, with VoIPBIN's field names."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    customer_id: str = Field(json_schema_extra={"format": "uuid"})
+    username: str
+    name: str
+    detail: str
+    permission: int = Field(description="Permission bits: 1, 16, 32, 64 (see docs/api.md).")
+    tm_create: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+    tm_update: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+    tm_delete: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+
+
+class AccesskeyIdentity(_Strict):
+    """``GET /v1.0/me`` for an access key: who the caller is (keyplane's own object)."""
+
+    type: str = Field(description="Always `accesskey`.")
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    customer_id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    token_prefix: str
+    permission: int = Field(description="Always 32: an access key acts as customer admin.")
+    tm_expire: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+
+
 class ErrorDetail(_Strict):
     status: str = Field(description="INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, …")
-    reason: str = Field(description="Machine-readable cause, e.g. ACCESSKEY_NOT_FOUND.")
+    reason: str = Field(description="Machine-readable cause, e.g. RESOURCE_NOT_FOUND.")
     message: str
     request_id: str
 
@@ -91,6 +142,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "No credential (AUTHENTICATION_REQUIRED) or a bad one (INVALID_CREDENTIALS).",
         403: "The caller lacks the permission (PERMISSION_DENIED).",
         404: "Not found, or belongs to another customer (NOT_FOUND).",
+        409: "The access key is deleted (FAILED_PRECONDITION, STATE_INVALID).",
         405: "Method not allowed.",
         429: "Rate limited (RESOURCE_EXHAUSTED); see Retry-After.",
         500: "Internal error (INTERNAL).",

@@ -29,6 +29,20 @@ def test_voipbin_timestamp_cursor_is_accepted(moment: datetime) -> None:
     assert (cursor.tm_create, cursor.id) == (moment, None)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-01 10:15:30.123456", datetime(2026, 12, 1, 10, 15, 30, 123456, tzinfo=UTC)),
+        ("2026-12-01 10:15:30", datetime(2026, 12, 1, 10, 15, 30, tzinfo=UTC)),
+        ("2026-12-01T10:15:30Z", datetime(2026, 12, 1, 10, 15, 30, tzinfo=UTC)),
+        ("2026-12-01T10:15:30.5Z", datetime(2026, 12, 1, 10, 15, 30, 500000, tzinfo=UTC)),
+    ],
+)
+def test_voipbin_older_cursor_forms_are_accepted(text: str, expected: datetime) -> None:
+    cursor = decode_cursor(text)
+    assert (cursor.tm_create, cursor.id) == (expected, None)
+
+
 @pytest.mark.parametrize("garbage", ["x", "!!!", "MjAyNi0xMi0wMQ", "2026-12-01", "bm90fGE"])
 def test_garbage_is_refused(garbage: str) -> None:
     with pytest.raises(ValueError, match="page token"):
@@ -45,9 +59,16 @@ def test_garbage_is_refused(garbage: str) -> None:
         ("0", 100),
         ("101", 100),
         ("-3", 100),
-        ("abc", 100),
         ("", 100),
+        ("+7", 7),
+        ("9" * 5000, 100),
     ],
 )
 def test_page_size(raw: str | None, size: int) -> None:
     assert page_size_from_query(raw) == size
+
+
+@pytest.mark.parametrize("raw", ["abc", "1.5", "1e2", " ", " 5", "0x10", "\u0665"])
+def test_page_size_that_is_not_an_integer_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="not an integer"):
+        page_size_from_query(raw)

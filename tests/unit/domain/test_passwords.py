@@ -49,3 +49,42 @@ def test_weaker_stored_hash_needs_rehash() -> None:
     old = PasswordHashing(FLOOR).hash("pw")
     assert PasswordHashing(Argon2Parameters()).needs_rehash(old)
     assert not PasswordHashing(FLOOR).needs_rehash(old)
+
+
+class CountingHasher:
+    """Wraps argon2's hasher and counts the argon2 computations (hash or verify)."""
+
+    def __init__(self, hashing: PasswordHashing) -> None:
+        self.inner = hashing._hasher
+        self.computations = 0
+
+    def hash(self, password: str) -> str:
+        self.computations += 1
+        return self.inner.hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        self.computations += 1
+        return self.inner.verify(stored, password)
+
+
+def test_every_verification_costs_one_argon2_computation_from_the_first() -> None:
+    """The first unknown username costs what the next one and a known one cost.
+
+    Twice the cost once per process would tell a prober whether a name exists.
+    """
+    hashing = PasswordHashing(FLOOR)
+    stored = hashing.hash("right")
+    counter = CountingHasher(hashing)
+    hashing._hasher = counter  # type: ignore[assignment]
+    costs = []
+    for password_hash, password in (
+        (None, "first unknown"),
+        (None, "second unknown"),
+        (stored, "wrong"),
+        (stored, "right"),
+        (None, "third unknown"),
+    ):
+        before = counter.computations
+        hashing.verify(password_hash, password)
+        costs.append(counter.computations - before)
+    assert costs == [1, 1, 1, 1, 1]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from keyplane.domain.pagination import decode_cursor, page_size_from_query
 from keyplane.domain.views import accesskey_view
@@ -24,15 +24,24 @@ from keyplane.web.schemas import (
 
 router = APIRouter(prefix="/v1.0/accesskeys", tags=["accesskeys"])
 _ERRORS = error_responses(400, 401, 403, 404, 429, 500, 503)
+_ID_ERRORS = error_responses(400, 401, 403, 404, 409, 429, 500, 503)
+
+
+_ID_PATH = Path(
+    description="The access key's id.",
+    json_schema_extra={"format": "uuid"},
+)
 
 
 def _key_id(raw: str) -> uuid.UUID:
+    """A UUID, and not the nil UUID (VoIPBIN refuses both with INVALID_ID)."""
     try:
-        return uuid.UUID(raw)
+        key_id = uuid.UUID(raw)
     except ValueError:
-        raise InvalidArgument(
-            "The access key id is not a valid UUID.", reason="INVALID_ID"
-        ) from None
+        key_id = uuid.UUID(int=0)
+    if key_id.int == 0:
+        raise InvalidArgument("The access key id is not a valid UUID.", reason="INVALID_ID")
+    return key_id
 
 
 @router.post(
@@ -63,7 +72,11 @@ async def list_accesskeys(
     identity: CurrentIdentity,
     services: ServicesDep,
     page_size: str | None = Query(
-        default=None, description="1 to 100; anything else means 100.", examples=["100"]
+        default=None,
+        description="An integer, 1 to 100; another integer means 100; anything else is 400.",
+        examples=["100"],
+        # Documented only (the check above answers 400 in the envelope): what is accepted.
+        json_schema_extra={"pattern": "^[+-]?[0-9]+$"},
     ),
     page_token: str | None = Query(
         default=None, description="`next_page_token` of the previous page (or a VoIPBIN timestamp)."
@@ -77,8 +90,15 @@ async def list_accesskeys(
             raise InvalidArgument(
                 "page_token is not a token from next_page_token.", reason="INVALID_PAGE_TOKEN"
             ) from None
+    try:
+        size = page_size_from_query(page_size)
+    except ValueError:
+        raise InvalidArgument(
+            "page_size is not an integer: give a number from 1 to 100.",
+            reason="INVALID_REQUEST_PARAMETER",
+        ) from None
     page = await services.accesskeys.list_page(
-        identity, identity.customer_id, page_size=page_size_from_query(page_size), cursor=cursor
+        identity, identity.customer_id, page_size=size, cursor=cursor
     )
     return {
         "result": [accesskey_view(key) for key in page.items],
@@ -86,20 +106,25 @@ async def list_accesskeys(
     }
 
 
-@router.get("/{accesskey_id}", response_model=Accesskey, responses=_ERRORS, summary="One key.")
-async def get_accesskey(accesskey_id: str, identity: CurrentIdentity, services: ServicesDep) -> Any:
+@router.get("/{accesskey_id}", response_model=Accesskey, responses=_ID_ERRORS, summary="One key.")
+async def get_accesskey(
+    accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
+) -> Any:
     return accesskey_view(await services.accesskeys.get(identity, _key_id(accesskey_id)))
 
 
 @router.put(
     "/{accesskey_id}",
     response_model=Accesskey,
-    responses=_ERRORS,
+    responses=_ID_ERRORS,
     openapi_extra=request_body(AccesskeyUpdateRequest),
     summary="Change name and detail (missing fields become empty).",
 )
 async def update_accesskey(
-    accesskey_id: str, request: Request, identity: CurrentIdentity, services: ServicesDep
+    accesskey_id: Annotated[str, _ID_PATH],
+    request: Request,
+    identity: CurrentIdentity,
+    services: ServicesDep,
 ) -> Any:
     key_id = _key_id(accesskey_id)
     body = await json_object(request)
@@ -112,10 +137,10 @@ async def update_accesskey(
 @router.delete(
     "/{accesskey_id}",
     response_model=Accesskey,
-    responses=_ERRORS,
+    responses=_ID_ERRORS,
     summary="Delete a key (soft); it stops authenticating at once.",
 )
 async def delete_accesskey(
-    accesskey_id: str, identity: CurrentIdentity, services: ServicesDep
+    accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
 ) -> Any:
     return accesskey_view(await services.accesskeys.delete(identity, _key_id(accesskey_id)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from keyplane.web.body import json_object, string_field
 from keyplane.web.deps import ServicesDep, client_address
@@ -16,15 +16,26 @@ router = APIRouter(tags=["auth"])
 @router.post(
     "/auth/login",
     response_model=LoginResponse,
-    responses=error_responses(400, 401, 429, 500, 503),
+    responses=error_responses(400, 429, 500, 503),
     openapi_extra=request_body(LoginRequest),
     summary="Log in with a username and password; returns a session token.",
 )
-async def login(request: Request, services: ServicesDep) -> Any:
+async def login(request: Request, response: Response, services: ServicesDep) -> Any:
+    """A failed or malformed login is 400, as VoIPBIN answers it."""
     body = await json_object(request)
     agent, token = await services.auth.login(
         string_field(body, "username"),
         string_field(body, "password"),
         client=client_address(request),
+    )
+    # The cookie VoIPBIN sets, which browser clients rely on.
+    response.set_cookie(
+        "token",
+        token,
+        max_age=services.settings.session_ttl,
+        path="/",
+        secure=services.settings.session_cookie_secure,
+        httponly=True,
+        samesite="strict",
     )
     return {"username": agent.username, "token": token}

@@ -16,6 +16,7 @@ router = APIRouter(tags=["customer"])
 @router.get(
     "/v1.0/customer",
     response_model=Customer,
+    response_model_exclude_unset=True,  # empty strings are left out, as VoIPBIN does
     responses=error_responses(401, 404, 429, 500, 503),
     summary="The caller's customer.",
 )

@@ -1,0 +1,137 @@
+"""Asking a keyplane server's ``GET /auth/verify``, with a short local cache."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+REVOCATION_BOUND = 1.0  # seconds: keyplane's promise, which the cache must keep
+_IDENTITY = "x-keyplane-"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedIdentity:
+    """Who a request is, as keyplane answered (never the credential itself)."""
+
+    customer_id: str
+    identity_type: str  # "accesskey" or "agent"
+    identity_id: str
+    permission: int
+    token_prefix: str | None
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An allowed request: the identity, and the request's forms without credentials."""
+
+    identity: VerifiedIdentity
+    upstream_query: str | None  # None: the query had no credential, keep it
+    upstream_cookie: str | None  # None: there was no Cookie header
+
+
+class KeyplaneRefused(Exception):
+    """keyplane refused the request (401, 429, 503): its answer, to send back unchanged."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        super().__init__(f"keyplane refused the request with {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+_PASSED_BACK = ("content-type", "www-authenticate", "retry-after", "x-request-id")
+
+
+class KeyplaneVerifier:
+    """Verifies requests against a keyplane server, caching allowed answers briefly.
+
+    The cache key is a hash of what carries a credential (``Authorization``,
+    ``Cookie``, the query string): no token is kept. Entries live at most
+    ``cache_ttl`` seconds, never more than keyplane's one-second revocation
+    promise; refusals are never cached.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cache_ttl: float = REVOCATION_BOUND,
+        max_entries: int = 10_000,
+        timeout: float = 2.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cache_ttl = min(max(cache_ttl, 0.0), REVOCATION_BOUND)
+        self._max = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
+        self._client = client or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._url = f"{base_url.rstrip('/')}/auth/verify" if client is None else "/auth/verify"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def verify(
+        self, *, path: str, query: str, authorization: str | None, cookie: str | None
+    ) -> Verdict:
+        key = _cache_key(authorization, cookie, query)
+        now = self._clock()
+        found = self._cache.get(key)
+        if found is not None and found[0] > now:
+            self._cache.move_to_end(key)
+            return found[1]
+        headers = {"X-Original-URI": f"{path}?{query}" if query else path}
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        if cookie is not None:
+            headers["Cookie"] = cookie
+        try:
+            response = await self._client.get(self._url, headers=headers)
+        except httpx.HTTPError:
+            raise _unreachable() from None
+        if response.status_code != 200:
+            kept = [(n, v) for n, v in response.headers.items() if n.lower() in _PASSED_BACK]
+            raise KeyplaneRefused(response.status_code, response.content, kept)
+        verdict = _verdict(response.headers, cookie)
+        if self.cache_ttl > 0 and self._max > 0:
+            self._cache[key] = (now + self.cache_ttl, verdict)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return verdict
+
+
+def _cache_key(authorization: str | None, cookie: str | None, query: str) -> str:
+    material = "\x00".join((authorization or "", cookie or "", query))
+    return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _verdict(headers: httpx.Headers, cookie: str | None) -> Verdict:
+    upstream_uri = headers.get("x-keyplane-upstream-uri")
+    identity = VerifiedIdentity(
+        customer_id=headers[_IDENTITY + "customer-id"],
+        identity_type=headers[_IDENTITY + "identity-type"],
+        identity_id=headers[_IDENTITY + "identity-id"],
+        permission=int(headers[_IDENTITY + "permission"]),
+        token_prefix=headers.get(_IDENTITY + "token-prefix"),
+        request_id=headers.get(_IDENTITY + "request-id", ""),
+    )
+    return Verdict(
+        identity=identity,
+        upstream_query=None if upstream_uri is None else upstream_uri.partition("?")[2],
+        upstream_cookie=None if cookie is None else headers.get(_IDENTITY + "upstream-cookie", ""),
+    )
+
+
+def _unreachable() -> KeyplaneRefused:
+    body = (
+        b'{"error":{"status":"UNAVAILABLE","reason":"UNAVAILABLE",'
+        b'"message":"The authentication service did not answer; retry later.","request_id":""}}'
+    )
+    return KeyplaneRefused(503, body, [("content-type", "application/json"), ("retry-after", "1")])

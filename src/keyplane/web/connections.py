@@ -1,0 +1,170 @@
+"""Limits on connections for clients that reach keyplane without a proxy in front.
+
+uvicorn's httptools protocol reads a request head for as long as the client
+likes and as large as the client likes, and keeps every connection open.
+:class:`GuardedHttpToolsProtocol` adds three limits, from the settings:
+
+- ``max_header_bytes``: a request line plus headers larger than this is
+  answered 431 in the envelope and the connection closed;
+- ``header_timeout``: a connection that has not sent a complete request head
+  this many seconds after it opened (or after its previous response) is
+  closed: half-sent requests cannot pile up;
+- ``max_connections``: beyond this many open connections per process, a new
+  request is answered 503 in the envelope and its connection closed.
+
+uvicorn loads the protocol by name (``HTTP_PROTOCOL``), also in worker
+processes, and each process applies the limits of its own settings with
+:func:`apply_connection_limits` before it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from keyplane.logs import get_logger
+from keyplane.settings import Settings
+from keyplane.web.envelope import envelope, error_response
+from keyplane.web.middleware import SECURITY_HEADERS
+
+HTTP_PROTOCOL = "keyplane.web.connections:GuardedHttpToolsProtocol"
+log = get_logger("keyplane.server")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+
+
+def apply_connection_limits(settings: Settings) -> None:
+    """Set the limits of every connection this process accepts from now on."""
+    GuardedHttpToolsProtocol.limits = ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+    )
+
+
+def _raw_response(status: int, phrase: str, body: dict[str, Any]) -> bytes:
+    """A complete response written straight to the socket (no app runs for it)."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    headers = {
+        "content-type": "application/json",
+        "content-length": str(len(payload)),
+        **dict(SECURITY_HEADERS),
+        "x-request-id": body["error"]["request_id"],
+        "connection": "close",
+    }
+    head = f"HTTP/1.1 {status} {phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    return (head + "\r\n").encode("ascii") + payload
+
+
+async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
+    request_id = uuid.uuid4().hex
+    response = error_response(
+        "UNAVAILABLE",
+        "UNAVAILABLE",
+        "The server has too many open connections; retry later.",
+        request_id,
+        headers={
+            **dict(SECURITY_HEADERS),
+            "X-Request-ID": request_id,
+            "Retry-After": "1",
+            "Connection": "close",
+        },
+    )
+    await response(scope, receive, send)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._reading_head = False
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    # -- the header read timeout ---------------------------------------------------------
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(
+                self.limits.header_timeout, self._head_timed_out
+            )
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            log.info("request_head_timeout", client=(self.client or ("", 0))[0])
+            self.transport.close()
+
+    # -- uvicorn's protocol, with the limits added -------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        over_capacity = len(self.connections) >= self.limits.max_connections
+        super().connection_made(transport)
+        if over_capacity:
+            log.warning(
+                "too_many_connections",
+                limit=self.limits.max_connections,
+                client=(self.client or ("", 0))[0],
+            )
+            self.app = _over_capacity  # answered once its request head has arrived
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._reading_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse_large_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        self._head_bytes = 0
+        self._arm_head_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        next_head_pending = not self.pipeline  # a pipelined request's head is complete
+        super().on_response_complete()
+        if next_head_pending and not self.transport.is_closing():
+            self._arm_head_deadline()  # the next request's head has the same time
+
+    def _refuse_large_head(self) -> None:
+        self._reading_head = False
+        self._disarm_head_deadline()
+        log.info("request_head_too_large", client=(self.client or ("", 0))[0])
+        body = envelope(
+            "INVALID_ARGUMENT",
+            "HEADERS_TOO_LARGE",
+            f"The request line and headers are larger than {self.limits.max_header_bytes} bytes.",
+            uuid.uuid4().hex,
+        )
+        self.transport.write(_raw_response(431, "Request Header Fields Too Large", body))
+        self.transport.close()
