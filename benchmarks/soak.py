@@ -203,6 +203,12 @@ class Traffic:
         return response
 
 
+def client_limits() -> httpx.Limits:
+    # Idle connections are dropped well before the server's keep-alive timeout
+    # (5 s), so a request never races the server closing its connection.
+    return httpx.Limits(max_connections=CONCURRENCY * 2, keepalive_expiry=2.0)
+
+
 async def closed_loop(traffic: Traffic, seconds: float) -> float:
     """Requests per second with CONCURRENCY clients sending back to back."""
     done = 0
@@ -214,7 +220,7 @@ async def closed_loop(traffic: Traffic, seconds: float) -> float:
             await traffic.one(http)
             done += 1
 
-    async with httpx.AsyncClient(base_url=traffic.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=traffic.url, timeout=30, limits=client_limits()) as http:
         started = time.monotonic()
         await asyncio.gather(*(client(http) for _ in range(CONCURRENCY)))
         return done / (time.monotonic() - started)
@@ -226,9 +232,7 @@ async def open_loop(
     """``rate`` requests a second for ``seconds``; samples memory and descriptors every 5 s."""
     in_flight: set[asyncio.Task[None]] = set()
     late = 0
-    async with httpx.AsyncClient(
-        base_url=traffic.url, timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY * 2)
-    ) as http:
+    async with httpx.AsyncClient(base_url=traffic.url, timeout=30, limits=client_limits()) as http:
         started = time.monotonic()
         next_sample = started
         sent = 0
