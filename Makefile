@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint format bench setup system-deps clean
+.PHONY: help run demo test lint format bench setup system-deps clean fuzz soak
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 
 setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools
 
-run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on 127.0.0.1:8080
-	$(BIN)/keyplane serve
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on HOST:PORT (127.0.0.1:8080)
+	$(BIN)/keyplane serve --host '$(HOST)' --port '$(PORT)'
 
 demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints curl lines; Ctrl-C stops
 	@scripts/system-deps.sh nginx
@@ -43,6 +46,17 @@ system-deps: ## Install the system packages the tests need (as root, with apt-ge
 
 test: setup system-deps lint ## Lint and run every test
 	$(BIN)/pytest
+
+FUZZ_EXAMPLES ?= 1000
+
+fuzz: setup system-deps ## Long fuzzing: stateful schemathesis and the Hypothesis properties (FUZZ_EXAMPLES=1000)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+	  tests/functional/test_schemathesis.py tests/integration/test_fuzz_inputs.py
+
+SOAK_SECONDS ?= 600
+
+soak: setup ## Mixed traffic at half capacity against a real server (SOAK_SECONDS=600; not in make test)
+	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
 lint: setup ## ruff and mypy (strict for src/)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -441,3 +441,78 @@ async def test_postgres_outage_is_503_and_recovers_without_restart(cluster: Clus
         for base in (cluster.a, cluster.b):
             response = await http.get(f"{base}/v1.0/accesskeys/{key_id}", headers=_auth(token))
             assert response.status_code == 200
+
+
+async def test_postgres_stopped_and_restarted_under_load(cluster: Cluster) -> None:
+    """Clients keep sending while PostgreSQL goes away and comes back.
+
+    Every answer is a success or the 503 envelope (never a 500, never a 429
+    from a failure budget spent on requests that got no verdict), and the same
+    processes serve again once PostgreSQL is back.
+    """
+    tenant = await _tenant(cluster)
+    pids = [replica.process.pid for replica in cluster.replicas if replica.process]
+    statuses: dict[int, int] = {}
+    bad: list[str] = []
+    stop = asyncio.Event()
+
+    async def worker(http: httpx.AsyncClient, base: str, index: int) -> None:
+        while not stop.is_set():
+            if index % 3 == 0:
+                response = await http.post(
+                    f"{base}/v1.0/accesskeys",
+                    json={"name": "load", "detail": "", "expire": 86_400},
+                    headers=_auth(tenant.admin_token),
+                )
+            elif index % 3 == 1:
+                response = await http.get(
+                    f"{base}/v1.0/accesskeys", headers=_auth(tenant.admin_token)
+                )
+            else:
+                response = await http.get(
+                    f"{base}/v1.0/customer", headers=_auth(tenant.admin_token)
+                )
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code not in (200, 503):
+                bad.append(response.text[:300])
+            elif response.status_code == 503:
+                error = response.json()["error"]
+                if (
+                    error["status"] != "UNAVAILABLE"
+                    or error["request_id"] != response.headers["X-Request-ID"]
+                ):
+                    bad.append(response.text[:300])
+            await asyncio.sleep(0.01)
+
+    async with httpx.AsyncClient(timeout=20) as http:
+        workers = [
+            asyncio.create_task(worker(http, replica.url, index))
+            for index in range(6)
+            for replica in cluster.replicas
+        ]
+        try:
+            await asyncio.sleep(1.0)
+            assert statuses.get(200, 0) > 0, statuses
+            cluster.postgres.stop()
+            try:
+                outage_started = time.monotonic()
+                while statuses.get(503, 0) < 10:
+                    assert time.monotonic() - outage_started < 20, statuses
+                    await asyncio.sleep(0.05)
+            finally:
+                cluster.postgres.start()
+            before = statuses.get(200, 0)
+            recovered_by = time.monotonic() + 20
+            while statuses.get(200, 0) < before + 50:
+                assert time.monotonic() < recovered_by, f"no recovery: {statuses}"
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+        await _wait_ready(http, cluster)
+    assert not bad, bad[:5]
+    assert set(statuses) <= {200, 503}, statuses
+    assert [replica.process.pid for replica in cluster.replicas if replica.process] == pids
+    for replica in cluster.replicas:
+        assert replica.process is not None
+        assert replica.process.poll() is None

@@ -12,6 +12,7 @@ the one place they are allowed, inside the first-start block.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -20,6 +21,8 @@ import secrets
 import socket
 import stat
 import string
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +31,12 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
+import redis
 import structlog
+from sqlalchemy import text
 
 from keyplane.redaction import REDACTED
+from keyplane.store.engine import create_engine
 from tests.factories import OPERATOR, Factory
 from tests.functional.conftest import (
     JWT_RE,
@@ -44,6 +50,7 @@ from tests.functional.conftest import (
     stopped_ok,
 )
 from tests.logcapture import captured_logging
+from tests.servers import PostgresServer, RedisServer
 
 ALNUM = string.ascii_letters + string.digits
 DB_FILES = ("keyplane.db", "keyplane.db-wal", "keyplane.db-shm", "keyplane.db-journal")
@@ -108,6 +115,11 @@ class Scenario:
     exchanges: list[Exchange] = field(default_factory=list)
     db_while_running: bytes = b""
     db_after_stop: bytes = b""
+    database: str = "sqlite"
+    database_log: bytes = b""  # PostgreSQL's own log
+    events: str = ""  # the event outbox, as rows
+    redis_messages: list[bytes] = field(default_factory=list)
+    redis_stored: bytes = b""
     jwt_secret: str = ""
     query_credential_requests: int = 0
 
@@ -483,34 +495,118 @@ def _drive(d: Driver, sc: Scenario, chosen_password: str) -> None:
     d.send("GET", f"/v1.0/nothing/{jwt2.replace('.', '%252E')}", 404)
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    root = tmp_path_factory.mktemp("secrets")
-    ws = Workspace(
-        cwd=root / "cwd",
-        data_dir=root / "data",
-        env_overrides={
-            "KEYPLANE_BOOTSTRAP": "true",
-            "KEYPLANE_LOG_FORMAT": "json",
-            "KEYPLANE_LOG_LEVEL": "DEBUG",
-        },
+class RedisTap:
+    """Every message published on the shared Redis while the scenario runs (events included)."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+        self._pubsub = self._client.pubsub()
+        self._pubsub.psubscribe("*")
+        self.messages: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.1)
+            if message is not None and isinstance(message.get("data"), bytes):
+                self.messages.append(message["channel"] + b" " + message["data"])
+
+    def stored(self) -> bytes:
+        """Every key and value Redis holds now."""
+        chunks = []
+        for key in self._client.scan_iter(count=1000):
+            chunks.append(key)
+            if self._client.type(key) == b"string":
+                chunks.append(self._client.get(key) or b"")
+        return b"\n".join(chunks)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=WAIT_SECONDS)
+        self._pubsub.close()
+        self._client.close()
+
+
+async def _execute(url: str, statement: str) -> str:
+    """One statement on the scenario's database; the rows as text."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            if statement == "CHECKPOINT":
+                await connection.execute(text("CHECKPOINT"))
+                return ""
+            rows = (await connection.execute(text(statement))).all()
+            return "\n".join(repr(tuple(row)) for row in rows)
+    finally:
+        await engine.dispose()
+
+
+def _postgres_bytes(postgres: PostgresServer, url: str) -> bytes:
+    """The cluster's files (tables and write-ahead log), after a checkpoint."""
+    asyncio.run(_execute(url, "CHECKPOINT"))
+    return b"".join(
+        path.read_bytes()
+        for path in sorted(postgres.data.rglob("*"))
+        if path.is_file() and path.suffix not in (".pid", ".opts")
     )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def scenario(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+) -> Iterator[Scenario]:
+    root = tmp_path_factory.mktemp("secrets")
+    if redis_server.process is None:
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as fresh:
+        fresh.flushdb()  # no failure budget spent by an earlier scenario
+    env_overrides = {
+        "KEYPLANE_BOOTSTRAP": "true",
+        "KEYPLANE_LOG_FORMAT": "json",
+        "KEYPLANE_LOG_LEVEL": "DEBUG",
+        "KEYPLANE_REDIS_URL": redis_server.url,
+    }
+    postgres: PostgresServer | None = None
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres")
+        database_url = postgres.create_database(f"secrets_{uuid.uuid4().hex[:8]}")
+        env_overrides["KEYPLANE_DATABASE_URL"] = database_url
+    ws = Workspace(cwd=root / "cwd", data_dir=root / "data", env_overrides=env_overrides)
     ws.cwd.mkdir()
     ws.data_dir.mkdir()
     launcher = ServerLauncher(ws)
+    tap = RedisTap(redis_server.url)
     try:
         server = launcher.start("--uvicorn-access-log")
         sc = Scenario(workspace=ws, server=server, first=parse_first_start(server.stdout()))
+        sc.database = request.param
         _run_scenario(sc)
-        sc.db_while_running = _db_bytes(ws.data_dir)
+        if postgres is None:
+            sc.db_while_running = _db_bytes(ws.data_dir)
+        else:
+            sc.db_while_running = _postgres_bytes(postgres, database_url)
+        sc.redis_stored = tap.stored()
         returncode = server.stop(WAIT_SECONDS)
         assert stopped_ok(returncode), server.describe()
-        sc.db_after_stop = _db_bytes(ws.data_dir)
+        if postgres is None:
+            sc.db_after_stop = _db_bytes(ws.data_dir)
+        else:
+            sc.db_after_stop = _postgres_bytes(postgres, database_url)
+            sc.database_log = (postgres.root / "server.log").read_bytes()
         sc.stdout = server.stdout()
         sc.stderr = server.stderr()
         sc.jwt_secret = (ws.data_dir / "jwt_secret").read_text().strip()
+        sc.events = asyncio.run(
+            _execute(ws.env["KEYPLANE_DATABASE_URL"], "SELECT * FROM events ORDER BY 1")
+        )
+        sc.redis_messages = list(tap.messages)
         yield sc
     finally:
+        tap.close()
         launcher.cleanup()
 
 
@@ -645,13 +741,31 @@ def test_database_holds_only_token_hashes(scenario: Scenario) -> None:
     ):
         assert raw, f"no database files found {label}"
         found = leaks(raw, scenario.secrets)
-        assert not found, f"credentials in the SQLite files ({label}): {found}"
+        assert not found, f"credentials in the {scenario.database} files ({label}): {found}"
         assert scenario.jwt_secret.encode() not in raw
     both = scenario.db_while_running + scenario.db_after_stop
     for name, token in scenario.issued.items():
         digest = hashlib.sha256(token.encode()).hexdigest()
         assert digest.encode() in both, f"no sha256 of {name} in the database"
     assert b"$argon2id$" in both, "passwords are stored as argon2id hashes"
+
+
+@pytest.mark.e2e
+def test_no_secret_in_events_redis_or_the_database_server_log(scenario: Scenario) -> None:
+    """The event outbox, every Redis message and key, and PostgreSQL's own log."""
+    assert "accesskey_created" in scenario.events, "the scenario recorded no event?"
+    assert scenario.redis_messages, "nothing was published on Redis?"
+    sinks: dict[str, str | bytes] = {
+        "event outbox": scenario.events,
+        "redis messages": b"\n".join(scenario.redis_messages),
+        "redis keys and values": scenario.redis_stored,
+        "database server log": scenario.database_log,
+    }
+    for name, content in sinks.items():
+        found = leaks(content, scenario.secrets)
+        assert not found, f"credentials in the {name}: {found}"
+        raw = content if isinstance(content, bytes) else content.encode()
+        assert scenario.jwt_secret.encode() not in raw, name
 
 
 @pytest.mark.e2e

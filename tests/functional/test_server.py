@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -231,3 +232,26 @@ def test_no_first_start_when_customers_already_exist(
         )
     assert stopped_ok(server.stop()), server.describe()
     assert customer["name"] == "existing"
+
+
+def test_a_taken_port_creates_and_prints_nothing(
+    bootstrap_workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    """The port is bound before the first start: no secrets for a server that never runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = launcher.start(port=port, wait=False)
+        returncode = refused.process.wait(timeout=WAIT_SECONDS)
+    assert returncode == 1, refused.describe()
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr()
+    assert "first start" not in refused.stdout()
+    assert "vb" + "_" not in refused.stdout() + refused.stderr()
+    assert "password" not in refused.stdout()
+
+    # Nothing was created: the next start on a free port is the first start.
+    server = launcher.start()
+    first = parse_first_start(server.stdout())
+    assert httpx.get(first.curl_url, timeout=10.0).status_code == 200
+    assert stopped_ok(server.stop()), server.describe()

@@ -147,10 +147,17 @@ RETRY_REDIS_AFTER = 1.0
 class RedisLimiter:
     """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
 
-    def __init__(self, redis_url: str, *, timeout: float = 0.5) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    def __init__(self, redis_url: str, *, timeout: float = 0.5, max_connections: int = 50) -> None:
+        # A burst waits its turn for a connection (up to ``timeout``) instead of
+        # failing at once, which would hand it the fallback's fresh budget.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._script = self._client.register_script(_GCRA_SCRIPT)
         self._refund = self._client.register_script(_REFUND_SCRIPT)
         self._fallback = MemoryLimiter()

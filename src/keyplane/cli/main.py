@@ -8,6 +8,7 @@ configuration errors).
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import threading
 import uuid
@@ -20,6 +21,7 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from typer.core import TyperArgument, TyperCommand
+from uvicorn.supervisors import Multiprocess
 
 from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail, say
@@ -209,6 +211,9 @@ def serve(
                 shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
                 announce(first, f"{scheme}://{shown_host}:{port}")
 
+    # Bound before anything is created or printed: with the port taken, the
+    # first start's secrets are not shown for a server that never comes up.
+    listener = _listen(host, port)
     _run(prepare, require_schema=not migrate)
     options = {
         "host": host,
@@ -228,18 +233,43 @@ def serve(
     if ssl_certfile is not None:
         options["ssl_certfile"] = str(ssl_certfile)
         options["ssl_keyfile"] = str(ssl_keyfile) if ssl_keyfile is not None else None
-    if workers == 1:
-        from keyplane.web.app import create_app
+    try:
+        if workers == 1:
+            from keyplane.web.app import create_app
 
-        apply_connection_limits(settings)
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
-    else:
-        uvicorn.run(
-            "keyplane.web.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            **options,  # type: ignore[arg-type]
+            apply_connection_limits(settings)
+            config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
+            server = uvicorn.Server(config)
+            server.run(sockets=[listener])
+            if not server.started:
+                raise typer.Exit(3)
+        else:
+            config = uvicorn.Config(
+                "keyplane.web.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                **options,  # type: ignore[arg-type]
+            )
+            Multiprocess(config, sockets=[listener]).run()
+    finally:
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket (as uvicorn would bind it), or a clear message and exit 1."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        fail(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; nothing was changed",
+            hint="is another server running there? choose another with --port / --host",
         )
+    listener.set_inheritable(True)
+    return listener
 
 
 @app.command()

@@ -129,15 +129,16 @@ class AuthService:
 
     async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
-        await self._ratelimits.reserve_login(username, client)
-        async with self._db.reader() as repos:
-            agent = await repos.agents.get_active_by_username(username) if username else None
-        # Always verify, against a dummy hash for unknown users: same cost either way.
-        ok = await self._passwords.verify(agent.password_hash if agent else None, password)
-        if agent is None or not ok:
-            await self._ratelimits.login_failed(client)
-            raise LoginRefused()
-        await self._ratelimits.login_succeeded(username, client)
+        # Both budgets (this username from this address, and this address) are
+        # spent before the password is checked, so parallel guesses cannot
+        # outrun them; a right password, or no verdict at all, gives them back.
+        async with self._ratelimits.login_attempt(username, client):
+            async with self._db.reader() as repos:
+                agent = await repos.agents.get_active_by_username(username) if username else None
+            # Always verify, against a dummy hash for unknown users: same cost either way.
+            ok = await self._passwords.verify(agent.password_hash if agent else None, password)
+            if agent is None or not ok:
+                raise LoginRefused()
         if self._passwords.hashing.needs_rehash(agent.password_hash):
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as repos:
@@ -154,16 +155,47 @@ class AuthService:
         looking at the credential) or a customer over its rate.
         """
         self._ratelimits.ensure_auth_allowed(client)
-        try:
-            if credential.kind == "accesskey":
-                identity = await self.authenticate_accesskey(credential.value)
-            else:
-                identity = await self.authenticate_session(credential.value)
-        except InvalidCredentials:
-            await self._ratelimits.auth_failed(client)
-            raise
+        identity = self.already_verified(credential)
+        if identity is None:
+            identity = await self._evaluate(credential, client)
         decision = await self._ratelimits.consume_customer(identity.customer_id)
         return identity, decision
+
+    async def _evaluate(self, credential: Credential, client: str) -> Identity:
+        """Look at a credential on one slot of the address's failure budget.
+
+        The slot is taken first, so a burst of N requests can never test more
+        than the budget; it is given back unless the credential was refused.
+        """
+        async with self._ratelimits.auth_attempt(client):
+            if credential.kind == "accesskey":
+                return await self.authenticate_accesskey(credential.value)
+            return await self.authenticate_session(credential.value)
+
+    def already_verified(self, credential: Credential) -> Identity | None:
+        """The identity when this replica's cache already vouches for the credential.
+
+        Only a credential verified earlier can be found here, so a guesser gains
+        nothing from it, and busy legitimate callers behind one address never
+        meet the failure budget.
+        """
+        now = self._clock.now()
+        if credential.kind == "accesskey":
+            if not tokens.is_wellformed(credential.value):
+                return None
+            key = self._lookups.cache.get_key(tokens.hash_token(credential.value))
+            if not isinstance(key, VerifiedKey) or key.tm_expire <= now:
+                return None
+            self._usage.mark(key.id)
+            return Identity.for_accesskey(key.id, key.customer_id)
+        try:
+            claims = self._sessions.decode(credential.value, now)
+        except InvalidCredentials:
+            return None
+        agent = self._lookups.cache.get_agent(claims.agent_id)
+        if not isinstance(agent, VerifiedAgent) or agent.customer_id != claims.customer_id:
+            return None
+        return Identity("agent", agent.id, agent.customer_id, agent.permission)
 
     async def authenticate_accesskey(self, token: str) -> Identity:
         # Malformed tokens are refused before any hashing or database work.

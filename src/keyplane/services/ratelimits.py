@@ -6,13 +6,15 @@
 - Per username and client address, for failed logins: slows password
   guessing without letting anyone lock a real user out from elsewhere.
 
-An address that has run out of failure budget is refused before its
-credential is even looked at; the failure that exhausts it is answered with
-429 too. The refusal is remembered in this replica until the budget refills,
-so a request with a good credential costs one limiter call (the customer's),
-and one that fails costs one more. A login spends its slot *before* the
-password is checked (and gets it back when the password was right), so
-parallel guesses cannot outrun the budget.
+Every credential is looked at on a slot of its address's failure budget,
+taken *before* the credential is evaluated and given back when it was good
+(or when there was no verdict, e.g. the database was away), so a burst of N
+parallel guesses can never test more than the budget. A login takes a slot of
+the address and one of the username from that address the same way. An
+address out of budget is refused with 429 before its credential is looked
+at, and the refusal is remembered in this replica until the budget refills.
+A credential this replica has already verified (its cache vouches for it)
+costs one limiter call, the customer's.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ import math
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
 
 from keyplane.cache.ratelimit import Decision, Limiter, Policy
-from keyplane.errors import ResourceExhausted
+from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
 
 MAX_BLOCKED = 100_000
 
@@ -52,6 +58,10 @@ class RateLimits:
         self.auth_failures = auth_failures
         self.login_failures = login_failures
         self._blocked: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
+        # Per address: slots taken in this replica whose verdict is still pending,
+        # and an event set whenever one of them settles.
+        self._pending: dict[str, int] = {}
+        self._settled: dict[str, anyio.Event] = {}
 
     async def consume_customer(self, customer_id: uuid.UUID) -> Decision:
         decision = await self.limiter.hit(self.customer, str(customer_id))
@@ -78,23 +88,81 @@ class RateLimits:
             "RATE_LIMIT_EXCEEDED",
         )
 
-    async def auth_failed(self, client: str) -> None:
-        await self._spend(self.auth_failures, f"ip:{client}")
-
     def ensure_auth_allowed(self, client: str) -> None:
         self.ensure_not_blocked(f"authfail:ip:{client}")
 
-    async def reserve_login(self, username: str, client: str) -> None:
-        """Spend one login attempt of this username from this address, or raise 429."""
-        self.ensure_auth_allowed(client)
-        await self._spend(self.login_failures, f"user:{username}|{client}")
+    @asynccontextmanager
+    async def auth_attempt(self, client: str) -> AsyncIterator[None]:
+        """Look at one credential from ``client`` on a slot of its failure budget.
 
-    async def login_succeeded(self, username: str, client: str) -> None:
-        """A right password gives its attempt back."""
-        await self.limiter.refund(self.login_failures, f"user:{username}|{client}")
+        The slot is taken before the body runs and kept only when the body
+        refuses the credential (``InvalidCredentials``, ``LoginRefused``); a good credential, or an
+        error that is no verdict (the database was away), gives it back.
+        """
+        await self._take_slot(client)
+        async with self._settling(client, self.auth_failures, f"ip:{client}"):
+            yield
 
-    async def login_failed(self, client: str) -> None:
-        await self.auth_failed(client)
+    @asynccontextmanager
+    async def login_attempt(self, username: str, client: str) -> AsyncIterator[None]:
+        """Like ``auth_attempt``, also on a slot of this username from this address."""
+        user_key = f"user:{username}|{client}"
+        await self._take_slot(client)
+        async with self._settling(client, self.auth_failures, f"ip:{client}"):
+            await self._spend(self.login_failures, user_key)
+            async with self._settling(None, self.login_failures, user_key):
+                yield
+
+    async def _take_slot(self, client: str) -> None:
+        """One slot of the address's budget, or 429.
+
+        A slot refused only because slots of this replica are still pending
+        waits for one of them to settle: good credentials give theirs back, so
+        a busy but honest address is not refused for its own parallelism.
+        """
+        key = f"ip:{client}"
+        blocked_key = f"{self.auth_failures.name}:{key}"
+        while True:
+            self.ensure_not_blocked(blocked_key)
+            decision = await self.limiter.hit(self.auth_failures, key)
+            if decision.allowed:
+                self._pending[client] = self._pending.get(client, 0) + 1
+                return
+            if not self._pending.get(client):
+                self._block(blocked_key, decision)
+                self.ensure_not_blocked(blocked_key)
+            event = self._settled.setdefault(client, anyio.Event())
+            await event.wait()
+
+    @asynccontextmanager
+    async def _settling(self, client: str | None, policy: Policy, key: str) -> AsyncIterator[None]:
+        """Keep the slot on a refusal, give it back otherwise, then wake the waiters."""
+        try:
+            yield
+        except (InvalidCredentials, LoginRefused):
+            self._settle(client)
+            raise
+        except Exception:
+            await self.limiter.refund(policy, key)
+            self._settle(client)
+            raise
+        except BaseException:  # cancelled: no verdict was given, keep the slot
+            self._settle(client)
+            raise
+        await self.limiter.refund(policy, key)
+        self._settle(client)
+
+    def _settle(self, client: str | None) -> None:
+        if client is None:
+            return
+        left = self._pending.get(client, 1) - 1
+        if left:
+            self._pending[client] = left
+        else:
+            self._pending.pop(client, None)
+        event = self._settled.pop(client, None)
+        if event is not None:
+            event.set()
 
     async def _spend(self, policy: Policy, key: str) -> None:
         """One attempt from the budget; the attempt that finds it empty is refused too."""

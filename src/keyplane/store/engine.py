@@ -59,6 +59,13 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
     return engine
 
 
+def _server_unavailable(error: DBAPIError) -> bool:
+    """The server refuses work for now: SQLSTATE class 08 (connection exception)
+    or 57 (operator intervention, e.g. "the database system is shutting down")."""
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(code, str) and code[:2] in ("08", "57")
+
+
 def _is_unique_violation(error: IntegrityError) -> bool:
     text = str(error.orig).lower()
     return "unique" in text or "duplicate" in text
@@ -99,7 +106,7 @@ class Database:
                 "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
             ) from error
         except DBAPIError as error:
-            if error.connection_invalidated:
+            if error.connection_invalidated or _server_unavailable(error):
                 raise Unavailable(
                     "The database is unavailable; retry later.", reason="SERVICE_UNAVAILABLE"
                 ) from error

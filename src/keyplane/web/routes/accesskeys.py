@@ -75,6 +75,8 @@ async def list_accesskeys(
         default=None,
         description="An integer, 1 to 100; another integer means 100; anything else is 400.",
         examples=["100"],
+        # Documented only (the check above answers 400 in the envelope): what is accepted.
+        json_schema_extra={"pattern": "^[+-]?[0-9]+$"},
     ),
     page_token: str | None = Query(
         default=None, description="`next_page_token` of the previous page (or a VoIPBIN timestamp)."
