@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 TIMESTAMP_DOC = "UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`."
@@ -18,9 +19,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Text fields refuse NUL and unpaired surrogates (400, see web/body.py); the
+# documents say so. Only the document carries the pattern: the check is body.py's.
+_TEXT: JsonDict = {"pattern": r"^[^\x00\ud800-\udfff]*$"}
+_OPTIONAL_TEXT = "Missing or null means an empty string. No NUL or unpaired surrogate."
+
+
 class LoginRequest(BaseModel):
-    username: str
-    password: str = Field(json_schema_extra={"format": "password"})
+    username: str = Field(json_schema_extra=_TEXT)
+    password: str = Field(json_schema_extra={"format": "password", **_TEXT})
 
 
 class LoginResponse(_Strict):
@@ -29,8 +36,8 @@ class LoginResponse(_Strict):
 
 
 class AccesskeyCreateRequest(BaseModel):
-    name: str = Field(default="", description="Missing or null means an empty string.")
-    detail: str = Field(default="", description="Missing or null means an empty string.")
+    name: str = Field(default="", description=_OPTIONAL_TEXT, json_schema_extra=_TEXT)
+    detail: str = Field(default="", description=_OPTIONAL_TEXT, json_schema_extra=_TEXT)
     expire: int = Field(
         ge=86_400,
         le=2_147_483_647,
@@ -43,8 +50,8 @@ class AccesskeyCreateRequest(BaseModel):
 
 
 class AccesskeyUpdateRequest(BaseModel):
-    name: str = Field(default="", description="Missing or null means an empty string.")
-    detail: str = Field(default="", description="Missing or null means an empty string.")
+    name: str = Field(default="", description=_OPTIONAL_TEXT, json_schema_extra=_TEXT)
+    detail: str = Field(default="", description=_OPTIONAL_TEXT, json_schema_extra=_TEXT)
 
 
 class Accesskey(_Strict):
