@@ -46,10 +46,14 @@ class Accesskey:
     tm_create: datetime
     tm_update: datetime | None
     tm_delete: datetime | None
+    # Beyond VoIPBIN's object: shown only on request (``?expand=``).
+    tm_last_used: datetime | None = None
+    tm_disable: datetime | None = None
+    rotated_to: uuid.UUID | None = None
 
     def is_live(self, now: datetime) -> bool:
-        """Authenticates only while not deleted and not expired."""
-        return self.tm_delete is None and self.tm_expire > now
+        """Authenticates only while not deleted, not disabled and not expired."""
+        return self.tm_delete is None and self.tm_disable is None and self.tm_expire > now
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,33 @@ from keyplane.domain.permissions import Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.domain.timefmt import format_timestamp
 
+# Fields beyond VoIPBIN's access key object, shown only when asked for by name
+# (``?expand=tm_last_used,tm_disable`` or ``?expand=all``): a VoIPBIN client
+# never sees them.
+EXPANDABLE = ("tm_last_used", "tm_disable", "rotated_to")
+EXPAND_ALL = frozenset(EXPANDABLE)
 
-def accesskey_view(key: Accesskey, token: str | None = None) -> dict[str, Any]:
-    """The access key object; ``token`` only in the creation response."""
+
+def parse_expand(raw: str | None) -> frozenset[str]:
+    """The names in a comma-separated ``expand`` value; ``ValueError`` for an unknown one."""
+    if not raw:
+        return frozenset()
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    if "all" in names:
+        return EXPAND_ALL
+    unknown = names - EXPAND_ALL
+    if unknown:
+        raise ValueError(f"unknown expand name(s): {', '.join(sorted(unknown))}")
+    return frozenset(names)
+
+
+def accesskey_view(
+    key: Accesskey, token: str | None = None, *, expand: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The access key object; ``token`` only in the creation response.
+
+    ``expand`` adds fields beyond VoIPBIN's object, by name, after its own.
+    """
     view: dict[str, Any] = {
         "id": str(key.id),
         "customer_id": str(key.customer_id),
@@ -26,6 +50,12 @@ def accesskey_view(key: Accesskey, token: str | None = None) -> dict[str, Any]:
         tm_update=format_timestamp(key.tm_update),
         tm_delete=format_timestamp(key.tm_delete),
     )
+    if "tm_last_used" in expand:
+        view["tm_last_used"] = format_timestamp(key.tm_last_used)
+    if "tm_disable" in expand:
+        view["tm_disable"] = format_timestamp(key.tm_disable)
+    if "rotated_to" in expand:
+        view["rotated_to"] = None if key.rotated_to is None else str(key.rotated_to)
     return view
 
 

@@ -96,8 +96,8 @@ class VerificationLookups:
     async def _load_accesskey(self, token_hash: str) -> VerifiedKey | None:
         async with self._db.reader() as repos:
             key = await repos.accesskeys.get_by_hash(token_hash)
-        if key is None or key.tm_delete is not None:
-            return None
+        if key is None or key.tm_delete is not None or key.tm_disable is not None:
+            return None  # disabled: refused like any other credential
         return VerifiedKey(key.id, key.customer_id, key.tm_expire)
 
     async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
@@ -12,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyplane.domain.records import Accesskey
 from keyplane.store.tables import accesskeys, customers
 
-# tm_last_used is internal: not part of the record the API shows.
-_COLUMNS = tuple(column for column in accesskeys.columns if column.name != "tm_last_used")
+_COLUMNS = tuple(accesskeys.columns)
 
 
 def _to_record(row: RowMapping) -> Accesskey:
@@ -91,10 +91,42 @@ class AccesskeyRepository:
         self, key_id: uuid.UUID, *, name: str, detail: str, now: datetime
     ) -> Accesskey | None:
         """Rename a live key; ``None`` when it does not exist or is deleted."""
+        return await self._change(key_id, now, name=name, detail=detail)
+
+    async def set_disabled(
+        self, key_id: uuid.UUID, *, disabled_since: datetime | None, now: datetime
+    ) -> Accesskey | None:
+        """Disable (a moment) or enable (``None``) a key that is not deleted."""
+        return await self._change(key_id, now, tm_disable=disabled_since)
+
+    async def set_expire(
+        self, key_id: uuid.UUID, *, tm_expire: datetime, now: datetime
+    ) -> Accesskey | None:
+        return await self._change(key_id, now, tm_expire=tm_expire)
+
+    async def mark_rotated(
+        self, key_id: uuid.UUID, *, rotated_to: uuid.UUID, tm_expire: datetime, now: datetime
+    ) -> Accesskey | None:
+        """The old key of a rotation: replaced, and ending at the end of the grace.
+
+        ``None`` when it is deleted or was rotated meanwhile (one rotation per key).
+        """
+        return await self._change(
+            key_id,
+            now,
+            accesskeys.c.rotated_to.is_(None),
+            rotated_to=rotated_to,
+            tm_expire=tm_expire,
+        )
+
+    async def _change(
+        self, key_id: uuid.UUID, now: datetime, *conditions: Any, **values: Any
+    ) -> Accesskey | None:
+        """Change a key that is not deleted and set ``tm_update``; ``None`` if there is none."""
         query = (
             update(accesskeys)
-            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None))
-            .values(name=name, detail=detail, tm_update=now)
+            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None), *conditions)
+            .values(tm_update=now, **values)
             .returning(*_COLUMNS)
         )
         row = (await self._conn.execute(query)).mappings().first()

@@ -103,6 +103,8 @@ accesskeys = Table(
     Column("tm_update", UTCDateTime),
     Column("tm_delete", UTCDateTime),
     Column("tm_last_used", UTCDateTime),
+    Column("tm_disable", UTCDateTime),  # set while the key is disabled
+    Column("rotated_to", Uuid),  # the key that replaced this one by a rotation
     Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
 )
 

@@ -70,6 +70,59 @@ class AccesskeyList(_Strict):
     )
 
 
+_EXPANDED_DOC = " Beyond VoIPBIN's object: present only when named in `expand`."
+
+
+class AccesskeyExpanded(Accesskey):
+    """VoIPBIN's access key, and the fields named in ``?expand=`` (left out otherwise)."""
+
+    tm_last_used: str | None = Field(
+        default=None,
+        pattern=TIMESTAMP_PATTERN,
+        description="When the key last authenticated, to within about a minute; null if never."
+        + _EXPANDED_DOC,
+    )
+    tm_disable: str | None = Field(
+        default=None,
+        pattern=TIMESTAMP_PATTERN,
+        description="Since when the key is disabled; null while enabled." + _EXPANDED_DOC,
+    )
+    rotated_to: str | None = Field(
+        default=None,
+        description="The id of the key that replaced this one by a rotation; null if none."
+        + _EXPANDED_DOC,
+        json_schema_extra={"format": "uuid"},
+    )
+
+
+class AccesskeyExpandedWithToken(AccesskeyExpanded):
+    token: str = Field(description="The full token: shown in this response and never again.")
+
+
+class AccesskeyExpandedList(_Strict):
+    result: list[AccesskeyExpanded]
+    next_page_token: str = Field(
+        description='Pass as `page_token` for the next page; "" when this page is empty.'
+    )
+
+
+class AccesskeyRotateRequest(BaseModel):
+    grace: int = Field(
+        default=0,
+        ge=0,
+        le=604_800,
+        description="Seconds the old key keeps working, 0 (the default) to 604800 (7 days).",
+    )
+
+
+class AccesskeyExpireRequest(BaseModel):
+    tm_expire: str = Field(
+        pattern=TIMESTAMP_PATTERN,
+        description="The new expiry: not in the past and not later than the current one. "
+        + TIMESTAMP_DOC,
+    )
+
+
 class CustomerMetadata(_Strict):
     rtp_debug: bool
 
@@ -142,7 +195,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "No credential (AUTHENTICATION_REQUIRED) or a bad one (INVALID_CREDENTIALS).",
         403: "The caller lacks the permission (PERMISSION_DENIED).",
         404: "Not found, or belongs to another customer (NOT_FOUND).",
-        409: "The access key is deleted (FAILED_PRECONDITION, STATE_INVALID).",
+        409: "The access key is deleted, or not in a state that allows this "
+        "(FAILED_PRECONDITION, STATE_INVALID).",
         405: "Method not allowed.",
         429: "Rate limited (RESOURCE_EXHAUSTED); see Retry-After.",
         500: "Internal error (INTERNAL).",
