@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from keyplane.domain.tokens import hash_token
+from keyplane.domain.views import EXPANDABLE
 from keyplane.errors import KeyplaneError
 from keyplane.services.container import build_services
 from tests.conftest import make_settings
@@ -264,7 +265,10 @@ def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, 
     assert isinstance(listed, list)
     assert [k["id"] for k in listed[:2]] == [newer["id"], older["id"]], "newest first"
     for key in listed:
-        assert set(key) == ACCESSKEY_FIELDS
+        # The command line shows what the API shows with ?expand=all.
+        assert set(key) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+        assert key["tm_last_used"] is None
+        assert key["tm_disable"] is None
         assert "token" not in key
     listed_text = json.dumps(listed)
     assert older["token"] not in listed_text
@@ -284,6 +288,45 @@ def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, 
     for key in (older, newer):
         assert key["token"].encode() not in raw
         assert hash_token(key["token"]).encode() in raw
+
+
+def test_accesskey_lifecycle_commands(migrated: Workspace, customer: dict[str, Any]) -> None:
+    created = migrated.run_json(
+        "accesskey", "create", "--customer-id", customer["id"], "--expire", "864000", "--name", "r"
+    )
+    key_id, token = created["id"], created["token"]
+
+    disabled = migrated.run_json("accesskey", "disable", key_id)
+    assert disabled["tm_disable"] is not None
+    assert not _accesskey_authenticates(migrated.data_dir, token)
+    enabled = migrated.run_json("accesskey", "enable", key_id)
+    assert enabled["tm_disable"] is None
+    assert _accesskey_authenticates(migrated.data_dir, token)
+
+    sooner = parse_ts(created["tm_expire"]) - timedelta(days=1)
+    shortened = migrated.run_json(
+        "accesskey", "expire", key_id, "--tm-expire", sooner.strftime(TIMESTAMP_FORMAT)
+    )
+    assert parse_ts(shortened["tm_expire"]) == sooner
+    longer, malformed = migrated.run_many(
+        (("accesskey", "expire", key_id, "--tm-expire", created["tm_expire"]), None),
+        (("accesskey", "expire", key_id, "--tm-expire", "next week"), None),
+    )
+    assert longer.returncode == 1, longer
+    assert "EXPIRE_NOT_SHORTER" in longer.stderr
+    assert malformed.returncode == 2, malformed
+    assert "Traceback" not in longer.stderr + malformed.stderr
+
+    rotated = migrated.run_json("accesskey", "rotate", key_id, "--grace", "0")
+    assert TOKEN_RE.fullmatch(rotated["token"])
+    assert rotated["name"] == "r"
+    assert parse_ts(rotated["tm_expire"]) - parse_ts(rotated["tm_create"]) == timedelta(days=9)
+    assert _accesskey_authenticates(migrated.data_dir, rotated["token"])
+    assert not _accesskey_authenticates(migrated.data_dir, token)
+    shown = migrated.run_json("accesskey", "show", key_id)
+    assert shown["rotated_to"] == rotated["id"]
+    assert set(shown) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+    assert token not in json.dumps(shown)
 
 
 def test_accesskey_create_rejects_expire_out_of_range(

@@ -29,7 +29,8 @@ from keyplane.domain.permissions import (
     is_documented,
     is_super_admin,
 )
-from keyplane.domain.views import accesskey_view, agent_view, customer_view
+from keyplane.domain.timefmt import parse_timestamp
+from keyplane.domain.views import EXPAND_ALL, accesskey_view, agent_view, customer_view
 from keyplane.errors import KeyplaneError
 from keyplane.logs import configure_logging
 from keyplane.services.bootstrap import bootstrap
@@ -344,7 +345,7 @@ def accesskey_list(
     customer_id: Annotated[str, typer.Option("--customer-id", help="Whose keys.")],
     as_json: JsonOption = False,
 ) -> None:
-    """List a customer's live access keys, newest first."""
+    """List a customer's live access keys, newest first, with last use and state."""
     cid = _uuid(customer_id, "--customer-id")
 
     async def work(services: Services) -> list[dict[str, object]]:
@@ -352,7 +353,7 @@ def accesskey_list(
         cursor = None
         while True:
             page = await services.accesskeys.list_page(OPERATOR, cid, page_size=100, cursor=cursor)
-            views.extend(accesskey_view(key) for key in page.items)
+            views.extend(accesskey_view(key, expand=EXPAND_ALL) for key in page.items)
             if len(page.items) < 100:
                 return views
             cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
@@ -372,6 +373,87 @@ def accesskey_delete(
         return accesskey_view(await services.accesskeys.delete(OPERATOR, key_id))
 
     emit(_run(work), as_json=as_json, title="deleted access key")
+
+
+KeyIdArgument = Annotated[str, typer.Argument(help="The key's id.")]
+
+
+@accesskey_app.command("show")
+def accesskey_show(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Show one access key, with when it was last used (to within about a minute)."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(await services.accesskeys.get(OPERATOR, key_id), expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="access key")
+
+
+@accesskey_app.command("disable")
+def accesskey_disable(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Disable an access key: refused everywhere (within a second) until enabled."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(
+            await services.accesskeys.disable(OPERATOR, key_id), expand=EXPAND_ALL
+        )
+
+    emit(_run(work), as_json=as_json, title="disabled access key")
+
+
+@accesskey_app.command("enable")
+def accesskey_enable(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Enable a disabled access key again."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(await services.accesskeys.enable(OPERATOR, key_id), expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="enabled access key")
+
+
+@accesskey_app.command("rotate")
+def accesskey_rotate(
+    accesskey_id: KeyIdArgument,
+    grace: Annotated[
+        int, typer.Option(help="Seconds the old key keeps working: 0 to 604800 (7 days).")
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace an access key by a new one (same name, detail, lifetime); token printed once."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        new, token, _ = await services.accesskeys.rotate(OPERATOR, key_id, grace=grace)
+        return accesskey_view(new, token, expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="new access key (the token is shown once)")
+
+
+@accesskey_app.command("expire")
+def accesskey_expire(
+    accesskey_id: KeyIdArgument,
+    tm_expire: Annotated[
+        str,
+        typer.Option(
+            "--tm-expire", help="The new, earlier expiry: YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC)."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Shorten an access key's expiry (lengthening is refused: rotate the key instead)."""
+    key_id = _uuid(accesskey_id, "access key id")
+    try:
+        moment = parse_timestamp(tm_expire)
+    except ValueError:
+        fail("--tm-expire is not a timestamp", hint="e.g. 2027-01-31T00:00:00.000000Z", code=2)
+
+    async def work(services: Services) -> dict[str, object]:
+        key = await services.accesskeys.shorten_expiry(OPERATOR, key_id, moment)
+        return accesskey_view(key, expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="access key")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:
