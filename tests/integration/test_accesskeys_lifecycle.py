@@ -317,3 +317,29 @@ async def test_an_unknown_expand_name_is_400(
         key_url(uuid.uuid4()), params={"expand": value}, headers=tenant.auth
     )
     assert response.status_code == 400
+
+
+async def test_gateway_verification_follows_disable_rotation_and_expiry(
+    client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
+) -> None:
+    async def verified(token: str) -> int:
+        response = await client.get(
+            "/auth/verify", headers={"X-Original-URI": f"/v1.0/calls?accesskey={token}"}
+        )
+        return response.status_code
+
+    disabled = await create_key(client, tenant.auth)
+    assert await verified(disabled["token"]) == 200
+    await post(client, tenant, disabled["id"], "disable")
+    assert await verified(disabled["token"]) == 401
+    await post(client, tenant, disabled["id"], "enable")
+    assert await verified(disabled["token"]) == 200
+
+    old = await create_key(client, tenant.auth)
+    assert await verified(old["token"]) == 200
+    new = (await post(client, tenant, old["id"], "rotate", grace=60)).json()
+    assert await verified(new["token"]) == 200
+    assert await verified(old["token"]) == 200
+    clock.advance(60)
+    assert await verified(old["token"]) == 401
+    assert await verified(new["token"]) == 200
