@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from keyplane.domain.scopes import Scopes
+
 IdentityType = Literal["agent", "accesskey", "operator"]
 
 
@@ -47,11 +49,14 @@ class Identity:
     id: uuid.UUID
     customer_id: uuid.UUID
     permission: int
+    scopes: Scopes | None = None  # a restricted key's rules; None: unrestricted
 
     @classmethod
-    def for_accesskey(cls, key_id: uuid.UUID, customer_id: uuid.UUID) -> Identity:
+    def for_accesskey(
+        cls, key_id: uuid.UUID, customer_id: uuid.UUID, scopes: Scopes | None = None
+    ) -> Identity:
         # An access key acts as a customer admin of its own customer, never as a super admin.
-        return cls("accesskey", key_id, customer_id, int(Permission.CUSTOMER_ADMIN))
+        return cls("accesskey", key_id, customer_id, int(Permission.CUSTOMER_ADMIN), scopes)
 
     @classmethod
     def operator(cls) -> Identity:

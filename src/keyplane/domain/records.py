@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from keyplane.domain.scopes import Scopes
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -50,6 +52,7 @@ class Accesskey:
     tm_last_used: datetime | None = None
     tm_disable: datetime | None = None
     rotated_to: uuid.UUID | None = None
+    scopes: Scopes | None = None  # None: unrestricted
 
     def is_live(self, now: datetime) -> bool:
         """Authenticates only while not deleted, not disabled and not expired."""

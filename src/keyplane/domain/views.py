@@ -6,12 +6,13 @@ from typing import Any
 
 from keyplane.domain.permissions import Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.domain.scopes import scopes_to_json
 from keyplane.domain.timefmt import format_timestamp
 
 # Fields beyond VoIPBIN's access key object, shown only when asked for by name
 # (``?expand=tm_last_used,tm_disable`` or ``?expand=all``): a VoIPBIN client
 # never sees them.
-EXPANDABLE = ("tm_last_used", "tm_disable", "rotated_to")
+EXPANDABLE = ("tm_last_used", "tm_disable", "rotated_to", "scopes")
 EXPAND_ALL = frozenset(EXPANDABLE)
 
 
@@ -56,6 +57,8 @@ def accesskey_view(
         view["tm_disable"] = format_timestamp(key.tm_disable)
     if "rotated_to" in expand:
         view["rotated_to"] = None if key.rotated_to is None else str(key.rotated_to)
+    if "scopes" in expand:
+        view["scopes"] = scopes_to_json(key.scopes)
     return view
 
 

@@ -18,6 +18,7 @@ from keyplane.domain.clock import Clock
 from keyplane.domain.pagination import Cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
+from keyplane.domain.scopes import Scopes, covers
 from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.events import (
     ACCESSKEY_CREATED,
@@ -44,7 +45,12 @@ Revision = Callable[[Repositories, Accesskey, datetime], Awaitable[Accesskey | N
 
 
 def new_accesskey(
-    customer_id: uuid.UUID, name: str, detail: str, expire: int, now: datetime
+    customer_id: uuid.UUID,
+    name: str,
+    detail: str,
+    expire: int,
+    now: datetime,
+    scopes: Scopes | None = None,
 ) -> tuple[Accesskey, str]:
     """A key record and its token; only the hash and the display prefix are kept."""
     token = tokens.generate_token()
@@ -59,6 +65,7 @@ def new_accesskey(
         tm_create=now,
         tm_update=None,
         tm_delete=None,
+        scopes=scopes,
     )
     return key, token
 
@@ -76,6 +83,15 @@ def _deleted() -> FailedPrecondition:
         "The access key is deleted; it can no longer be read, changed or deleted.",
         reason="STATE_INVALID",
     )
+
+
+def _require_within_own_scopes(identity: Identity, scopes: Scopes | None) -> None:
+    """A restricted key never makes (or renews) a key that may do more than itself."""
+    if not covers(identity.scopes, scopes):
+        raise PermissionDenied(
+            "A restricted access key can only make keys whose scopes are within its own.",
+            reason="PERMISSION_DENIED",
+        )
 
 
 def _already_rotated() -> FailedPrecondition:
@@ -138,12 +154,23 @@ class AccesskeyService:
             )
 
     async def create(
-        self, identity: Identity, customer_id: uuid.UUID, *, name: str, detail: str, expire: object
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        name: str,
+        detail: str,
+        expire: object,
+        scopes: Scopes | None = None,
     ) -> tuple[Accesskey, str]:
-        """A new key and its token; the token is returned here and never again."""
+        """A new key and its token; the token is returned here and never again.
+
+        ``scopes`` restricts the key; never to more than the creator holds.
+        """
         self._require_admin_of(identity, customer_id)
         seconds = self.validate_expire(expire)
-        key, token = new_accesskey(customer_id, name, detail, seconds, self._clock.now())
+        _require_within_own_scopes(identity, scopes)
+        key, token = new_accesskey(customer_id, name, detail, seconds, self._clock.now(), scopes)
         async with self._db.transaction() as repos:
             customer = await repos.customers.get(customer_id)
             if customer is None or customer.tm_delete is not None:
@@ -258,6 +285,7 @@ class AccesskeyService:
         seconds = self.validate_grace(grace)
         async with self._db.transaction() as repos:
             old = self._visible(identity, await repos.accesskeys.get(key_id))
+            _require_within_own_scopes(identity, old.scopes)
             if old.rotated_to is not None:
                 raise _already_rotated()
             if old.tm_disable is not None:
@@ -267,7 +295,12 @@ class AccesskeyService:
                 )
             now = self._clock.now()
             new, token = new_accesskey(
-                old.customer_id, old.name, old.detail, self._rotation_lifetime(old), now
+                old.customer_id,
+                old.name,
+                old.detail,
+                self._rotation_lifetime(old),
+                now,
+                old.scopes,
             )
             await repos.accesskeys.insert(new)
             end = min(old.tm_expire, now + timedelta(seconds=seconds))

@@ -16,13 +16,13 @@ import anyio.to_thread
 
 from keyplane.cache.ratelimit import Decision
 from keyplane.cache.verification import Miss, VerificationCache, VerifiedAgent, VerifiedKey
-from keyplane.domain import tokens
+from keyplane.domain import scopes, tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.permissions import Identity
 from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
-from keyplane.errors import InvalidCredentials, LoginRefused
+from keyplane.errors import InvalidCredentials, LoginRefused, PermissionDenied
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
@@ -98,7 +98,7 @@ class VerificationLookups:
             key = await repos.accesskeys.get_by_hash(token_hash)
         if key is None or key.tm_delete is not None or key.tm_disable is not None:
             return None  # disabled: refused like any other credential
-        return VerifiedKey(key.id, key.customer_id, key.tm_expire)
+        return VerifiedKey(key.id, key.customer_id, key.tm_expire, key.scopes)
 
     async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
         async with self._db.reader() as repos:
@@ -146,12 +146,19 @@ class AuthService:
         return agent, token
 
     async def authenticate(
-        self, credential: Credential, *, client: str = ""
+        self,
+        credential: Credential,
+        *,
+        client: str = "",
+        method: str | None = None,
+        path: str | None = None,
     ) -> tuple[Identity, Decision]:
         """The identity behind a credential, and the customer's rate limit state.
 
         Raises ``ResourceExhausted`` for an address out of failure budget (before
-        looking at the credential) or a customer over its rate.
+        looking at the credential) or a customer over its rate, and
+        ``PermissionDenied`` when a restricted key's scopes do not allow
+        ``method`` on ``path`` (an unknown method or path allows nothing).
         """
         self._ratelimits.ensure_auth_allowed(client)
         try:
@@ -163,6 +170,13 @@ class AuthService:
             await self._ratelimits.auth_failed(client)
             raise
         decision = await self._ratelimits.consume_customer(identity.customer_id)
+        if identity.scopes is not None and not (
+            method and path and scopes.allows(identity.scopes, method, path)
+        ):
+            raise PermissionDenied(
+                "This access key's scopes do not allow this method on this path.",
+                reason="PERMISSION_DENIED",
+            )
         return identity, decision
 
     async def authenticate_accesskey(self, token: str) -> Identity:
@@ -173,7 +187,7 @@ class AuthService:
         if key is None or key.tm_expire <= self._clock.now():
             raise InvalidCredentials()
         self._usage.mark(key.id)
-        return Identity.for_accesskey(key.id, key.customer_id)
+        return Identity.for_accesskey(key.id, key.customer_id, key.scopes)
 
     async def authenticate_session(self, token: str) -> Identity:
         claims = self._sessions.decode(token, self._clock.now())

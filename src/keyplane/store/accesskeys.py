@@ -11,13 +11,16 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.domain.records import Accesskey
+from keyplane.domain.scopes import scopes_from_json, scopes_to_json
 from keyplane.store.tables import accesskeys, customers
 
 _COLUMNS = tuple(accesskeys.columns)
 
 
 def _to_record(row: RowMapping) -> Accesskey:
-    return Accesskey(**{column.name: row[column.name] for column in _COLUMNS})
+    values = {column.name: row[column.name] for column in _COLUMNS}
+    values["scopes"] = scopes_from_json(values["scopes"])
+    return Accesskey(**values)
 
 
 class AccesskeyRepository:
@@ -37,6 +40,7 @@ class AccesskeyRepository:
                 tm_create=key.tm_create,
                 tm_update=key.tm_update,
                 tm_delete=key.tm_delete,
+                scopes=scopes_to_json(key.scopes),
             )
         )
 

@@ -84,7 +84,10 @@ async def current_identity(
     if credential is None:
         raise AuthenticationRequired()
     identity, decision = await services.auth.authenticate(
-        credential, client=client_address(request)
+        credential,
+        client=client_address(request),
+        method=request.method,
+        path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
     )
     # Sent with whatever response this request gets, errors included.
     request.state.response_headers = ratelimit_headers(decision)

@@ -6,7 +6,7 @@ these models document them and shape the responses.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,24 @@ class LoginResponse(_Strict):
     token: str = Field(description="Session token (JWT). Send it as `Authorization: Bearer`.")
 
 
+class ScopeRule(_Strict):
+    methods: list[str] = Field(
+        description="HTTP methods: GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE.",
+        examples=[["GET", "POST"]],
+    )
+    path_prefix: str = Field(
+        description="An absolute path; matches whole segments (`/v1.0/calls` allows "
+        "`/v1.0/calls/…`, not `/v1.0/callsign`).",
+        examples=["/v1.0/calls"],
+    )
+
+
+_SCOPES_DOC = (
+    'A restricted key: `"read_only"` (GET, HEAD, OPTIONS anywhere) or a list of rules, '
+    "one of which must allow a request's method and path; never more than the creator holds."
+)
+
+
 class AccesskeyCreateRequest(BaseModel):
     name: str = Field(default="", description="Missing or null means an empty string.")
     detail: str = Field(default="", description="Missing or null means an empty string.")
@@ -39,6 +57,9 @@ class AccesskeyCreateRequest(BaseModel):
             "as in VoIPBIN). An operator may set a lower maximum "
             "(KEYPLANE_ACCESSKEY_MAX_EXPIRE); a larger value is then 400 EXPIRE_ABOVE_MAXIMUM."
         ),
+    )
+    scopes: Literal["read_only"] | list[ScopeRule] | None = Field(
+        default=None, description=_SCOPES_DOC + " Missing or null: unrestricted."
     )
 
 
@@ -61,6 +82,12 @@ class Accesskey(_Strict):
 
 class AccesskeyWithToken(Accesskey):
     token: str = Field(description="The full token: shown in this response and never again.")
+
+
+class AccesskeyCreated(AccesskeyWithToken):
+    scopes: list[ScopeRule] | None = Field(
+        default=None, description="The key's scopes: present only when the request gave some."
+    )
 
 
 class AccesskeyList(_Strict):
@@ -92,6 +119,9 @@ class AccesskeyExpanded(Accesskey):
         description="The id of the key that replaced this one by a rotation; null if none."
         + _EXPANDED_DOC,
         json_schema_extra={"format": "uuid"},
+    )
+    scopes: list[ScopeRule] | None = Field(
+        default=None, description="The key's scopes; null: unrestricted." + _EXPANDED_DOC
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from keyplane.domain.pagination import decode_cursor, page_size_from_query
+from keyplane.domain.scopes import parse_scopes
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.domain.views import EXPAND_ALL, EXPANDABLE, accesskey_view, parse_expand
 from keyplane.errors import InvalidArgument
@@ -15,6 +16,7 @@ from keyplane.web.body import json_object, string_field
 from keyplane.web.deps import CurrentIdentity, ServicesDep
 from keyplane.web.schemas import (
     Accesskey,
+    AccesskeyCreated,
     AccesskeyCreateRequest,
     AccesskeyExpanded,
     AccesskeyExpandedList,
@@ -22,7 +24,6 @@ from keyplane.web.schemas import (
     AccesskeyExpireRequest,
     AccesskeyRotateRequest,
     AccesskeyUpdateRequest,
-    AccesskeyWithToken,
     error_responses,
     request_body,
 )
@@ -70,7 +71,8 @@ def _key_id(raw: str) -> uuid.UUID:
 
 @router.post(
     "",
-    response_model=AccesskeyWithToken,
+    response_model=AccesskeyCreated,
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     openapi_extra=request_body(AccesskeyCreateRequest),
     summary="Create an access key. The token is in this response only.",
@@ -80,10 +82,20 @@ async def create_accesskey(
 ) -> Any:
     body = await json_object(request)
     name, detail = string_field(body, "name"), string_field(body, "detail")
+    try:
+        scopes = parse_scopes(body.get("scopes"))
+    except ValueError as error:
+        raise InvalidArgument(f"'scopes': {error}.") from None
     key, token = await services.accesskeys.create(
-        identity, identity.customer_id, name=name, detail=detail, expire=body.get("expire")
+        identity,
+        identity.customer_id,
+        name=name,
+        detail=detail,
+        expire=body.get("expire"),
+        scopes=scopes,
     )
-    return accesskey_view(key, token)
+    # A client that asked for scopes sees them; VoIPBIN's clients never send any.
+    return accesskey_view(key, token, expand=frozenset({"scopes"} if scopes else ()))
 
 
 @router.get(
