@@ -329,6 +329,25 @@ def test_accesskey_lifecycle_commands(migrated: Workspace, customer: dict[str, A
     assert token not in json.dumps(shown)
 
 
+def test_accesskey_create_with_scopes(migrated: Workspace, customer: dict[str, Any]) -> None:
+    args = ("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    rules = '[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]'
+    read_only, ruled, malformed = migrated.run_many(
+        ((*args, "--scopes", "read_only"), None),
+        ((*args, "--scopes", rules), None),
+        ((*args, "--scopes", '[{"methods": ["GET"]}]'), None),
+    )
+    assert read_only.returncode == 0, read_only.stderr
+    assert json.loads(read_only.stdout)["scopes"] == [
+        {"methods": ["GET", "HEAD", "OPTIONS"], "path_prefix": "/"}
+    ]
+    assert ruled.returncode == 0, ruled.stderr
+    assert json.loads(ruled.stdout)["scopes"] == json.loads(rules)
+    assert malformed.returncode == 2, malformed
+    assert "path_prefix" in malformed.stderr
+    assert "Traceback" not in malformed.stderr
+
+
 def test_accesskey_create_rejects_expire_out_of_range(
     migrated: Workspace, customer: dict[str, Any]
 ) -> None:

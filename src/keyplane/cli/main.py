@@ -8,6 +8,7 @@ configuration errors).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 import uuid
@@ -29,6 +30,7 @@ from keyplane.domain.permissions import (
     is_documented,
     is_super_admin,
 )
+from keyplane.domain.scopes import READ_ONLY, Scopes, parse_scopes
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.domain.views import EXPAND_ALL, accesskey_view, agent_view, customer_view
 from keyplane.errors import KeyplaneError
@@ -320,22 +322,39 @@ def agent_delete(
     emit(_run(work), as_json=as_json, title="deleted agent")
 
 
+def _scopes(raw: str) -> Scopes | None:
+    if not raw:
+        return None
+    try:
+        return parse_scopes(raw if raw == READ_ONLY else json.loads(raw))
+    except ValueError as error:
+        fail(f"--scopes: {error}", hint="see docs/lifecycle.md#scopes", code=2)
+
+
 @accesskey_app.command("create")
 def accesskey_create(
     customer_id: Annotated[str, typer.Option("--customer-id", help="The key's customer.")],
     expire: Annotated[int, typer.Option(help="Lifetime in seconds (at least 86400).")],
     name: Annotated[str, typer.Option(help="Name.")] = "",
     detail: Annotated[str, typer.Option(help="Free text.")] = "",
+    scopes: Annotated[
+        str,
+        typer.Option(
+            help="Restrict the key: read_only, or JSON rules such as "
+            '\'[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]\'.'
+        ),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an access key; its token is printed once."""
     cid = _uuid(customer_id, "--customer-id")
+    restriction = _scopes(scopes)
 
     async def work(services: Services) -> dict[str, object]:
         key, token = await services.accesskeys.create(
-            OPERATOR, cid, name=name, detail=detail, expire=expire
+            OPERATOR, cid, name=name, detail=detail, expire=expire, scopes=restriction
         )
-        return accesskey_view(key, token)
+        return accesskey_view(key, token, expand=frozenset({"scopes"} if restriction else ()))
 
     emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
 
