@@ -80,6 +80,16 @@ async def test_verify_applies_rules_to_the_original_method_and_path(
     assert envoy.status_code == 200
     envoy = await client.delete("/auth/verify/v1.0/calls/9", headers=bearer(token))
     assert envoy.status_code == 403
+    # Each gateway's method travels with its own URI header: a stray one counts for nothing.
+    mixed = await client.delete(
+        "/auth/verify/v1.0/calls/9", headers={"X-Original-Method": "GET", **bearer(token)}
+    )
+    assert mixed.status_code == 403
+    mixed = await client.get(
+        "/auth/verify",
+        headers={"X-Forwarded-Uri": "/v1.0/calls", "X-Original-Method": "GET", **bearer(token)},
+    )
+    assert mixed.status_code == 403
     # The API itself is outside the rules.
     assert_error(
         await client.get(KEYS, headers=bearer(token)), 403, "PERMISSION_DENIED", "PERMISSION_DENIED"

@@ -66,7 +66,8 @@ class _Incoming:
     cookie: str | None = None
     original_uri: str | None = None  # nginx
     forwarded_uri: str | None = None  # Traefik
-    original_method: str | None = None  # nginx (X-Original-Method), Traefik (X-Forwarded-Method)
+    original_method: str | None = None  # nginx, with X-Original-URI
+    forwarded_method: str | None = None  # Traefik, with X-Forwarded-Uri
     request_id: str | None = None
 
 
@@ -81,8 +82,10 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.original_uri = value.decode("latin-1")
         elif name == b"x-forwarded-uri":
             found.forwarded_uri = value.decode("latin-1")
-        elif name in (b"x-original-method", b"x-forwarded-method"):
-            found.original_method = found.original_method or value.decode("latin-1")
+        elif name == b"x-original-method":
+            found.original_method = value.decode("latin-1")
+        elif name == b"x-forwarded-method":
+            found.forwarded_method = value.decode("latin-1")
     found.request_id = incoming_request_id(scope)
     return found
 
@@ -100,11 +103,13 @@ def _original_uri(scope: Scope, incoming: _Incoming) -> str | None:
 
 
 def _original_method(scope: Scope, incoming: _Incoming) -> str | None:
-    """The original request's method: from the gateway's header, or Envoy's own method."""
-    if incoming.original_method:
-        return incoming.original_method
+    """The original request's method, from the source the URI came from (same precedence)."""
+    if incoming.original_uri:
+        return incoming.original_method  # nginx
+    if incoming.forwarded_uri:
+        return incoming.forwarded_method  # Traefik
     if scope["path"].startswith(_VERIFY_PREFIX):
-        method: str = scope["method"]
+        method: str = scope["method"]  # Envoy sends the original method itself
         return method
     return None
 
