@@ -348,6 +348,20 @@ def test_accesskey_create_with_scopes(migrated: Workspace, customer: dict[str, A
     assert "Traceback" not in malformed.stderr
 
 
+def test_accesskey_create_with_an_ip_allowlist(
+    migrated: Workspace, customer: dict[str, Any]
+) -> None:
+    args = ("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    listed, malformed = migrated.run_many(
+        ((*args, "--allowed-networks", "198.51.100.0/24, 2001:db8::/32"), None),
+        ((*args, "--allowed-networks", "198.51.100.7/24"), None),
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["allowed_networks"] == ["198.51.100.0/24", "2001:db8::/32"]
+    assert malformed.returncode == 2, malformed
+    assert "CIDR" in malformed.stderr
+
+
 def test_accesskey_create_rejects_expire_out_of_range(
     migrated: Workspace, customer: dict[str, Any]
 ) -> None:

@@ -256,6 +256,33 @@ async def test_a_restricted_keys_scopes_hold_through_the_gateway(gateway: Gatewa
     assert [r["method"] for r in mine] == ["GET", "GET", "POST"]
 
 
+async def test_an_ip_allowlist_holds_through_the_gateway(gateway: Gateway) -> None:
+    """nginx names the client in X-Forwarded-For and keyplane trusts it (a trusted proxy):
+    the address judged is the client's, not the gateway's."""
+    tenant = await _tenant(gateway)
+    async with httpx.AsyncClient(timeout=10) as http:
+        tokens = {}
+        for networks in ("127.0.0.0/8", "192.0.2.0/24"):
+            response = await http.post(
+                f"{gateway.a}/v1.0/accesskeys",
+                json={"expire": 86_400, "allowed_networks": [networks]},
+                headers=_bearer(tenant.token),
+            )
+            assert response.status_code == 200, response.text
+            tokens[networks] = response.json()["token"]
+            gateway.secrets.append(tokens[networks])
+        calls = f"{gateway.url}/v1.0/calls"
+        for _ in range(2):  # round robin: each replica answers
+            local = await http.get(calls, headers=_bearer(tokens["127.0.0.0/8"]))
+            assert local.status_code == 200, local.text
+            named = await http.get(
+                calls, headers={**_bearer(tokens["127.0.0.0/8"]), **_from("192.0.3.10")}
+            )
+            assert_envelope(named, 403, "PERMISSION_DENIED")
+            elsewhere = await http.get(calls, headers=_bearer(tokens["192.0.2.0/24"]))
+            assert_envelope(elsewhere, 403, "PERMISSION_DENIED")
+
+
 async def test_the_upstream_never_receives_a_credential(gateway: Gateway) -> None:
     tenant = await _tenant(gateway)
     async with httpx.AsyncClient(timeout=10) as http:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail
+from keyplane.domain.networks import Networks, parse_networks
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.passwords import generate_password
 from keyplane.domain.permissions import (
@@ -331,6 +332,15 @@ def _scopes(raw: str) -> Scopes | None:
         fail(f"--scopes: {error}", hint="see docs/lifecycle.md#scopes", code=2)
 
 
+def _networks(raw: str) -> Networks | None:
+    if not raw:
+        return None
+    try:
+        return parse_networks([part.strip() for part in raw.split(",")])
+    except ValueError as error:
+        fail(f"--allowed-networks: {error}", hint="e.g. --allowed-networks 203.0.113.0/24", code=2)
+
+
 @accesskey_app.command("create")
 def accesskey_create(
     customer_id: Annotated[str, typer.Option("--customer-id", help="The key's customer.")],
@@ -344,17 +354,33 @@ def accesskey_create(
             '\'[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]\'.'
         ),
     ] = "",
+    allowed_networks: Annotated[
+        str,
+        typer.Option(
+            help="IP allowlist: comma-separated CIDRs, e.g. 203.0.113.0/24,2001:db8::/32."
+        ),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an access key; its token is printed once."""
     cid = _uuid(customer_id, "--customer-id")
     restriction = _scopes(scopes)
+    networks = _networks(allowed_networks)
 
     async def work(services: Services) -> dict[str, object]:
         key, token = await services.accesskeys.create(
-            OPERATOR, cid, name=name, detail=detail, expire=expire, scopes=restriction
+            OPERATOR,
+            cid,
+            name=name,
+            detail=detail,
+            expire=expire,
+            scopes=restriction,
+            allowed_networks=networks,
         )
-        return accesskey_view(key, token, expand=frozenset({"scopes"} if restriction else ()))
+        shown = {"scopes"} if restriction else set()
+        if networks:
+            shown.add("allowed_networks")
+        return accesskey_view(key, token, expand=frozenset(shown))
 
     emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from keyplane.domain.networks import Networks
 from keyplane.domain.scopes import Scopes
 
 IdentityType = Literal["agent", "accesskey", "operator"]
@@ -50,13 +51,25 @@ class Identity:
     customer_id: uuid.UUID
     permission: int
     scopes: Scopes | None = None  # a restricted key's rules; None: unrestricted
+    allowed_networks: Networks | None = None  # a key's IP allowlist; None: anywhere
 
     @classmethod
     def for_accesskey(
-        cls, key_id: uuid.UUID, customer_id: uuid.UUID, scopes: Scopes | None = None
+        cls,
+        key_id: uuid.UUID,
+        customer_id: uuid.UUID,
+        scopes: Scopes | None = None,
+        allowed_networks: Networks | None = None,
     ) -> Identity:
         # An access key acts as a customer admin of its own customer, never as a super admin.
-        return cls("accesskey", key_id, customer_id, int(Permission.CUSTOMER_ADMIN), scopes)
+        return cls(
+            "accesskey",
+            key_id,
+            customer_id,
+            int(Permission.CUSTOMER_ADMIN),
+            scopes,
+            allowed_networks,
+        )
 
     @classmethod
     def operator(cls) -> Identity:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from keyplane.domain.networks import Networks
 from keyplane.domain.scopes import Scopes
 
 
@@ -53,6 +54,7 @@ class Accesskey:
     tm_disable: datetime | None = None
     rotated_to: uuid.UUID | None = None
     scopes: Scopes | None = None  # None: unrestricted
+    allowed_networks: Networks | None = None  # None: from anywhere
 
     def is_live(self, now: datetime) -> bool:
         """Authenticates only while not deleted, not disabled and not expired."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyplane.domain.networks import networks_to_json
 from keyplane.domain.permissions import Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.domain.scopes import scopes_to_json
@@ -12,7 +13,7 @@ from keyplane.domain.timefmt import format_timestamp
 # Fields beyond VoIPBIN's access key object, shown only when asked for by name
 # (``?expand=tm_last_used,tm_disable`` or ``?expand=all``): a VoIPBIN client
 # never sees them.
-EXPANDABLE = ("tm_last_used", "tm_disable", "rotated_to", "scopes")
+EXPANDABLE = ("tm_last_used", "tm_disable", "rotated_to", "scopes", "allowed_networks")
 EXPAND_ALL = frozenset(EXPANDABLE)
 
 
@@ -59,6 +60,8 @@ def accesskey_view(
         view["rotated_to"] = None if key.rotated_to is None else str(key.rotated_to)
     if "scopes" in expand:
         view["scopes"] = scopes_to_json(key.scopes)
+    if "allowed_networks" in expand:
+        view["allowed_networks"] = networks_to_json(key.allowed_networks)
     return view
 
 

@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
-from keyplane.domain import tokens
+from keyplane.domain import networks, scopes, tokens
 from keyplane.domain.clock import Clock
+from keyplane.domain.networks import Networks
 from keyplane.domain.pagination import Cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
-from keyplane.domain.scopes import Scopes, covers
+from keyplane.domain.scopes import Scopes
 from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.events import (
     ACCESSKEY_CREATED,
@@ -51,6 +52,7 @@ def new_accesskey(
     expire: int,
     now: datetime,
     scopes: Scopes | None = None,
+    allowed_networks: Networks | None = None,
 ) -> tuple[Accesskey, str]:
     """A key record and its token; only the hash and the display prefix are kept."""
     token = tokens.generate_token()
@@ -66,6 +68,7 @@ def new_accesskey(
         tm_update=None,
         tm_delete=None,
         scopes=scopes,
+        allowed_networks=allowed_networks,
     )
     return key, token
 
@@ -85,11 +88,19 @@ def _deleted() -> FailedPrecondition:
     )
 
 
-def _require_within_own_scopes(identity: Identity, scopes: Scopes | None) -> None:
+def _require_within_own_restrictions(
+    identity: Identity, wanted_scopes: Scopes | None, wanted_networks: Networks | None
+) -> None:
     """A restricted key never makes (or renews) a key that may do more than itself."""
-    if not covers(identity.scopes, scopes):
+    if not scopes.covers(identity.scopes, wanted_scopes):
         raise PermissionDenied(
             "A restricted access key can only make keys whose scopes are within its own.",
+            reason="PERMISSION_DENIED",
+        )
+    if not networks.covers(identity.allowed_networks, wanted_networks):
+        raise PermissionDenied(
+            "An access key with an IP allowlist can only make keys whose allowlist is "
+            "within its own.",
             reason="PERMISSION_DENIED",
         )
 
@@ -162,15 +173,19 @@ class AccesskeyService:
         detail: str,
         expire: object,
         scopes: Scopes | None = None,
+        allowed_networks: Networks | None = None,
     ) -> tuple[Accesskey, str]:
         """A new key and its token; the token is returned here and never again.
 
-        ``scopes`` restricts the key; never to more than the creator holds.
+        ``scopes`` and ``allowed_networks`` restrict the key; never to more
+        than the creator holds.
         """
         self._require_admin_of(identity, customer_id)
         seconds = self.validate_expire(expire)
-        _require_within_own_scopes(identity, scopes)
-        key, token = new_accesskey(customer_id, name, detail, seconds, self._clock.now(), scopes)
+        _require_within_own_restrictions(identity, scopes, allowed_networks)
+        key, token = new_accesskey(
+            customer_id, name, detail, seconds, self._clock.now(), scopes, allowed_networks
+        )
         async with self._db.transaction() as repos:
             customer = await repos.customers.get(customer_id)
             if customer is None or customer.tm_delete is not None:
@@ -285,7 +300,7 @@ class AccesskeyService:
         seconds = self.validate_grace(grace)
         async with self._db.transaction() as repos:
             old = self._visible(identity, await repos.accesskeys.get(key_id))
-            _require_within_own_scopes(identity, old.scopes)
+            _require_within_own_restrictions(identity, old.scopes, old.allowed_networks)
             if old.rotated_to is not None:
                 raise _already_rotated()
             if old.tm_disable is not None:
@@ -301,6 +316,7 @@ class AccesskeyService:
                 self._rotation_lifetime(old),
                 now,
                 old.scopes,
+                old.allowed_networks,
             )
             await repos.accesskeys.insert(new)
             end = min(old.tm_expire, now + timedelta(seconds=seconds))

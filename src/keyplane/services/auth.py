@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from keyplane.cache.ratelimit import Decision
 from keyplane.cache.verification import Miss, VerificationCache, VerifiedAgent, VerifiedKey
-from keyplane.domain import scopes, tokens
+from keyplane.domain import networks, scopes, tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.permissions import Identity
@@ -98,7 +98,7 @@ class VerificationLookups:
             key = await repos.accesskeys.get_by_hash(token_hash)
         if key is None or key.tm_delete is not None or key.tm_disable is not None:
             return None  # disabled: refused like any other credential
-        return VerifiedKey(key.id, key.customer_id, key.tm_expire, key.scopes)
+        return VerifiedKey(key.id, key.customer_id, key.tm_expire, key.scopes, key.allowed_networks)
 
     async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
         async with self._db.reader() as repos:
@@ -158,7 +158,8 @@ class AuthService:
         Raises ``ResourceExhausted`` for an address out of failure budget (before
         looking at the credential) or a customer over its rate, and
         ``PermissionDenied`` when a restricted key's scopes do not allow
-        ``method`` on ``path`` (an unknown method or path allows nothing).
+        ``method`` on ``path`` (an unknown method or path allows nothing), or
+        its IP allowlist does not hold ``client``.
         """
         self._ratelimits.ensure_auth_allowed(client)
         try:
@@ -170,6 +171,13 @@ class AuthService:
             await self._ratelimits.auth_failed(client)
             raise
         decision = await self._ratelimits.consume_customer(identity.customer_id)
+        if identity.allowed_networks is not None and not networks.allows(
+            identity.allowed_networks, client
+        ):
+            raise PermissionDenied(
+                "This access key may not be used from this address (its IP allowlist).",
+                reason="PERMISSION_DENIED",
+            )
         if identity.scopes is not None and not (
             method and path and scopes.allows(identity.scopes, method, path)
         ):
@@ -187,7 +195,7 @@ class AuthService:
         if key is None or key.tm_expire <= self._clock.now():
             raise InvalidCredentials()
         self._usage.mark(key.id)
-        return Identity.for_accesskey(key.id, key.customer_id, key.scopes)
+        return Identity.for_accesskey(key.id, key.customer_id, key.scopes, key.allowed_networks)
 
     async def authenticate_session(self, token: str) -> Identity:
         claims = self._sessions.decode(token, self._clock.now())

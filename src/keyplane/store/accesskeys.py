@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyplane.domain.networks import networks_from_json, networks_to_json
 from keyplane.domain.records import Accesskey
 from keyplane.domain.scopes import scopes_from_json, scopes_to_json
 from keyplane.store.tables import accesskeys, customers
@@ -20,6 +21,7 @@ _COLUMNS = tuple(accesskeys.columns)
 def _to_record(row: RowMapping) -> Accesskey:
     values = {column.name: row[column.name] for column in _COLUMNS}
     values["scopes"] = scopes_from_json(values["scopes"])
+    values["allowed_networks"] = networks_from_json(values["allowed_networks"])
     return Accesskey(**values)
 
 
@@ -41,6 +43,7 @@ class AccesskeyRepository:
                 tm_update=key.tm_update,
                 tm_delete=key.tm_delete,
                 scopes=scopes_to_json(key.scopes),
+                allowed_networks=networks_to_json(key.allowed_networks),
             )
         )
 

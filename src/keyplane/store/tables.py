@@ -106,6 +106,7 @@ accesskeys = Table(
     Column("tm_disable", UTCDateTime),  # set while the key is disabled
     Column("rotated_to", Uuid),  # the key that replaced this one by a rotation
     Column("scopes", JSON(none_as_null=True)),  # a restricted key's rules; null: unrestricted
+    Column("allowed_networks", JSON(none_as_null=True)),  # CIDRs; null: anywhere
     Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
 )
 

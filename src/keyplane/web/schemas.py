@@ -46,6 +46,12 @@ _SCOPES_DOC = (
 )
 
 
+_NETWORKS_DOC = (
+    "The key's IP allowlist: 1 to 50 CIDRs (e.g. `203.0.113.0/24`); the client address "
+    "is the peer's, or X-Forwarded-For's from a trusted proxy only."
+)
+
+
 class AccesskeyCreateRequest(BaseModel):
     name: str = Field(default="", description="Missing or null means an empty string.")
     detail: str = Field(default="", description="Missing or null means an empty string.")
@@ -60,6 +66,9 @@ class AccesskeyCreateRequest(BaseModel):
     )
     scopes: Literal["read_only"] | list[ScopeRule] | None = Field(
         default=None, description=_SCOPES_DOC + " Missing or null: unrestricted."
+    )
+    allowed_networks: list[str] | None = Field(
+        default=None, description=_NETWORKS_DOC + " Missing or null: from anywhere."
     )
 
 
@@ -87,6 +96,9 @@ class AccesskeyWithToken(Accesskey):
 class AccesskeyCreated(AccesskeyWithToken):
     scopes: list[ScopeRule] | None = Field(
         default=None, description="The key's scopes: present only when the request gave some."
+    )
+    allowed_networks: list[str] | None = Field(
+        default=None, description="The key's IP allowlist: present only when the request gave one."
     )
 
 
@@ -122,6 +134,9 @@ class AccesskeyExpanded(Accesskey):
     )
     scopes: list[ScopeRule] | None = Field(
         default=None, description="The key's scopes; null: unrestricted." + _EXPANDED_DOC
+    )
+    allowed_networks: list[str] | None = Field(
+        default=None, description="The key's IP allowlist; null: anywhere." + _EXPANDED_DOC
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from keyplane.domain.networks import parse_networks
 from keyplane.domain.pagination import decode_cursor, page_size_from_query
 from keyplane.domain.scopes import parse_scopes
 from keyplane.domain.timefmt import parse_timestamp
@@ -86,6 +87,10 @@ async def create_accesskey(
         scopes = parse_scopes(body.get("scopes"))
     except ValueError as error:
         raise InvalidArgument(f"'scopes': {error}.") from None
+    try:
+        networks = parse_networks(body.get("allowed_networks"))
+    except ValueError as error:
+        raise InvalidArgument(f"'allowed_networks': {error}.") from None
     key, token = await services.accesskeys.create(
         identity,
         identity.customer_id,
@@ -93,9 +98,13 @@ async def create_accesskey(
         detail=detail,
         expire=body.get("expire"),
         scopes=scopes,
+        allowed_networks=networks,
     )
-    # A client that asked for scopes sees them; VoIPBIN's clients never send any.
-    return accesskey_view(key, token, expand=frozenset({"scopes"} if scopes else ()))
+    # A client that asked for restrictions sees them; VoIPBIN's clients never send any.
+    shown = {"scopes"} if scopes else set()
+    if networks:
+        shown.add("allowed_networks")
+    return accesskey_view(key, token, expand=frozenset(shown))
 
 
 @router.get(
