@@ -21,6 +21,9 @@ class Customer:
     tm_create: datetime
     tm_update: datetime | None
     tm_delete: datetime | None
+    phone_number: str = ""
+    address: str = ""
+    webhook_secret_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,15 @@ def accesskey_view(
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 # VoIPBIN leaves these out when empty (``omitempty``), so its email format holds.
-_OMITTED_WHEN_EMPTY = ("name", "detail", "email", "webhook_method", "webhook_uri")
+_OMITTED_WHEN_EMPTY = (
+    "name",
+    "detail",
+    "email",
+    "phone_number",
+    "address",
+    "webhook_method",
+    "webhook_uri",
+)
 
 
 def customer_view(customer: Customer) -> dict[str, Any]:

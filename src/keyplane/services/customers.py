@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
+from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
-from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, is_documented
+from keyplane.domain.networks import Networks
+from keyplane.domain.permissions import (
+    MAX_PERMISSION,
+    Identity,
+    Permission,
+    has_permission,
+    is_documented,
+)
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.errors import InvalidArgument, InvalidCredentials, NotFound, PermissionDenied
 from keyplane.services.auth import PasswordWorker
+from keyplane.services.outbound import permitted
 from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
 
@@ -52,6 +63,52 @@ def new_agent(
     )
 
 
+PROFILE_EDITORS = int(Permission.CUSTOMER_ADMIN | Permission.CUSTOMER_MANAGER)
+PROFILE_FIELDS = ("name", "detail", "email", "phone_number", "address")
+MAX_FIELD = 1024
+MAX_URI = 2048
+
+
+def validate_profile(profile: dict[str, str], webhook_allowed: Networks) -> dict[str, str]:
+    """The fields to store, or ``InvalidArgument`` saying which one is wrong."""
+    fields = {name: profile.get(name, "") for name in PROFILE_FIELDS}
+    for name, value in fields.items():
+        if len(value) > MAX_FIELD:
+            raise InvalidArgument(f"'{name}' is longer than {MAX_FIELD} characters.")
+    uri = profile.get("webhook_uri", "").strip()
+    method = profile.get("webhook_method", "").strip().upper()
+    if method and method not in webhooks.METHODS:
+        raise InvalidArgument(
+            "'webhook_method' must be POST or PUT (or empty for POST).",
+            reason="INVALID_WEBHOOK_METHOD",
+        )
+    if uri:
+        problem = webhook_uri_problem(uri, webhook_allowed)
+        if problem:
+            raise InvalidArgument(f"'webhook_uri' {problem}.", reason="INVALID_WEBHOOK_URI")
+        method = method or "POST"
+    fields.update(webhook_uri=uri, webhook_method=method)
+    return fields
+
+
+def webhook_uri_problem(uri: str, allowed: Networks) -> str:
+    """What is wrong with a webhook URI on its face ("" if nothing); DNS is checked on use."""
+    if len(uri) > MAX_URI:
+        return f"is longer than {MAX_URI} characters"
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password"
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return ""
+    if not permitted(address, allowed):
+        return "points to a private, loopback or reserved address"
+    return ""
+
+
 def _customer_not_found() -> NotFound:
     return NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
 
@@ -75,6 +132,29 @@ class CustomerService:
         async with self._db.transaction() as repos:
             await repos.customers.insert(customer)
         return customer
+
+    async def update_customer(
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        profile: dict[str, str],
+        webhook_allowed: Networks,
+    ) -> Customer:
+        """VoIPBIN's PUT /v1.0/customer: every field is replaced (a missing one is empty)."""
+        if not has_permission(identity, customer_id, PROFILE_EDITORS):
+            raise PermissionDenied(
+                "Changing the customer needs the customer admin or manager permission.",
+                reason="PERMISSION_DENIED",
+            )
+        fields = validate_profile(profile, webhook_allowed)
+        async with self._db.transaction() as repos:
+            updated = await repos.customers.update_profile(
+                customer_id, now=self._clock.now(), **fields
+            )
+        if updated is None:
+            raise _customer_not_found()
+        return updated
 
     async def get_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
         """Any identity may read its own customer; super admins may read any."""

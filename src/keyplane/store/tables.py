@@ -69,6 +69,10 @@ customers = Table(
     Column("email", String(320), nullable=False, default=""),
     Column("webhook_method", String(16), nullable=False, default=""),
     Column("webhook_uri", Text, nullable=False, default=""),
+    Column("phone_number", String(64), nullable=False, default="", server_default=""),
+    Column("address", Text, nullable=False, default="", server_default=""),
+    # The signing secret is derived, never stored: this counts its rotations.
+    Column("webhook_secret_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_update", UTCDateTime),
     Column("tm_delete", UTCDateTime),
@@ -121,6 +125,15 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_delivered", UTCDateTime),
+    # Webhook delivery: pending (due at tm_next_attempt), delivered, failed or skipped.
+    Column(
+        "delivery_status", String(16), nullable=False, default="pending", server_default="pending"
+    ),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("tm_next_attempt", UTCDateTime),
+    Column("tm_lease", UTCDateTime),  # a replica is delivering it until then
+    Column("last_error", Text, nullable=False, default="", server_default=""),
+    Index("ix_events_delivery", "delivery_status", "tm_next_attempt"),
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 

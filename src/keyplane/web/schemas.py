@@ -181,6 +181,8 @@ class Customer(_Strict):
     email: str | None = Field(
         default=None, description="Left out when empty.", json_schema_extra={"format": "email"}
     )
+    phone_number: str | None = Field(default=None, description="Left out when empty.")
+    address: str | None = Field(default=None, description="Left out when empty.")
     webhook_method: str | None = Field(default=None, description="Left out when empty.")
     webhook_uri: str | None = Field(default=None, description="Left out when empty.")
     billing_account_id: str = Field(
@@ -195,6 +197,42 @@ class Customer(_Strict):
     tm_create: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
     tm_update: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
     tm_delete: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+
+
+class CustomerUpdateRequest(BaseModel):
+    """VoIPBIN's PUT /v1.0/customer: every field is replaced; a missing one becomes empty."""
+
+    name: str = ""
+    detail: str = ""
+    email: str = ""
+    phone_number: str = ""
+    address: str = ""
+    webhook_method: str = Field(default="", description="POST or PUT; empty means POST.")
+    webhook_uri: str = Field(
+        default="",
+        description="Where events are delivered (http or https); empty: no webhook. "
+        "Private and loopback addresses are refused unless the operator allows them.",
+    )
+
+
+class WebhookSecret(_Strict):
+    secret: str = Field(description="The HMAC-SHA256 key of the Keyplane-Signature header.")
+
+
+class WebhookDelivery(_Strict):
+    id: str = Field(description="The event id: also the Keyplane-Event-Id / Idempotency-Key.")
+    type: str
+    status: str = Field(description="pending, delivered, failed or skipped (no webhook set).")
+    attempts: int
+    last_error: str = Field(description="Why the last attempt failed; empty otherwise.")
+    tm_create: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+    tm_next_attempt: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+    tm_delivered: str | None = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+
+
+class WebhookDeliveryList(_Strict):
+    result: list[WebhookDelivery]
+    next_page_token: str = Field(description='For the next page; "" when this page is empty.')
 
 
 class Agent(_Strict):
