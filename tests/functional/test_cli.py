@@ -109,8 +109,9 @@ def customer(migrated: Workspace) -> dict[str, Any]:
 
 
 def test_customer_create_prints_the_customer(customer: dict[str, Any]) -> None:
-    # VoIPBIN's customer object: empty webhook fields are left out.
-    assert set(customer) == CUSTOMER_FIELDS - {"webhook_method", "webhook_uri"}
+    # VoIPBIN's customer object: empty phone, address and webhook fields are left out.
+    left_out = {"phone_number", "address", "webhook_method", "webhook_uri"}
+    assert set(customer) == CUSTOMER_FIELDS - left_out
     uuid.UUID(customer["id"])
     assert customer["name"] == "Acme"
     assert customer["email"] == "ops@example.com"
@@ -360,6 +361,27 @@ def test_accesskey_create_with_an_ip_allowlist(
     assert json.loads(listed.stdout)["allowed_networks"] == ["198.51.100.0/24", "2001:db8::/32"]
     assert malformed.returncode == 2, malformed
     assert "CIDR" in malformed.stderr
+
+
+def test_webhook_deliveries(migrated: Workspace, customer: dict[str, Any]) -> None:
+    """A key change records an event; nothing delivers it here, so it is pending."""
+    migrated.run_json("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    deliveries = migrated.run_json("webhook", "deliveries", "--customer-id", customer["id"])
+    assert isinstance(deliveries, list)
+    assert deliveries[0]["type"] == "accesskey_created"
+    for item in deliveries:
+        assert set(item) == {
+            "id",
+            "type",
+            "status",
+            "attempts",
+            "last_error",
+            "tm_create",
+            "tm_next_attempt",
+            "tm_delivered",
+        }
+        assert item["status"] == "pending"
+        assert item["type"].startswith("accesskey_")
 
 
 def test_accesskey_create_rejects_expire_out_of_range(

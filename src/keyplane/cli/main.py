@@ -33,7 +33,13 @@ from keyplane.domain.permissions import (
 )
 from keyplane.domain.scopes import READ_ONLY, Scopes, parse_scopes
 from keyplane.domain.timefmt import parse_timestamp
-from keyplane.domain.views import EXPAND_ALL, accesskey_view, agent_view, customer_view
+from keyplane.domain.views import (
+    EXPAND_ALL,
+    accesskey_view,
+    agent_view,
+    customer_view,
+    delivery_view,
+)
 from keyplane.errors import KeyplaneError
 from keyplane.logs import configure_logging
 from keyplane.services.bootstrap import bootstrap
@@ -52,9 +58,11 @@ app = typer.Typer(
 customer_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=True)
 agent_app = typer.Typer(help="Manage agents (people who log in).", no_args_is_help=True)
 accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
+webhook_app = typer.Typer(help="A customer's webhook: delivery status.", no_args_is_help=True)
 app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 app.add_typer(accesskey_app, name="accesskey")
+app.add_typer(webhook_app, name="webhook")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (default when piped).")]
 OPERATOR = Identity.operator()
@@ -499,6 +507,22 @@ def accesskey_expire(
         return accesskey_view(key, expand=EXPAND_ALL)
 
     emit(_run(work), as_json=as_json, title="access key")
+
+
+@webhook_app.command("deliveries")
+def webhook_deliveries(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose events.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The customer's events and how their delivery went (pending, delivered, failed, skipped)."""
+    cid = _uuid(customer_id, "--customer-id")
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        items = await services.webhooks.deliveries(OPERATOR, cid, limit=limit, before=None)
+        return [delivery_view(item) for item in items]
+
+    emit(_run(work), as_json=as_json, title="webhook deliveries")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:

@@ -68,3 +68,18 @@ class Accesskey:
 class Page:
     items: list[Accesskey]
     next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event in the outbox and how its webhook delivery went."""
+
+    seq: int
+    id: uuid.UUID
+    type: str
+    delivery_status: str
+    attempts: int
+    last_error: str
+    tm_create: datetime
+    tm_next_attempt: datetime | None
+    tm_delivered: datetime | None

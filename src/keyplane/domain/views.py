@@ -6,7 +6,7 @@ from typing import Any
 
 from keyplane.domain.networks import networks_to_json
 from keyplane.domain.permissions import Permission
-from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.domain.records import Accesskey, Agent, Customer, Delivery
 from keyplane.domain.scopes import scopes_to_json
 from keyplane.domain.timefmt import format_timestamp
 
@@ -124,4 +124,18 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "tm_create": format_timestamp(agent.tm_create),
         "tm_update": format_timestamp(agent.tm_update),
         "tm_delete": format_timestamp(agent.tm_delete),
+    }
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    """One line of a customer's webhook delivery status."""
+    return {
+        "id": str(delivery.id),
+        "type": delivery.type,
+        "status": delivery.delivery_status,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "tm_create": format_timestamp(delivery.tm_create),
+        "tm_next_attempt": format_timestamp(delivery.tm_next_attempt),
+        "tm_delivered": format_timestamp(delivery.tm_delivered),
     }

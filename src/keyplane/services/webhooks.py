@@ -23,12 +23,12 @@ from keyplane.background import BackgroundTask
 from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import Identity, Permission, has_permission
-from keyplane.domain.records import Customer
+from keyplane.domain.records import Customer, Delivery
 from keyplane.errors import KeyplaneError, NotFound, PermissionDenied
 from keyplane.logs import get_logger
 from keyplane.services.outbound import OutboundClient, Outcome
 from keyplane.store.engine import Database
-from keyplane.store.events import Delivery, LeasedEvent
+from keyplane.store.events import LeasedEvent
 
 log = get_logger("keyplane.webhooks")
 

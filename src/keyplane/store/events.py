@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyplane.domain.records import Delivery
 from keyplane.store.tables import events
 
 
@@ -21,19 +22,6 @@ class LeasedEvent:
     type: str
     payload: dict[str, Any]
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    seq: int
-    id: uuid.UUID
-    type: str
-    delivery_status: str
-    attempts: int
-    last_error: str
-    tm_create: datetime
-    tm_next_attempt: datetime | None
-    tm_delivered: datetime | None
 
 
 class EventRepository:

@@ -7,10 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from keyplane.domain.pagination import page_size_from_query
-from keyplane.domain.timefmt import format_timestamp
-from keyplane.domain.views import customer_view
+from keyplane.domain.views import customer_view, delivery_view
 from keyplane.errors import InvalidArgument
-from keyplane.store.events import Delivery
 from keyplane.web.body import json_object, string_field
 from keyplane.web.deps import CurrentIdentity, ServicesDep
 from keyplane.web.schemas import (
@@ -78,19 +76,6 @@ async def get_webhook_secret(identity: CurrentIdentity, services: ServicesDep) -
 )
 async def rotate_webhook_secret(identity: CurrentIdentity, services: ServicesDep) -> Any:
     return {"secret": await services.webhooks.rotate_secret(identity, identity.customer_id)}
-
-
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "id": str(delivery.id),
-        "type": delivery.type,
-        "status": delivery.delivery_status,
-        "attempts": delivery.attempts,
-        "last_error": delivery.last_error,
-        "tm_create": format_timestamp(delivery.tm_create),
-        "tm_next_attempt": format_timestamp(delivery.tm_next_attempt),
-        "tm_delivered": format_timestamp(delivery.tm_delivered),
-    }
 
 
 @router.get(
