@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     last_used_flush_interval: float = Field(default=60.0, gt=0)
 
+    # accesskey_expiring notices: lead times in whole days (comma-separated;
+    # empty: none), and how often each replica looks for keys that are due.
+    accesskey_expiring_notice_days: str = "14,3"
+    accesskey_expiring_scan_interval: float = Field(default=60.0, gt=0)
+
     # Webhooks (docs/webhooks.md). Private and loopback targets are refused
     # unless inside one of these CIDRs (comma-separated; empty by default).
     webhook_allowed_networks: str = ""
@@ -82,6 +87,19 @@ class Settings(BaseSettings):
     webhook_backoff_max: float = Field(default=3600.0, gt=0)
     webhook_poll_interval: float = Field(default=1.0, gt=0)
     webhook_lease_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("accesskey_expiring_notice_days")
+    @classmethod
+    def _day_list(cls, value: str) -> str:
+        days = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(day.isdigit() and 1 <= int(day) <= 365 for day in days):
+            raise ValueError("must be whole numbers of days from 1 to 365, comma-separated")
+        return value
+
+    @property
+    def expiring_notice_days(self) -> tuple[int, ...]:
+        parts = self.accesskey_expiring_notice_days.split(",")
+        return tuple(int(part) for part in parts if part.strip())
 
     @field_validator("webhook_allowed_networks")
     @classmethod

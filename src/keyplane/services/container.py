@@ -18,6 +18,7 @@ from keyplane.errors import KeyplaneError
 from keyplane.services.accesskeys import AccesskeyService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
+from keyplane.services.notices import ExpiryNotifier
 from keyplane.services.outbound import OutboundClient
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.revocations import RevocationFollower
@@ -45,6 +46,7 @@ class Services:
     customers: CustomerService
     webhooks: WebhookService
     dispatcher: WebhookDispatcher
+    notices: ExpiryNotifier
 
     async def migrate(self) -> None:
         async with self.database.mapped_errors():
@@ -52,13 +54,15 @@ class Services:
 
     async def start(self) -> None:
         """Background work of a serving replica: invalidations, revocation log, last used,
-        webhook delivery."""
+        webhook delivery, expiring-soon notices."""
         await self.invalidator.start()
         await self.revocations.start()
         await self.usage.start()
         await self.dispatcher.start()
+        await self.notices.start()
 
     async def close(self) -> None:
+        await self.notices.stop()
         await self.dispatcher.stop()
         await self.usage.stop()
         await self.revocations.stop()
@@ -175,4 +179,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         customers=CustomerService(database, clock, passwords, invalidator),
         webhooks=WebhookService(database, clock, webhook_key),
         dispatcher=dispatcher,
+        notices=ExpiryNotifier(
+            database,
+            clock,
+            lead_days=settings.expiring_notice_days,
+            interval=settings.accesskey_expiring_scan_interval,
+        ),
     )

@@ -14,6 +14,7 @@ ACCESSKEY_DELETED = "accesskey_deleted"
 ACCESSKEY_DISABLED = "accesskey_disabled"
 ACCESSKEY_ENABLED = "accesskey_enabled"
 ACCESSKEY_ROTATED = "accesskey_rotated"
+ACCESSKEY_EXPIRING = "accesskey_expiring"
 
 
 async def record_accesskey_event(

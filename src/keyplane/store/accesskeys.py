@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyplane.domain.networks import networks_from_json, networks_to_json
 from keyplane.domain.records import Accesskey
 from keyplane.domain.scopes import scopes_from_json, scopes_to_json
-from keyplane.store.tables import accesskeys, customers
+from keyplane.store.tables import accesskeys, customers, expiry_notices
 
 _COLUMNS = tuple(accesskeys.columns)
 
@@ -181,3 +181,42 @@ class AccesskeyRepository:
         value = result.scalar_one_or_none()
         assert value is None or isinstance(value, datetime)
         return value
+
+    async def expiring_without_notice(
+        self, now: datetime, lead: timedelta, *, limit: int
+    ) -> list[Accesskey]:
+        """Live keys expiring within ``lead`` that have had no notice for it, soonest first."""
+        noticed = (
+            select(expiry_notices.c.accesskey_id)
+            .where(
+                expiry_notices.c.accesskey_id == accesskeys.c.id,
+                expiry_notices.c.lead_seconds == int(lead.total_seconds()),
+            )
+            .exists()
+        )
+        query = (
+            select(*_COLUMNS)
+            .where(
+                accesskeys.c.tm_delete.is_(None),
+                accesskeys.c.tm_disable.is_(None),
+                accesskeys.c.rotated_to.is_(None),
+                accesskeys.c.tm_expire > now,
+                accesskeys.c.tm_expire <= now + lead,
+                ~noticed,
+            )
+            .order_by(accesskeys.c.tm_expire)
+            .limit(limit)
+        )
+        return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]
+
+    async def notices_sent(self, key_id: uuid.UUID) -> set[timedelta]:
+        query = select(expiry_notices.c.lead_seconds).where(expiry_notices.c.accesskey_id == key_id)
+        return {timedelta(seconds=s) for s in (await self._conn.execute(query)).scalars()}
+
+    async def record_notice(self, key_id: uuid.UUID, lead: timedelta, now: datetime) -> None:
+        """Refused (``AlreadyExists``) when this notice was already recorded."""
+        await self._conn.execute(
+            insert(expiry_notices).values(
+                accesskey_id=key_id, lead_seconds=int(lead.total_seconds()), tm_create=now
+            )
+        )

@@ -114,6 +114,15 @@ accesskeys = Table(
     Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
 )
 
+# Expiring-soon notices sent: one row per key and lead time, never two.
+expiry_notices = Table(
+    "expiry_notices",
+    metadata,
+    Column("accesskey_id", Uuid, primary_key=True),
+    Column("lead_seconds", Integer, primary_key=True),
+    Column("tm_create", UTCDateTime, nullable=False),
+)
+
 # The outbox: written in the same transaction as the change it describes.
 events = Table(
     "events",
