@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     # empty: none), and how often each replica looks for keys that are due.
     accesskey_expiring_notice_days: str = "14,3"
     accesskey_expiring_scan_interval: float = Field(default=60.0, gt=0)
+    audit_retention_days: int = Field(default=365, ge=1)
 
     # Webhooks (docs/webhooks.md). Private and loopback targets are refused
     # unless inside one of these CIDRs (comma-separated; empty by default).

@@ -384,6 +384,20 @@ def test_webhook_deliveries(migrated: Workspace, customer: dict[str, Any]) -> No
         assert item["type"].startswith("accesskey_")
 
 
+def test_audit_list(migrated: Workspace, customer: dict[str, Any]) -> None:
+    created = migrated.run_json(
+        "accesskey", "create", "--customer-id", customer["id"], "--expire", "86400"
+    )
+    entries = migrated.run_json(
+        "audit", "list", "--customer-id", customer["id"], "--type", "accesskey_created"
+    )
+    assert entries[0]["subject_id"] == created["id"]
+    assert entries[0]["actor"]["type"] == "operator"
+    assert entries[0]["address"] == ""
+    assert {entry["type"] for entry in entries} == {"accesskey_created"}
+    assert created["token"] not in json.dumps(entries)
+
+
 def test_accesskey_create_rejects_expire_out_of_range(
     migrated: Workspace, customer: dict[str, Any]
 ) -> None:

@@ -37,6 +37,7 @@ from keyplane.domain.views import (
     EXPAND_ALL,
     accesskey_view,
     agent_view,
+    audit_view,
     customer_view,
     delivery_view,
 )
@@ -59,10 +60,12 @@ customer_app = typer.Typer(help="Manage customers (tenants).", no_args_is_help=T
 agent_app = typer.Typer(help="Manage agents (people who log in).", no_args_is_help=True)
 accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True)
 webhook_app = typer.Typer(help="A customer's webhook: delivery status.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: who changed what.", no_args_is_help=True)
 app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 app.add_typer(accesskey_app, name="accesskey")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(audit_app, name="audit")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (default when piped).")]
 OPERATOR = Identity.operator()
@@ -523,6 +526,28 @@ def webhook_deliveries(
         return [delivery_view(item) for item in items]
 
     emit(_run(work), as_json=as_json, title="webhook deliveries")
+
+
+@audit_app.command("list")
+def audit_list(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose audit log.")],
+    event_type: Annotated[
+        str, typer.Option("--type", help="Only these types, comma-separated.")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Who changed what in a customer, when, from which address, newest first."""
+    cid = _uuid(customer_id, "--customer-id")
+    types = frozenset(part.strip() for part in event_type.split(",") if part.strip())
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        entries = await services.audit.page(
+            OPERATOR, cid, types=types, since=None, until=None, before=None, limit=limit
+        )
+        return [audit_view(entry) for entry in entries]
+
+    emit(_run(work), as_json=as_json, title="audit log")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:

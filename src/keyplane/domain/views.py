@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyplane.domain.audit import AuditEntry
 from keyplane.domain.networks import networks_to_json
 from keyplane.domain.permissions import Permission
 from keyplane.domain.records import Accesskey, Agent, Customer, Delivery
@@ -138,4 +139,17 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "tm_create": format_timestamp(delivery.tm_create),
         "tm_next_attempt": format_timestamp(delivery.tm_next_attempt),
         "tm_delivered": format_timestamp(delivery.tm_delivered),
+    }
+
+
+def audit_view(entry: AuditEntry) -> dict[str, Any]:
+    """One entry of the audit log, as the API and the command line show it."""
+    return {
+        "id": str(entry.id),
+        "type": entry.type,
+        "actor": {"type": entry.actor_type, "id": str(entry.actor_id)},
+        "subject_id": str(entry.subject_id),
+        "address": entry.address,
+        "request_id": entry.request_id,
+        "tm_create": format_timestamp(entry.tm_create),
     }

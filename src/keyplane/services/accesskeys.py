@@ -21,6 +21,7 @@ from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
 from keyplane.domain.scopes import Scopes
 from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.events import (
     ACCESSKEY_CREATED,
     ACCESSKEY_DELETED,
@@ -103,6 +104,14 @@ def _require_within_own_restrictions(
             "within its own.",
             reason="PERMISSION_DENIED",
         )
+
+
+async def _audit(
+    repos: Repositories, identity: Identity, event: str, key: Accesskey, now: datetime
+) -> None:
+    await record_audit(
+        repos, identity, event, customer_id=key.customer_id, subject_id=key.id, now=now
+    )
 
 
 def _already_rotated() -> FailedPrecondition:
@@ -192,6 +201,7 @@ class AccesskeyService:
                 raise NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
             await repos.accesskeys.insert(key)
             await record_accesskey_event(repos, ACCESSKEY_CREATED, key, key.tm_create)
+            await _audit(repos, identity, ACCESSKEY_CREATED, key, key.tm_create)
         return key, token
 
     async def get(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
@@ -327,6 +337,8 @@ class AccesskeyService:
                 raise _already_rotated()  # deleted or rotated meanwhile: nothing is kept
             await record_accesskey_event(repos, ACCESSKEY_CREATED, new, now)
             await record_accesskey_event(repos, ACCESSKEY_ROTATED, rotated, now)
+            await _audit(repos, identity, ACCESSKEY_CREATED, new, now)
+            await _audit(repos, identity, ACCESSKEY_ROTATED, rotated, now)
             await record_revocation(repos, _change(rotated), now)
         # Every replica reloads the old key with its new expiry, checked on each use.
         await self._invalidator.publish(_change(rotated))
@@ -345,6 +357,7 @@ class AccesskeyService:
             if changed is current:
                 return current  # nothing to change
             await record_accesskey_event(repos, event, changed, now)
+            await _audit(repos, identity, event, changed, now)
             await record_revocation(repos, _change(changed), now)
         # After the commit: every replica's cache drops the key at once.
         await self._invalidator.publish(_change(changed))

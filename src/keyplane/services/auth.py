@@ -23,6 +23,7 @@ from keyplane.domain.permissions import Identity
 from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import InvalidCredentials, LoginRefused, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
@@ -142,7 +143,17 @@ class AuthService:
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as repos:
                 await repos.agents.set_password_hash(agent.id, new_hash)
-        token = self._sessions.issue(agent.id, agent.customer_id, self._clock.now())
+        now = self._clock.now()
+        token = self._sessions.issue(agent.id, agent.customer_id, now)
+        async with self._db.transaction() as repos:
+            await record_audit(
+                repos,
+                Identity("agent", agent.id, agent.customer_id, agent.permission),
+                "session_created",
+                customer_id=agent.customer_id,
+                subject_id=agent.id,
+                now=now,
+            )
         return agent, token
 
     async def authenticate(

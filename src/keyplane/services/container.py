@@ -16,6 +16,7 @@ from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
 from keyplane.services.accesskeys import AccesskeyService
+from keyplane.services.audit import AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
 from keyplane.services.notices import ExpiryNotifier
@@ -47,6 +48,7 @@ class Services:
     webhooks: WebhookService
     dispatcher: WebhookDispatcher
     notices: ExpiryNotifier
+    audit: AuditService
 
     async def migrate(self) -> None:
         async with self.database.mapped_errors():
@@ -54,14 +56,16 @@ class Services:
 
     async def start(self) -> None:
         """Background work of a serving replica: invalidations, revocation log, last used,
-        webhook delivery, expiring-soon notices."""
+        webhook delivery, expiring-soon notices, audit retention."""
         await self.invalidator.start()
         await self.revocations.start()
         await self.usage.start()
         await self.dispatcher.start()
         await self.notices.start()
+        await self.audit.start()
 
     async def close(self) -> None:
+        await self.audit.stop()
         await self.notices.stop()
         await self.dispatcher.stop()
         await self.usage.stop()
@@ -185,4 +189,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             lead_days=settings.expiring_notice_days,
             interval=settings.accesskey_expiring_scan_interval,
         ),
+        audit=AuditService(database, clock, retention_days=settings.audit_retention_days),
     )

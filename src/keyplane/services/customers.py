@@ -20,6 +20,7 @@ from keyplane.domain.permissions import (
 )
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.errors import InvalidArgument, InvalidCredentials, NotFound, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.auth import PasswordWorker
 from keyplane.services.outbound import permitted
 from keyplane.services.revocations import record_revocation
@@ -131,6 +132,14 @@ class CustomerService:
         customer = new_customer(name, email, detail, self._clock.now())
         async with self._db.transaction() as repos:
             await repos.customers.insert(customer)
+            await record_audit(
+                repos,
+                identity,
+                "customer_created",
+                customer_id=customer.id,
+                subject_id=customer.id,
+                now=customer.tm_create,
+            )
         return customer
 
     async def update_customer(
@@ -149,11 +158,18 @@ class CustomerService:
             )
         fields = validate_profile(profile, webhook_allowed)
         async with self._db.transaction() as repos:
-            updated = await repos.customers.update_profile(
-                customer_id, now=self._clock.now(), **fields
+            now = self._clock.now()
+            updated = await repos.customers.update_profile(customer_id, now=now, **fields)
+            if updated is None:
+                raise _customer_not_found()
+            await record_audit(
+                repos,
+                identity,
+                "customer_updated",
+                customer_id=customer_id,
+                subject_id=customer_id,
+                now=now,
             )
-        if updated is None:
-            raise _customer_not_found()
         return updated
 
     async def get_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
@@ -213,6 +229,14 @@ class CustomerService:
             if customer is None or customer.tm_delete is not None:
                 raise _customer_not_found()
             await repos.agents.insert(agent)
+            await record_audit(
+                repos,
+                identity,
+                "agent_created",
+                customer_id=customer_id,
+                subject_id=agent.id,
+                now=agent.tm_create,
+            )
         return agent
 
     async def delete_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
@@ -225,6 +249,14 @@ class CustomerService:
             if deleted is None:
                 raise _customer_not_found()
             await record_revocation(repos, change, now)
+            await record_audit(
+                repos,
+                identity,
+                "customer_deleted",
+                customer_id=customer_id,
+                subject_id=customer_id,
+                now=now,
+            )
         await self._invalidator.publish(change)
         return deleted
 
@@ -238,6 +270,14 @@ class CustomerService:
             if deleted is None:
                 raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
             await record_revocation(repos, change, now)
+            await record_audit(
+                repos,
+                identity,
+                "agent_deleted",
+                customer_id=deleted.customer_id,
+                subject_id=agent_id,
+                now=now,
+            )
         await self._invalidator.publish(change)
         return deleted
 

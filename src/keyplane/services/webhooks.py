@@ -26,6 +26,7 @@ from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Customer, Delivery
 from keyplane.errors import KeyplaneError, NotFound, PermissionDenied
 from keyplane.logs import get_logger
+from keyplane.services.audit import record_audit
 from keyplane.services.outbound import OutboundClient, Outcome
 from keyplane.store.engine import Database
 from keyplane.store.events import LeasedEvent
@@ -182,11 +183,18 @@ class WebhookService:
         """A new secret; the old one signs nothing from now on."""
         self._require_manager_of(identity, customer_id)
         async with self._db.transaction() as repos:
-            generation = await repos.customers.next_webhook_secret_generation(
-                customer_id, now=self._clock.now()
+            now = self._clock.now()
+            generation = await repos.customers.next_webhook_secret_generation(customer_id, now=now)
+            if generation is None:
+                raise NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
+            await record_audit(
+                repos,
+                identity,
+                "customer_webhook_secret_replaced",
+                customer_id=customer_id,
+                subject_id=customer_id,
+                now=now,
             )
-        if generation is None:
-            raise NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
         return webhooks.signing_secret(self._server_key, customer_id, generation)
 
     async def deliveries(

@@ -159,6 +159,24 @@ revocations = Table(
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
+# Who changed what, when, from where: kept for KEYPLANE_AUDIT_RETENTION_DAYS.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("customer_id", Uuid, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", Uuid, nullable=False),
+    Column("subject_id", Uuid, nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False, index=True),
+    Index("ix_audit_log_customer_seq", "customer_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
 # One-row facts about the installation, e.g. that the first start has run.
 installation = Table(
     "installation",

@@ -15,7 +15,7 @@ from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer, health, me
+from keyplane.web.routes import accesskeys, audit, auth, customer, health, me
 from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
@@ -68,6 +68,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(customer.router)
     app.include_router(me.router)
     app.include_router(accesskeys.router)
+    app.include_router(audit.router)
     _document_errors_truthfully(app)
     return app
 

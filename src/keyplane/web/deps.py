@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.cache.ratelimit import Decision
+from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
@@ -61,6 +62,12 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def bind_origin(request: Request) -> None:
+    """Name this request's id and client for the audit log (read by the services)."""
+    state = request.scope.get("state", {})
+    set_origin(Origin(str(state.get("request_id", "")), client_address(request)))
+
+
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
     return {
         "RateLimit-Limit": str(decision.limit),
@@ -78,6 +85,7 @@ async def current_identity(
     _c2: Annotated[str | None, Depends(_accesskey_cookie)],
     _q2: Annotated[str | None, Depends(_accesskey_query)],
 ) -> Identity:
+    bind_origin(request)
     credential = find_credential(
         request.cookies, request.query_params, request.headers.get("authorization")
     )

@@ -235,6 +235,29 @@ class WebhookDeliveryList(_Strict):
     next_page_token: str = Field(description='For the next page; "" when this page is empty.')
 
 
+class AuditActor(_Strict):
+    type: str = Field(description="agent, accesskey or operator (the command line).")
+    id: str = Field(json_schema_extra={"format": "uuid"})
+
+
+class AuditEntry(_Strict):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    type: str = Field(description="What happened, e.g. accesskey_created, session_created.")
+    actor: AuditActor
+    subject_id: str = Field(
+        description="The key, agent or customer it happened to.",
+        json_schema_extra={"format": "uuid"},
+    )
+    address: str = Field(description="The client address; empty from the command line.")
+    request_id: str = Field(description="The X-Request-ID of the request; empty from the CLI.")
+    tm_create: str = Field(pattern=TIMESTAMP_PATTERN, description=TIMESTAMP_DOC)
+
+
+class AuditList(_Strict):
+    result: list[AuditEntry]
+    next_page_token: str = Field(description='For the next page; "" when this page is empty.')
+
+
 class Agent(_Strict):
     """``GET /v1.0/me`` for a session: the agent, with VoIPBIN's field names."""
 
