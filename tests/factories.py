@@ -17,10 +17,10 @@ ACCESSKEY_FIELDS = frozenset(
     {"id", "customer_id", "name", "detail", "token_prefix"}
     | {"tm_expire", "tm_create", "tm_update", "tm_delete"}
 )
-# Every field VoIPBIN may send; name, detail, email and the webhook fields are
-# left out when empty.
+# Every field VoIPBIN may send; name, detail, email, phone_number, address and
+# the webhook fields are left out when empty.
 CUSTOMER_FIELDS = frozenset(
-    {"id", "name", "detail", "email", "webhook_method", "webhook_uri"}
+    {"id", "name", "detail", "email", "phone_number", "address", "webhook_method", "webhook_uri"}
     | {"billing_account_id", "metadata", "email_verified", "status"}
     | {"identity_verification_status", "tm_deletion_scheduled"}
     | {"tm_create", "tm_update", "tm_delete"}

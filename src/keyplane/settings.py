@@ -7,6 +7,8 @@ lists them all.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keyplane.domain.networks import Networks, parse_networks
 from keyplane.domain.passwords import Argon2Parameters
 from keyplane.domain.sessions import MIN_SECRET_BYTES
 
@@ -73,6 +76,63 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+
+    # accesskey_expiring notices: lead times in whole days (comma-separated;
+    # empty: none), and how often each replica looks for keys that are due.
+    accesskey_expiring_notice_days: str = "14,3"
+    accesskey_expiring_scan_interval: float = Field(default=60.0, gt=0)
+    audit_retention_days: int = Field(default=365, ge=1)
+
+    # Webhooks (docs/webhooks.md). Private and loopback targets are refused
+    # unless inside one of these CIDRs (comma-separated; empty by default).
+    webhook_allowed_networks: str = ""
+    webhook_key: SecretStr | None = None  # signs deliveries; derived from the JWT secret if unset
+    webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_backoff_base: float = Field(default=10.0, gt=0)
+    webhook_backoff_max: float = Field(default=3600.0, gt=0)
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    webhook_lease_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("accesskey_expiring_notice_days")
+    @classmethod
+    def _day_list(cls, value: str) -> str:
+        days = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(day.isdigit() and 1 <= int(day) <= 365 for day in days):
+            raise ValueError("must be whole numbers of days from 1 to 365, comma-separated")
+        return value
+
+    @property
+    def expiring_notice_days(self) -> tuple[int, ...]:
+        parts = self.accesskey_expiring_notice_days.split(",")
+        return tuple(int(part) for part in parts if part.strip())
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidr_list(cls, value: str) -> str:
+        parse_networks([part.strip() for part in value.split(",")] if value.strip() else None)
+        return value
+
+    @property
+    def webhook_networks(self) -> Networks:
+        raw = self.webhook_allowed_networks.strip()
+        if not raw:
+            return ()
+        return parse_networks([part.strip() for part in raw.split(",")]) or ()
+
+    def resolve_webhook_key(self) -> str:
+        """The key webhook secrets are derived from: set, or derived from the JWT secret."""
+        if self.webhook_key is not None:
+            key = self.webhook_key.get_secret_value()
+            if len(key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"KEYPLANE_WEBHOOK_KEY must be at least {MIN_SECRET_BYTES} bytes."
+                )
+            return key
+        return hmac.new(
+            self.resolve_jwt_secret(), b"keyplane-webhook-key", hashlib.sha256
+        ).hexdigest()
 
     @field_validator("log_level")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from keyplane.domain.tokens import hash_token
+from keyplane.domain.views import EXPANDABLE
 from keyplane.errors import KeyplaneError
 from keyplane.services.container import build_services
 from tests.conftest import make_settings
@@ -108,8 +109,9 @@ def customer(migrated: Workspace) -> dict[str, Any]:
 
 
 def test_customer_create_prints_the_customer(customer: dict[str, Any]) -> None:
-    # VoIPBIN's customer object: empty webhook fields are left out.
-    assert set(customer) == CUSTOMER_FIELDS - {"webhook_method", "webhook_uri"}
+    # VoIPBIN's customer object: empty phone, address and webhook fields are left out.
+    left_out = {"phone_number", "address", "webhook_method", "webhook_uri"}
+    assert set(customer) == CUSTOMER_FIELDS - left_out
     uuid.UUID(customer["id"])
     assert customer["name"] == "Acme"
     assert customer["email"] == "ops@example.com"
@@ -264,7 +266,10 @@ def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, 
     assert isinstance(listed, list)
     assert [k["id"] for k in listed[:2]] == [newer["id"], older["id"]], "newest first"
     for key in listed:
-        assert set(key) == ACCESSKEY_FIELDS
+        # The command line shows what the API shows with ?expand=all.
+        assert set(key) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+        assert key["tm_last_used"] is None
+        assert key["tm_disable"] is None
         assert "token" not in key
     listed_text = json.dumps(listed)
     assert older["token"] not in listed_text
@@ -284,6 +289,113 @@ def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, 
     for key in (older, newer):
         assert key["token"].encode() not in raw
         assert hash_token(key["token"]).encode() in raw
+
+
+def test_accesskey_lifecycle_commands(migrated: Workspace, customer: dict[str, Any]) -> None:
+    created = migrated.run_json(
+        "accesskey", "create", "--customer-id", customer["id"], "--expire", "864000", "--name", "r"
+    )
+    key_id, token = created["id"], created["token"]
+
+    disabled = migrated.run_json("accesskey", "disable", key_id)
+    assert disabled["tm_disable"] is not None
+    assert not _accesskey_authenticates(migrated.data_dir, token)
+    enabled = migrated.run_json("accesskey", "enable", key_id)
+    assert enabled["tm_disable"] is None
+    assert _accesskey_authenticates(migrated.data_dir, token)
+
+    sooner = parse_ts(created["tm_expire"]) - timedelta(days=1)
+    shortened = migrated.run_json(
+        "accesskey", "expire", key_id, "--tm-expire", sooner.strftime(TIMESTAMP_FORMAT)
+    )
+    assert parse_ts(shortened["tm_expire"]) == sooner
+    longer, malformed = migrated.run_many(
+        (("accesskey", "expire", key_id, "--tm-expire", created["tm_expire"]), None),
+        (("accesskey", "expire", key_id, "--tm-expire", "next week"), None),
+    )
+    assert longer.returncode == 1, longer
+    assert "EXPIRE_NOT_SHORTER" in longer.stderr
+    assert malformed.returncode == 2, malformed
+    assert "Traceback" not in longer.stderr + malformed.stderr
+
+    rotated = migrated.run_json("accesskey", "rotate", key_id, "--grace", "0")
+    assert TOKEN_RE.fullmatch(rotated["token"])
+    assert rotated["name"] == "r"
+    assert parse_ts(rotated["tm_expire"]) - parse_ts(rotated["tm_create"]) == timedelta(days=9)
+    assert _accesskey_authenticates(migrated.data_dir, rotated["token"])
+    assert not _accesskey_authenticates(migrated.data_dir, token)
+    shown = migrated.run_json("accesskey", "show", key_id)
+    assert shown["rotated_to"] == rotated["id"]
+    assert set(shown) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+    assert token not in json.dumps(shown)
+
+
+def test_accesskey_create_with_scopes(migrated: Workspace, customer: dict[str, Any]) -> None:
+    args = ("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    rules = '[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]'
+    read_only, ruled, malformed = migrated.run_many(
+        ((*args, "--scopes", "read_only"), None),
+        ((*args, "--scopes", rules), None),
+        ((*args, "--scopes", '[{"methods": ["GET"]}]'), None),
+    )
+    assert read_only.returncode == 0, read_only.stderr
+    assert json.loads(read_only.stdout)["scopes"] == [
+        {"methods": ["GET", "HEAD", "OPTIONS"], "path_prefix": "/"}
+    ]
+    assert ruled.returncode == 0, ruled.stderr
+    assert json.loads(ruled.stdout)["scopes"] == json.loads(rules)
+    assert malformed.returncode == 2, malformed
+    assert "path_prefix" in malformed.stderr
+    assert "Traceback" not in malformed.stderr
+
+
+def test_accesskey_create_with_an_ip_allowlist(
+    migrated: Workspace, customer: dict[str, Any]
+) -> None:
+    args = ("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    listed, malformed = migrated.run_many(
+        ((*args, "--allowed-networks", "198.51.100.0/24, 2001:db8::/32"), None),
+        ((*args, "--allowed-networks", "198.51.100.7/24"), None),
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["allowed_networks"] == ["198.51.100.0/24", "2001:db8::/32"]
+    assert malformed.returncode == 2, malformed
+    assert "CIDR" in malformed.stderr
+
+
+def test_webhook_deliveries(migrated: Workspace, customer: dict[str, Any]) -> None:
+    """A key change records an event; nothing delivers it here, so it is pending."""
+    migrated.run_json("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
+    deliveries = migrated.run_json("webhook", "deliveries", "--customer-id", customer["id"])
+    assert isinstance(deliveries, list)
+    assert deliveries[0]["type"] == "accesskey_created"
+    for item in deliveries:
+        assert set(item) == {
+            "id",
+            "type",
+            "status",
+            "attempts",
+            "last_error",
+            "tm_create",
+            "tm_next_attempt",
+            "tm_delivered",
+        }
+        assert item["status"] == "pending"
+        assert item["type"].startswith("accesskey_")
+
+
+def test_audit_list(migrated: Workspace, customer: dict[str, Any]) -> None:
+    created = migrated.run_json(
+        "accesskey", "create", "--customer-id", customer["id"], "--expire", "86400"
+    )
+    entries = migrated.run_json(
+        "audit", "list", "--customer-id", customer["id"], "--type", "accesskey_created"
+    )
+    assert entries[0]["subject_id"] == created["id"]
+    assert entries[0]["actor"]["type"] == "operator"
+    assert entries[0]["address"] == ""
+    assert {entry["type"] for entry in entries} == {"accesskey_created"}
+    assert created["token"] not in json.dumps(entries)
 
 
 def test_accesskey_create_rejects_expire_out_of_range(

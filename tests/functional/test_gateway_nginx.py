@@ -218,6 +218,71 @@ async def test_every_allowed_form_reaches_the_api_as_the_customer(gateway: Gatew
             assert [c["id"] for c in response.json()["result"]] == [created.json()["id"]]
 
 
+async def test_a_restricted_keys_scopes_hold_through_the_gateway(gateway: Gateway) -> None:
+    """A key allowed GET on /v1.0/calls only: GETs pass, a POST or an escaping path is 403
+    with keyplane's envelope and never reaches the API."""
+    tenant = await _tenant(gateway)
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{gateway.a}/v1.0/accesskeys",
+            json={
+                "expire": 86_400,
+                "scopes": [{"methods": ["GET"], "path_prefix": "/v1.0/calls"}],
+            },
+            headers=_bearer(tenant.token),
+        )
+        assert response.status_code == 200, response.text
+        restricted = response.json()["token"]
+        gateway.secrets.append(restricted)
+        marker = uuid.uuid4().hex
+        calls = f"{gateway.url}/v1.0/calls?m={marker}"
+        for _ in range(2):  # round robin: each replica answers
+            allowed = await http.get(calls, headers=_bearer(restricted))
+            assert allowed.status_code == 200, allowed.text
+        refused = [
+            await http.post(calls, json={"source": "+1"}, headers=_bearer(restricted)),
+            await http.post(f"{calls}&accesskey={restricted}", json={"source": "+1"}),
+            await http.get(
+                f"{gateway.url}/v1.0/calls/%2e%2e/calls?m={marker}", headers=_bearer(restricted)
+            ),
+        ]
+        for response in refused:
+            assert_envelope(response, 403, "PERMISSION_DENIED")
+            assert response.headers["cache-control"] == "no-store"
+        # The unrestricted key that made it still may POST.
+        made = await http.post(calls, json={"source": "+1"}, headers=_bearer(tenant.token))
+        assert made.status_code == 200, made.text
+    mine = [r for r in gateway.calls.received() if marker in r["query"]]
+    assert [r["method"] for r in mine] == ["GET", "GET", "POST"]
+
+
+async def test_an_ip_allowlist_holds_through_the_gateway(gateway: Gateway) -> None:
+    """nginx names the client in X-Forwarded-For and keyplane trusts it (a trusted proxy):
+    the address judged is the client's, not the gateway's."""
+    tenant = await _tenant(gateway)
+    async with httpx.AsyncClient(timeout=10) as http:
+        tokens = {}
+        for networks in ("127.0.0.0/8", "192.0.2.0/24"):
+            response = await http.post(
+                f"{gateway.a}/v1.0/accesskeys",
+                json={"expire": 86_400, "allowed_networks": [networks]},
+                headers=_bearer(tenant.token),
+            )
+            assert response.status_code == 200, response.text
+            tokens[networks] = response.json()["token"]
+            gateway.secrets.append(tokens[networks])
+        calls = f"{gateway.url}/v1.0/calls"
+        for _ in range(2):  # round robin: each replica answers
+            local = await http.get(calls, headers=_bearer(tokens["127.0.0.0/8"]))
+            assert local.status_code == 200, local.text
+            named = await http.get(
+                calls, headers={**_bearer(tokens["127.0.0.0/8"]), **_from("192.0.3.10")}
+            )
+            assert_envelope(named, 403, "PERMISSION_DENIED")
+            elsewhere = await http.get(calls, headers=_bearer(tokens["192.0.2.0/24"]))
+            assert_envelope(elsewhere, 403, "PERMISSION_DENIED")
+
+
 async def test_the_upstream_never_receives_a_credential(gateway: Gateway) -> None:
     tenant = await _tenant(gateway)
     async with httpx.AsyncClient(timeout=10) as http:

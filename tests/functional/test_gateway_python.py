@@ -15,7 +15,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
+from keyplane.domain.networks import parse_networks
 from keyplane.domain.permissions import Identity, Permission
+from keyplane.domain.scopes import parse_scopes
 from keyplane.gateway import (
     KeyplaneAuth,
     KeyplaneRefused,
@@ -189,6 +191,79 @@ async def test_dependency_alone(live: Live, harness: Harness) -> None:
     assert allowed.json() == {"customer": str(customer_id)}
     assert refused.status_code == 401
     assert refused.json()["error"]["reason"] == "INVALID_CREDENTIALS"
+
+
+async def test_a_restricted_key_is_judged_per_method_and_path(live: Live, harness: Harness) -> None:
+    """A cached verdict for one request never answers for another method or path."""
+    settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
+    services = build_services(settings)
+    try:
+        customer = await services.customers.create_customer(OPERATOR, name="svc")
+        _, token = await services.accesskeys.create(
+            OPERATOR,
+            customer.id,
+            name="",
+            detail="",
+            expire=86_400,
+            scopes=parse_scopes([{"methods": ["GET"], "path_prefix": "/v1.0/whoami"}]),
+        )
+    finally:
+        await services.close()
+    app = _example().create_app(harness.verifier)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with _client(app) as http:
+        allowed = await http.get("/v1.0/whoami", headers=auth)
+        posted = await http.post("/v1.0/whoami", headers=auth)
+        elsewhere = await http.get("/v1.0/other", headers=auth)
+    assert allowed.status_code == 200, allowed.text
+    for refused in (posted, elsewhere):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["reason"] == "PERMISSION_DENIED"
+    assert len(harness.asked) == 3
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(live: Live) -> None:
+    """This server trusts no proxy on loopback: a client claiming an allowlisted address in
+    X-Forwarded-For is judged by its own address."""
+    env = {**live.env, "KEYPLANE_TRUSTED_PROXIES": "192.0.2.1"}
+    server = Replica(free_port(), live.root / "untrusting.log", env)
+    server.start()
+    try:
+        settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
+        services = build_services(settings)
+        try:
+            customer = await services.customers.create_customer(OPERATOR, name="svc")
+            _, loopback = await services.accesskeys.create(
+                OPERATOR,
+                customer.id,
+                name="",
+                detail="",
+                expire=86_400,
+                allowed_networks=parse_networks(["127.0.0.0/8"]),
+            )
+            _, remote = await services.accesskeys.create(
+                OPERATOR,
+                customer.id,
+                name="",
+                detail="",
+                expire=86_400,
+                allowed_networks=parse_networks(["198.51.100.0/24"]),
+            )
+        finally:
+            await services.close()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            claimed = {"X-Forwarded-For": "198.51.100.7"}
+            mine = await http.get("/v1.0/customer", headers={**claimed, **_bearer(loopback)})
+            assert mine.status_code == 200, mine.text
+            forged = await http.get("/v1.0/customer", headers={**claimed, **_bearer(remote)})
+            assert forged.status_code == 403, forged.text
+            assert forged.json()["error"]["reason"] == "PERMISSION_DENIED"
+    finally:
+        server.stop()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_an_unreachable_keyplane_is_503_never_a_pass() -> None:

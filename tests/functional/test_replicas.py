@@ -250,6 +250,70 @@ async def test_delete_on_one_replica_is_refused_on_the_other_within_one_second(
     assert max(delays) < BOUND
 
 
+async def test_disable_and_enable_on_one_replica_hold_on_the_other_within_one_second(
+    cluster: Cluster,
+) -> None:
+    tenant = await _tenant(cluster)
+    admin = _auth(tenant.admin_token)
+    delays: list[float] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for attempt in range(6):
+            actor, user = (cluster.a, cluster.b) if attempt % 2 == 0 else (cluster.b, cluster.a)
+            key_id, token = await _create_key(http, actor, tenant)
+            ok = await http.get(f"{user}/v1.0/accesskeys", headers=_auth(token))
+            assert ok.status_code == 200  # cached on the other replica
+            response = await http.post(f"{actor}/v1.0/accesskeys/{key_id}/disable", headers=admin)
+            assert response.status_code == 200, response.text
+            delays.append(await _refused_after(http, user, token, time.monotonic()))
+            # Enabled again: the other replica's refusal is not kept (it was cached too).
+            response = await http.post(f"{actor}/v1.0/accesskeys/{key_id}/enable", headers=admin)
+            assert response.status_code == 200, response.text
+            since = time.monotonic()
+            while (
+                await http.get(f"{user}/v1.0/accesskeys", headers=_auth(token))
+            ).status_code != 200:
+                assert time.monotonic() - since < BOUND, "enabled key still refused"
+                await asyncio.sleep(POLL)
+    _report("disable on one replica, refused on the other", delays)
+    assert max(delays) < BOUND
+
+
+async def test_the_rotation_grace_ends_on_both_replicas(cluster: Cluster) -> None:
+    """The old key works on the other replica through the grace, and stops within the bound of
+    its end; the new key works everywhere at once."""
+    tenant = await _tenant(cluster)
+    grace = 2.0
+    lateness: list[float] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for attempt in range(4):
+            actor, user = (cluster.a, cluster.b) if attempt % 2 == 0 else (cluster.b, cluster.a)
+            key_id, old_token = await _create_key(http, actor, tenant)
+            for base in (cluster.a, cluster.b):  # cached on both
+                ok = await http.get(f"{base}/v1.0/accesskeys", headers=_auth(old_token))
+                assert ok.status_code == 200
+            before = time.monotonic()
+            response = await http.post(
+                f"{actor}/v1.0/accesskeys/{key_id}/rotate",
+                json={"grace": int(grace)},
+                headers=_auth(tenant.admin_token),
+            )
+            after = time.monotonic()
+            assert response.status_code == 200, response.text
+            new_token = response.json()["token"]
+            ok = await http.get(f"{user}/v1.0/accesskeys", headers=_auth(new_token))
+            assert ok.status_code == 200
+            # _refused_after checks that every answer before the refusal is a 200.
+            refused_at = before + await _refused_after(http, user, old_token, before)
+            assert refused_at - before >= grace - 0.01, "the old key stopped before its grace"
+            lateness.append(refused_at - (after + grace))
+            for base in (cluster.a, cluster.b):
+                assert (
+                    await http.get(f"{base}/v1.0/accesskeys", headers=_auth(new_token))
+                ).is_success
+    _report("rotation grace: refused after its end", [max(0.0, late) for late in lateness])
+    assert max(lateness) < BOUND
+
+
 async def test_revocation_through_nginx(cluster: Cluster) -> None:
     tenant = await _tenant(cluster)
     front = cluster.nginx.url

@@ -416,7 +416,13 @@ async def test_customer_endpoint_returns_exactly_the_contract_fields(
     assert response.status_code == 200, response.text
     body = response.json()
     # Empty strings (detail, webhook_method, webhook_uri) are left out, as VoIPBIN does.
-    assert set(body) == CUSTOMER_FIELDS - {"detail", "webhook_method", "webhook_uri"}
+    assert set(body) == CUSTOMER_FIELDS - {
+        "detail",
+        "phone_number",
+        "address",
+        "webhook_method",
+        "webhook_uri",
+    }
     assert body["id"] == tenant.id
     assert body["name"] == tenant.customer.name
     assert body["email"] == tenant.customer.email

@@ -73,7 +73,7 @@ async def test_unknown_route_is_404_envelope(client: httpx.AsyncClient, path: st
         ("POST", key_url(uuid.UUID(int=1)), {"GET", "PUT", "DELETE"}),
         ("DELETE", KEYS, {"GET", "POST"}),
         ("PUT", KEYS, {"GET", "POST"}),
-        ("POST", "/v1.0/customer", {"GET"}),
+        ("POST", "/v1.0/customer", {"GET", "PUT"}),
         ("GET", "/auth/login", {"POST"}),
     ],
 )

@@ -1,4 +1,4 @@
-"""tm_last_used: noted on verification, written in batches, never shown by the API."""
+"""tm_last_used: noted on verification, written in batches, shown only with ?expand=."""
 
 from __future__ import annotations
 

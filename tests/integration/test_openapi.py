@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyplane.domain.views import EXPANDABLE
 from tests.factories import ACCESSKEY_FIELDS, CUSTOMER_FIELDS
 from tests.integration.conftest import (
     ACCESSKEY_WITH_TOKEN_FIELDS,
@@ -21,6 +22,7 @@ SCHEMES = {
     "AccesskeyQuery": {"type": "apiKey", "in": "query", "name": "accesskey"},
 }
 ITEM = "/v1.0/accesskeys/{accesskey_id}"
+RESTRICTIONS = {"scopes", "allowed_networks"}
 OPERATIONS = {
     ("post", "/auth/login"),
     ("get", "/v1.0/customer"),
@@ -102,7 +104,7 @@ def test_request_bodies(spec: dict[str, Any]) -> None:
     assert set(login["properties"]) == {"username", "password"}
     assert set(login.get("required", [])) == {"username", "password"}
     create = _body(spec, "post", "/v1.0/accesskeys")
-    assert set(create["properties"]) == {"name", "detail", "expire"}
+    assert set(create["properties"]) == {"name", "detail", "expire"} | RESTRICTIONS
     assert create.get("required", []) == ["expire"]
     expire = create["properties"]["expire"]
     assert expire["type"] == "integer"
@@ -118,14 +120,37 @@ def test_response_schemas_match_the_contract_fields(spec: dict[str, Any]) -> Non
     assert set(_success(spec, "post", "/auth/login")["properties"]) == {"username", "token"}
     assert set(_success(spec, "get", "/v1.0/customer")["properties"]) == CUSTOMER_FIELDS
     created = _success(spec, "post", "/v1.0/accesskeys")
-    assert set(created["properties"]) == ACCESSKEY_WITH_TOKEN_FIELDS
-    for method in ("get", "put", "delete"):
+    # Restrictions only when the request gave some: never for a VoIPBIN client.
+    assert set(created["properties"]) == ACCESSKEY_WITH_TOKEN_FIELDS | RESTRICTIONS
+    assert not RESTRICTIONS & set(created["required"])
+    for method in ("put", "delete"):
         assert set(_success(spec, method, ITEM)["properties"]) == ACCESSKEY_FIELDS, method
     listing = _success(spec, "get", "/v1.0/accesskeys")
     assert set(listing["properties"]) == {"result", "next_page_token"}
     item = _resolve(spec, listing["properties"]["result"]["items"])
-    assert set(item["properties"]) == ACCESSKEY_FIELDS
-    assert "token" not in item["properties"]
+    # Reading adds the fields named in ?expand=, never required: by default VoIPBIN's object.
+    for schema in (item, _success(spec, "get", ITEM)):
+        assert set(schema["properties"]) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+        assert set(schema["required"]) <= ACCESSKEY_FIELDS
+        assert "token" not in schema["properties"]
+
+
+def test_the_expand_parameter_is_documented(spec: dict[str, Any]) -> None:
+    for path in ("/v1.0/accesskeys", ITEM):
+        names = {parameter["name"] for parameter in spec["paths"][path]["get"]["parameters"]}
+        assert "expand" in names, path
+
+
+def test_the_lifecycle_operations_are_documented(spec: dict[str, Any]) -> None:
+    for action in ("disable", "enable", "rotate", "expire"):
+        operation = spec["paths"][f"{ITEM}/{action}"]["post"]
+        assert operation.get("security"), action
+        assert set(operation["responses"]) >= {"200", "400", "401", "404", "409"}, action
+    rotated = _success(spec, "post", f"{ITEM}/rotate")
+    assert set(rotated["properties"]) == ACCESSKEY_WITH_TOKEN_FIELDS | set(EXPANDABLE)
+    grace = _body(spec, "post", f"{ITEM}/rotate")["properties"]["grace"]
+    assert (grace["minimum"], grace["maximum"]) == (0, 604_800)
+    assert set(_body(spec, "post", f"{ITEM}/expire")["properties"]) == {"tm_expire"}
 
 
 def test_ids_are_uuids(spec: dict[str, Any]) -> None:

@@ -438,3 +438,45 @@ async def test_every_response_matches_voipbins_schema(
     ]
     for response in errors:
         assert_voipbin(response.json(), "ErrorResponse")
+
+
+async def test_lifecycle_features_leave_voipbins_default_responses_exact(
+    client: httpx.AsyncClient, services: Services, tenant: Tenant, clock: FrozenClock
+) -> None:
+    """Keys that were disabled, rotated, shortened and used still read exactly as VoIPBIN's;
+    only ``?expand=`` adds fields, and VoIPBIN's schema would refuse those."""
+    disabled = await create_key(client, tenant.auth, name="disabled")
+    await client.post(f"{key_url(disabled['id'])}/disable", headers=tenant.auth)
+    rotated = await create_key(client, tenant.auth, name="rotated")
+    rotation = await client.post(
+        f"{key_url(rotated['id'])}/rotate", json={"grace": 60}, headers=tenant.auth
+    )
+    shortened = await create_key(client, tenant.auth, name="shortened", expire=2 * 86_400)
+    sooner = parse(shortened["tm_expire"]) - timedelta(days=1)
+    await client.post(
+        f"{key_url(shortened['id'])}/expire",
+        json={"tm_expire": sooner.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        headers=tenant.auth,
+    )
+    await client.get("/v1.0/customer", headers=bearer(rotation.json()["token"]))
+    await services.usage.flush()
+
+    for key_id in (disabled["id"], rotated["id"], shortened["id"], rotation.json()["id"]):
+        response = await client.get(key_url(key_id), headers=tenant.auth)
+        assert response.status_code == 200, response.text
+        assert_voipbin(response.json(), "CustomerManagerAccesskey")
+        updated = await client.put(key_url(key_id), json={"name": "x"}, headers=tenant.auth)
+        assert_voipbin(updated.json(), "CustomerManagerAccesskey")
+    listed = await client.get(KEYS, headers=tenant.auth)
+    assert len(listed.json()["result"]) == 5
+    assert_voipbin(listed.json(), "AccesskeyList")
+    async with services.database.reader() as repos:
+        for event in await repos.events.list_for_customer(tenant.customer.id):
+            assert_voipbin(event["payload"], "CustomerManagerAccesskey")
+
+    # The positive control: what ?expand= adds is beyond VoIPBIN's object.
+    expanded = await client.get(
+        key_url(disabled["id"]), params={"expand": "tm_disable"}, headers=tenant.auth
+    )
+    with pytest.raises(AssertionError):
+        assert_voipbin(expanded.json(), "CustomerManagerAccesskey")

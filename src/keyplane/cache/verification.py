@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from keyplane.domain.networks import Networks
+from keyplane.domain.scopes import Scopes
+
 V = TypeVar("V")
 
 
@@ -35,6 +38,8 @@ class VerifiedKey:
     id: uuid.UUID
     customer_id: uuid.UUID
     tm_expire: datetime
+    scopes: Scopes | None = None
+    allowed_networks: Networks | None = None
 
 
 @dataclass(frozen=True, slots=True)

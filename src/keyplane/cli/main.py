@@ -8,6 +8,7 @@ configuration errors).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import threading
@@ -25,6 +26,7 @@ from uvicorn.supervisors import Multiprocess
 
 from keyplane.cli.first_start import announce
 from keyplane.cli.output import emit, fail, say
+from keyplane.domain.networks import Networks, parse_networks
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.passwords import generate_password
 from keyplane.domain.permissions import (
@@ -34,7 +36,16 @@ from keyplane.domain.permissions import (
     is_documented,
     is_super_admin,
 )
-from keyplane.domain.views import accesskey_view, agent_view, customer_view
+from keyplane.domain.scopes import READ_ONLY, Scopes, parse_scopes
+from keyplane.domain.timefmt import parse_timestamp
+from keyplane.domain.views import (
+    EXPAND_ALL,
+    accesskey_view,
+    agent_view,
+    audit_view,
+    customer_view,
+    delivery_view,
+)
 from keyplane.errors import KeyplaneError
 from keyplane.logs import configure_logging, get_logger
 from keyplane.services.bootstrap import bootstrap
@@ -61,9 +72,17 @@ agent_app = typer.Typer(
     help="Manage agents (people who log in).", no_args_is_help=True, rich_markup_mode=None
 )
 accesskey_app = typer.Typer(help="Manage access keys.", no_args_is_help=True, rich_markup_mode=None)
+webhook_app = typer.Typer(
+    help="A customer's webhook: delivery status.", no_args_is_help=True, rich_markup_mode=None
+)
+audit_app = typer.Typer(
+    help="The audit log: who changed what.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 app.add_typer(accesskey_app, name="accesskey")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(audit_app, name="audit")
 
 
 class _IdCommand(TyperCommand):
@@ -426,6 +445,24 @@ def agent_delete(
     emit(_run(work), as_json=as_json, title="deleted agent")
 
 
+def _scopes(raw: str) -> Scopes | None:
+    if not raw:
+        return None
+    try:
+        return parse_scopes(raw if raw == READ_ONLY else json.loads(raw))
+    except ValueError as error:
+        fail(f"--scopes: {error}", hint="see docs/lifecycle.md#scopes", code=2)
+
+
+def _networks(raw: str) -> Networks | None:
+    if not raw:
+        return None
+    try:
+        return parse_networks([part.strip() for part in raw.split(",")])
+    except ValueError as error:
+        fail(f"--allowed-networks: {error}", hint="e.g. --allowed-networks 203.0.113.0/24", code=2)
+
+
 @accesskey_app.command("create")
 def accesskey_create(
     customer_id: Annotated[
@@ -436,16 +473,42 @@ def accesskey_create(
     ],
     name: Annotated[str, typer.Option(metavar="TEXT", help="Name.")] = "",
     detail: Annotated[str, typer.Option(metavar="TEXT", help="Free text.")] = "",
+    scopes: Annotated[
+        str,
+        typer.Option(
+            metavar="SCOPES",
+            help="Restrict the key: read_only, or JSON rules such as "
+            '\'[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]\'.'
+        ),
+    ] = "",
+    allowed_networks: Annotated[
+        str,
+        typer.Option(
+            metavar="CIDRS",
+            help="IP allowlist: comma-separated CIDRs, e.g. 203.0.113.0/24,2001:db8::/32.",
+        ),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Create an access key; its token is printed once."""
     cid = _uuid(customer_id, "--customer-id")
+    restriction = _scopes(scopes)
+    networks = _networks(allowed_networks)
 
     async def work(services: Services) -> dict[str, object]:
         key, token = await services.accesskeys.create(
-            OPERATOR, cid, name=name, detail=detail, expire=expire
+            OPERATOR,
+            cid,
+            name=name,
+            detail=detail,
+            expire=expire,
+            scopes=restriction,
+            allowed_networks=networks,
         )
-        return accesskey_view(key, token)
+        shown = {"scopes"} if restriction else set()
+        if networks:
+            shown.add("allowed_networks")
+        return accesskey_view(key, token, expand=frozenset(shown))
 
     emit(_run(work), as_json=as_json, title="access key (the token is shown once)")
 
@@ -455,7 +518,7 @@ def accesskey_list(
     customer_id: Annotated[str, typer.Option("--customer-id", metavar="UUID", help="Whose keys.")],
     as_json: JsonOption = False,
 ) -> None:
-    """List a customer's live access keys, newest first."""
+    """List a customer's live access keys, newest first, with last use and state."""
     cid = _uuid(customer_id, "--customer-id")
 
     async def work(services: Services) -> list[dict[str, object]]:
@@ -464,7 +527,7 @@ def accesskey_list(
         cursor = None
         while True:
             page = await services.accesskeys.list_page(OPERATOR, cid, page_size=100, cursor=cursor)
-            views.extend(accesskey_view(key) for key in page.items)
+            views.extend(accesskey_view(key, expand=EXPAND_ALL) for key in page.items)
             if len(page.items) < 100:
                 return views
             cursor = Cursor(page.items[-1].tm_create, page.items[-1].id)
@@ -489,6 +552,125 @@ def accesskey_delete(
         return accesskey_view(await services.accesskeys.delete(OPERATOR, key_id))
 
     emit(_run(work), as_json=as_json, title="deleted access key")
+
+
+KeyIdArgument = Annotated[str, typer.Argument(help="The key's id.")]
+
+
+@accesskey_app.command("show")
+def accesskey_show(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Show one access key, with when it was last used (to within about a minute)."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(await services.accesskeys.get(OPERATOR, key_id), expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="access key")
+
+
+@accesskey_app.command("disable")
+def accesskey_disable(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Disable an access key: refused everywhere (within a second) until enabled."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(
+            await services.accesskeys.disable(OPERATOR, key_id), expand=EXPAND_ALL
+        )
+
+    emit(_run(work), as_json=as_json, title="disabled access key")
+
+
+@accesskey_app.command("enable")
+def accesskey_enable(accesskey_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Enable a disabled access key again."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        return accesskey_view(await services.accesskeys.enable(OPERATOR, key_id), expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="enabled access key")
+
+
+@accesskey_app.command("rotate")
+def accesskey_rotate(
+    accesskey_id: KeyIdArgument,
+    grace: Annotated[
+        int, typer.Option(help="Seconds the old key keeps working: 0 to 604800 (7 days).")
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace an access key by a new one (same name, detail, lifetime); token printed once."""
+    key_id = _uuid(accesskey_id, "access key id")
+
+    async def work(services: Services) -> dict[str, object]:
+        new, token, _ = await services.accesskeys.rotate(OPERATOR, key_id, grace=grace)
+        return accesskey_view(new, token, expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="new access key (the token is shown once)")
+
+
+@accesskey_app.command("expire")
+def accesskey_expire(
+    accesskey_id: KeyIdArgument,
+    tm_expire: Annotated[
+        str,
+        typer.Option(
+            "--tm-expire", help="The new, earlier expiry: YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC)."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Shorten an access key's expiry (lengthening is refused: rotate the key instead)."""
+    key_id = _uuid(accesskey_id, "access key id")
+    try:
+        moment = parse_timestamp(tm_expire)
+    except ValueError:
+        fail("--tm-expire is not a timestamp", hint="e.g. 2027-01-31T00:00:00.000000Z", code=2)
+
+    async def work(services: Services) -> dict[str, object]:
+        key = await services.accesskeys.shorten_expiry(OPERATOR, key_id, moment)
+        return accesskey_view(key, expand=EXPAND_ALL)
+
+    emit(_run(work), as_json=as_json, title="access key")
+
+
+@webhook_app.command("deliveries")
+def webhook_deliveries(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose events.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The customer's events and how their delivery went (pending, delivered, failed, skipped)."""
+    cid = _uuid(customer_id, "--customer-id")
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        items = await services.webhooks.deliveries(OPERATOR, cid, limit=limit, before=None)
+        return [delivery_view(item) for item in items]
+
+    emit(_run(work), as_json=as_json, title="webhook deliveries")
+
+
+@audit_app.command("list")
+def audit_list(
+    customer_id: Annotated[str, typer.Option("--customer-id", help="Whose audit log.")],
+    event_type: Annotated[
+        str, typer.Option("--type", help="Only these types, comma-separated.")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Who changed what in a customer, when, from which address, newest first."""
+    cid = _uuid(customer_id, "--customer-id")
+    types = frozenset(part.strip() for part in event_type.split(",") if part.strip())
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        entries = await services.audit.page(
+            OPERATOR, cid, types=types, since=None, until=None, before=None, limit=limit
+        )
+        return [audit_view(entry) for entry in entries]
+
+    emit(_run(work), as_json=as_json, title="audit log")
 
 
 def _ignore_late_database_threads(args: threading.ExceptHookArgs) -> None:

@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from keyplane.domain.networks import Networks
+from keyplane.domain.scopes import Scopes
+
 IdentityType = Literal["agent", "accesskey", "operator"]
 
 
@@ -47,11 +50,26 @@ class Identity:
     id: uuid.UUID
     customer_id: uuid.UUID
     permission: int
+    scopes: Scopes | None = None  # a restricted key's rules; None: unrestricted
+    allowed_networks: Networks | None = None  # a key's IP allowlist; None: anywhere
 
     @classmethod
-    def for_accesskey(cls, key_id: uuid.UUID, customer_id: uuid.UUID) -> Identity:
+    def for_accesskey(
+        cls,
+        key_id: uuid.UUID,
+        customer_id: uuid.UUID,
+        scopes: Scopes | None = None,
+        allowed_networks: Networks | None = None,
+    ) -> Identity:
         # An access key acts as a customer admin of its own customer, never as a super admin.
-        return cls("accesskey", key_id, customer_id, int(Permission.CUSTOMER_ADMIN))
+        return cls(
+            "accesskey",
+            key_id,
+            customer_id,
+            int(Permission.CUSTOMER_ADMIN),
+            scopes,
+            allowed_networks,
+        )
 
     @classmethod
     def operator(cls) -> Identity:

@@ -6,6 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from keyplane.domain.networks import Networks
+from keyplane.domain.scopes import Scopes
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -18,6 +21,9 @@ class Customer:
     tm_create: datetime
     tm_update: datetime | None
     tm_delete: datetime | None
+    phone_number: str = ""
+    address: str = ""
+    webhook_secret_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +52,34 @@ class Accesskey:
     tm_create: datetime
     tm_update: datetime | None
     tm_delete: datetime | None
+    # Beyond VoIPBIN's object: shown only on request (``?expand=``).
+    tm_last_used: datetime | None = None
+    tm_disable: datetime | None = None
+    rotated_to: uuid.UUID | None = None
+    scopes: Scopes | None = None  # None: unrestricted
+    allowed_networks: Networks | None = None  # None: from anywhere
 
     def is_live(self, now: datetime) -> bool:
-        """Authenticates only while not deleted and not expired."""
-        return self.tm_delete is None and self.tm_expire > now
+        """Authenticates only while not deleted, not disabled and not expired."""
+        return self.tm_delete is None and self.tm_disable is None and self.tm_expire > now
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[Accesskey]
     next_page_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event in the outbox and how its webhook delivery went."""
+
+    seq: int
+    id: uuid.UUID
+    type: str
+    delivery_status: str
+    attempts: int
+    last_error: str
+    tm_create: datetime
+    tm_next_attempt: datetime | None
+    tm_delivered: datetime | None

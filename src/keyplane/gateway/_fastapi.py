@@ -30,6 +30,7 @@ class KeyplaneAuth:
             query=request.scope["query_string"].decode("latin-1"),
             authorization=request.headers.get("authorization"),
             cookie=request.headers.get("cookie"),
+            method=request.method,
         )
         return verdict.identity
 

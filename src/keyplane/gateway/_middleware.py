@@ -81,6 +81,7 @@ class KeyplaneAuthMiddleware:
                 query=scope["query_string"].decode("latin-1"),
                 authorization=authorization,
                 cookie=cookie,
+                method=scope["method"],
             )
         except KeyplaneRefused as refusal:
             await send_refusal(refusal, send)

@@ -78,15 +78,25 @@ class KeyplaneVerifier:
         await self._client.aclose()
 
     async def verify(
-        self, *, path: str, query: str, authorization: str | None, cookie: str | None
+        self,
+        *,
+        path: str,
+        query: str,
+        authorization: str | None,
+        cookie: str | None,
+        method: str | None = None,
     ) -> Verdict:
-        key = _cache_key(authorization, cookie, query)
+        """``method`` and ``path`` are the request's: a restricted key's scopes judge both
+        (without ``method``, a restricted key is refused)."""
+        key = _cache_key(authorization, cookie, query, method or "", path)
         now = self._clock()
         found = self._cache.get(key)
         if found is not None and found[0] > now:
             self._cache.move_to_end(key)
             return found[1]
         headers = {"X-Original-URI": f"{path}?{query}" if query else path}
+        if method is not None:
+            headers["X-Original-Method"] = method
         if authorization is not None:
             headers["Authorization"] = authorization
         if cookie is not None:
@@ -107,8 +117,9 @@ class KeyplaneVerifier:
         return verdict
 
 
-def _cache_key(authorization: str | None, cookie: str | None, query: str) -> str:
-    material = "\x00".join((authorization or "", cookie or "", query))
+def _cache_key(authorization: str | None, cookie: str | None, *request: str) -> str:
+    # The method and path are part of the question: a restricted key's answer depends on them.
+    material = "\x00".join((authorization or "", cookie or "", *request))
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 
 

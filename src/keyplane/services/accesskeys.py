@@ -1,34 +1,59 @@
-"""Access key use cases: create, read, list, rename, delete."""
+"""Access key use cases: create, read, list, rename, delete, and the lifecycle beyond VoIPBIN:
+disable and enable, rotation with a grace period, shortening the expiry.
+
+Every change that verification must see (deletion, disabling, enabling, a new
+expiry) is appended to the revocation log in its transaction and published
+after the commit, so every replica's cache learns of it within the bound.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
-from keyplane.domain import tokens
+from keyplane.domain import networks, scopes, tokens
 from keyplane.domain.clock import Clock
+from keyplane.domain.networks import Networks
 from keyplane.domain.pagination import Cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
+from keyplane.domain.scopes import Scopes
 from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.events import (
     ACCESSKEY_CREATED,
     ACCESSKEY_DELETED,
+    ACCESSKEY_DISABLED,
+    ACCESSKEY_ENABLED,
+    ACCESSKEY_ROTATED,
     ACCESSKEY_UPDATED,
     record_accesskey_event,
 )
 from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
+from keyplane.store.repositories import Repositories
 
 MIN_EXPIRE = 86_400
 # VoIPBIN's ``expire`` is an int32: no other bound unless the operator sets one.
 MAX_EXPIRE = 2_147_483_647
 REQUIRED = int(Permission.CUSTOMER_ADMIN)
+MAX_GRACE = 7 * 86_400
+
+# A change of a key read in the same transaction: the changed key, the same
+# object when there was nothing to change, or None when it was deleted meanwhile.
+Revision = Callable[[Repositories, Accesskey, datetime], Awaitable[Accesskey | None]]
 
 
 def new_accesskey(
-    customer_id: uuid.UUID, name: str, detail: str, expire: int, now: datetime
+    customer_id: uuid.UUID,
+    name: str,
+    detail: str,
+    expire: int,
+    now: datetime,
+    scopes: Scopes | None = None,
+    allowed_networks: Networks | None = None,
 ) -> tuple[Accesskey, str]:
     """A key record and its token; only the hash and the display prefix are kept."""
     token = tokens.generate_token()
@@ -43,6 +68,8 @@ def new_accesskey(
         tm_create=now,
         tm_update=None,
         tm_delete=None,
+        scopes=scopes,
+        allowed_networks=allowed_networks,
     )
     return key, token
 
@@ -58,6 +85,38 @@ def _not_found() -> NotFound:
 def _deleted() -> FailedPrecondition:
     return FailedPrecondition(
         "The access key is deleted; it can no longer be read, changed or deleted.",
+        reason="STATE_INVALID",
+    )
+
+
+def _require_within_own_restrictions(
+    identity: Identity, wanted_scopes: Scopes | None, wanted_networks: Networks | None
+) -> None:
+    """A restricted key never makes (or renews) a key that may do more than itself."""
+    if not scopes.covers(identity.scopes, wanted_scopes):
+        raise PermissionDenied(
+            "A restricted access key can only make keys whose scopes are within its own.",
+            reason="PERMISSION_DENIED",
+        )
+    if not networks.covers(identity.allowed_networks, wanted_networks):
+        raise PermissionDenied(
+            "An access key with an IP allowlist can only make keys whose allowlist is "
+            "within its own.",
+            reason="PERMISSION_DENIED",
+        )
+
+
+async def _audit(
+    repos: Repositories, identity: Identity, event: str, key: Accesskey, now: datetime
+) -> None:
+    await record_audit(
+        repos, identity, event, customer_id=key.customer_id, subject_id=key.id, now=now
+    )
+
+
+def _already_rotated() -> FailedPrecondition:
+    return FailedPrecondition(
+        "The access key was already rotated (or deleted): rotate its replacement instead.",
         reason="STATE_INVALID",
     )
 
@@ -115,18 +174,34 @@ class AccesskeyService:
             )
 
     async def create(
-        self, identity: Identity, customer_id: uuid.UUID, *, name: str, detail: str, expire: object
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        name: str,
+        detail: str,
+        expire: object,
+        scopes: Scopes | None = None,
+        allowed_networks: Networks | None = None,
     ) -> tuple[Accesskey, str]:
-        """A new key and its token; the token is returned here and never again."""
+        """A new key and its token; the token is returned here and never again.
+
+        ``scopes`` and ``allowed_networks`` restrict the key; never to more
+        than the creator holds.
+        """
         self._require_admin_of(identity, customer_id)
         seconds = self.validate_expire(expire)
-        key, token = new_accesskey(customer_id, name, detail, seconds, self._clock.now())
+        _require_within_own_restrictions(identity, scopes, allowed_networks)
+        key, token = new_accesskey(
+            customer_id, name, detail, seconds, self._clock.now(), scopes, allowed_networks
+        )
         async with self._db.transaction() as repos:
             customer = await repos.customers.get(customer_id)
             if customer is None or customer.tm_delete is not None:
                 raise NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
             await repos.accesskeys.insert(key)
             await record_accesskey_event(repos, ACCESSKEY_CREATED, key, key.tm_create)
+            await _audit(repos, identity, ACCESSKEY_CREATED, key, key.tm_create)
         return key, token
 
     async def get(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
@@ -151,30 +226,142 @@ class AccesskeyService:
     async def update(
         self, identity: Identity, key_id: uuid.UUID, *, name: str, detail: str
     ) -> Accesskey:
-        async with self._db.transaction() as repos:
-            self._visible(identity, await repos.accesskeys.get(key_id))
-            now = self._clock.now()
-            updated = await repos.accesskeys.update_text(key_id, name=name, detail=detail, now=now)
-            if updated is None:
-                raise _deleted()  # ours a moment ago, deleted meanwhile
-            await record_accesskey_event(repos, ACCESSKEY_UPDATED, updated, now)
-            await record_revocation(repos, _change(updated), now)
-        await self._invalidator.publish(_change(updated))
-        return updated
+        async def rename(repos: Repositories, _: Accesskey, now: datetime) -> Accesskey | None:
+            return await repos.accesskeys.update_text(key_id, name=name, detail=detail, now=now)
+
+        return await self._revise(identity, key_id, rename, ACCESSKEY_UPDATED)
 
     async def delete(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
         """Soft delete: from this instant the key authenticates nowhere."""
+
+        async def delete(repos: Repositories, _: Accesskey, now: datetime) -> Accesskey | None:
+            return await repos.accesskeys.soft_delete(key_id, now=now)
+
+        return await self._revise(identity, key_id, delete, ACCESSKEY_DELETED)
+
+    async def disable(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
+        """Refused everywhere (401, like any refused credential) until enabled; idempotent."""
+
+        async def disable(repos: Repositories, key: Accesskey, now: datetime) -> Accesskey | None:
+            if key.tm_disable is not None:
+                return key
+            return await repos.accesskeys.set_disabled(key_id, disabled_since=now, now=now)
+
+        return await self._revise(identity, key_id, disable, ACCESSKEY_DISABLED)
+
+    async def enable(self, identity: Identity, key_id: uuid.UUID) -> Accesskey:
+        """Undo ``disable``; idempotent."""
+
+        async def enable(repos: Repositories, key: Accesskey, now: datetime) -> Accesskey | None:
+            if key.tm_disable is None:
+                return key
+            return await repos.accesskeys.set_disabled(key_id, disabled_since=None, now=now)
+
+        return await self._revise(identity, key_id, enable, ACCESSKEY_ENABLED)
+
+    async def shorten_expiry(
+        self, identity: Identity, key_id: uuid.UUID, tm_expire: datetime
+    ) -> Accesskey:
+        """Move ``tm_expire`` earlier (not before now); lengthening is refused: rotate instead."""
+
+        async def shorten(repos: Repositories, key: Accesskey, now: datetime) -> Accesskey | None:
+            if tm_expire < now:
+                raise InvalidArgument(
+                    "'tm_expire' is in the past: give a moment from now on "
+                    "(to stop a key at once, disable or delete it).",
+                    reason="EXPIRE_IN_THE_PAST",
+                )
+            if tm_expire > key.tm_expire:
+                raise InvalidArgument(
+                    "'tm_expire' is later than the key's expiry: an expiry can only be "
+                    "shortened; rotate the key to get one with a new lifetime.",
+                    reason="EXPIRE_NOT_SHORTER",
+                )
+            if tm_expire == key.tm_expire:
+                return key
+            return await repos.accesskeys.set_expire(key_id, tm_expire=tm_expire, now=now)
+
+        return await self._revise(identity, key_id, shorten, ACCESSKEY_UPDATED)
+
+    @staticmethod
+    def validate_grace(grace: object) -> int:
+        """Whole seconds from 0 to 7 days; missing means 0 (the old key stops at once)."""
+        if grace is None:
+            return 0
+        if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE:
+            raise InvalidArgument(
+                f"'grace' must be a whole number of seconds from 0 to {MAX_GRACE} (7 days)."
+            )
+        return grace
+
+    def _rotation_lifetime(self, key: Accesskey) -> int:
+        """The old key's lifetime, within the bounds a new key may have."""
+        seconds = int((key.tm_expire - key.tm_create).total_seconds())
+        upper = MAX_EXPIRE if self.max_expire is None else self.max_expire
+        return max(MIN_EXPIRE, min(seconds, upper))
+
+    async def rotate(
+        self, identity: Identity, key_id: uuid.UUID, *, grace: object
+    ) -> tuple[Accesskey, str, Accesskey]:
+        """A new key with the old one's name, detail and lifetime; the old one ends after ``grace``.
+
+        Returns the new key, its token (shown once) and the old key as it now is.
+        """
+        seconds = self.validate_grace(grace)
         async with self._db.transaction() as repos:
-            self._visible(identity, await repos.accesskeys.get(key_id))
+            old = self._visible(identity, await repos.accesskeys.get(key_id))
+            _require_within_own_restrictions(identity, old.scopes, old.allowed_networks)
+            if old.rotated_to is not None:
+                raise _already_rotated()
+            if old.tm_disable is not None:
+                raise FailedPrecondition(
+                    "The access key is disabled: enable it before rotating it.",
+                    reason="STATE_INVALID",
+                )
             now = self._clock.now()
-            deleted = await repos.accesskeys.soft_delete(key_id, now=now)
-            if deleted is None:
+            new, token = new_accesskey(
+                old.customer_id,
+                old.name,
+                old.detail,
+                self._rotation_lifetime(old),
+                now,
+                old.scopes,
+                old.allowed_networks,
+            )
+            await repos.accesskeys.insert(new)
+            end = min(old.tm_expire, now + timedelta(seconds=seconds))
+            rotated = await repos.accesskeys.mark_rotated(
+                key_id, rotated_to=new.id, tm_expire=end, now=now
+            )
+            if rotated is None:
+                raise _already_rotated()  # deleted or rotated meanwhile: nothing is kept
+            await record_accesskey_event(repos, ACCESSKEY_CREATED, new, now)
+            await record_accesskey_event(repos, ACCESSKEY_ROTATED, rotated, now)
+            await _audit(repos, identity, ACCESSKEY_CREATED, new, now)
+            await _audit(repos, identity, ACCESSKEY_ROTATED, rotated, now)
+            await record_revocation(repos, _change(rotated), now)
+        # Every replica reloads the old key with its new expiry, checked on each use.
+        await self._invalidator.publish(_change(rotated))
+        return new, token, rotated
+
+    async def _revise(
+        self, identity: Identity, key_id: uuid.UUID, revise: Revision, event: str
+    ) -> Accesskey:
+        """Change one visible key, record the event and the revocation, tell every replica."""
+        async with self._db.transaction() as repos:
+            current = self._visible(identity, await repos.accesskeys.get(key_id))
+            now = self._clock.now()
+            changed = await revise(repos, current, now)
+            if changed is None:
                 raise _deleted()  # ours a moment ago, deleted meanwhile
-            await record_accesskey_event(repos, ACCESSKEY_DELETED, deleted, now)
-            await record_revocation(repos, _change(deleted), now)
+            if changed is current:
+                return current  # nothing to change
+            await record_accesskey_event(repos, event, changed, now)
+            await _audit(repos, identity, event, changed, now)
+            await record_revocation(repos, _change(changed), now)
         # After the commit: every replica's cache drops the key at once.
-        await self._invalidator.publish(_change(deleted))
-        return deleted
+        await self._invalidator.publish(_change(changed))
+        return changed
 
     @classmethod
     def _visible(cls, identity: Identity, key: Accesskey | None) -> Accesskey:

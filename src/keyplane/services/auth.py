@@ -16,13 +16,14 @@ import anyio.to_thread
 
 from keyplane.cache.ratelimit import Decision
 from keyplane.cache.verification import Miss, VerificationCache, VerifiedAgent, VerifiedKey
-from keyplane.domain import tokens
+from keyplane.domain import networks, scopes, tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.permissions import Identity
 from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
-from keyplane.errors import InvalidCredentials, LoginRefused
+from keyplane.errors import InvalidCredentials, LoginRefused, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.engine import Database
@@ -96,9 +97,9 @@ class VerificationLookups:
     async def _load_accesskey(self, token_hash: str) -> VerifiedKey | None:
         async with self._db.reader() as repos:
             key = await repos.accesskeys.get_by_hash(token_hash)
-        if key is None or key.tm_delete is not None:
-            return None
-        return VerifiedKey(key.id, key.customer_id, key.tm_expire)
+        if key is None or key.tm_delete is not None or key.tm_disable is not None:
+            return None  # disabled: refused like any other credential
+        return VerifiedKey(key.id, key.customer_id, key.tm_expire, key.scopes, key.allowed_networks)
 
     async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
         async with self._db.reader() as repos:
@@ -143,22 +144,54 @@ class AuthService:
             new_hash = await self._passwords.hash(password)
             async with self._db.transaction() as repos:
                 await repos.agents.set_password_hash(agent.id, new_hash)
-        token = self._sessions.issue(agent.id, agent.customer_id, self._clock.now())
+        now = self._clock.now()
+        token = self._sessions.issue(agent.id, agent.customer_id, now)
+        async with self._db.transaction() as repos:
+            await record_audit(
+                repos,
+                Identity("agent", agent.id, agent.customer_id, agent.permission),
+                "session_created",
+                customer_id=agent.customer_id,
+                subject_id=agent.id,
+                now=now,
+            )
         return agent, token
 
     async def authenticate(
-        self, credential: Credential, *, client: str = ""
+        self,
+        credential: Credential,
+        *,
+        client: str = "",
+        method: str | None = None,
+        path: str | None = None,
     ) -> tuple[Identity, Decision]:
         """The identity behind a credential, and the customer's rate limit state.
 
         Raises ``ResourceExhausted`` for an address out of failure budget (before
-        looking at the credential) or a customer over its rate.
+        looking at the credential) or a customer over its rate, and
+        ``PermissionDenied`` when a restricted key's scopes do not allow
+        ``method`` on ``path`` (an unknown method or path allows nothing), or
+        its IP allowlist does not hold ``client``.
         """
         self._ratelimits.ensure_auth_allowed(client)
         identity = self.already_verified(credential)
         if identity is None:
             identity = await self._evaluate(credential, client)
         decision = await self._ratelimits.consume_customer(identity.customer_id)
+        if identity.allowed_networks is not None and not networks.allows(
+            identity.allowed_networks, client
+        ):
+            raise PermissionDenied(
+                "This access key may not be used from this address (its IP allowlist).",
+                reason="PERMISSION_DENIED",
+            )
+        if identity.scopes is not None and not (
+            method and path and scopes.allows(identity.scopes, method, path)
+        ):
+            raise PermissionDenied(
+                "This access key's scopes do not allow this method on this path.",
+                reason="PERMISSION_DENIED",
+            )
         return identity, decision
 
     async def _evaluate(self, credential: Credential, client: str) -> Identity:
@@ -205,7 +238,7 @@ class AuthService:
         if key is None or key.tm_expire <= self._clock.now():
             raise InvalidCredentials()
         self._usage.mark(key.id)
-        return Identity.for_accesskey(key.id, key.customer_id)
+        return Identity.for_accesskey(key.id, key.customer_id, key.scopes, key.allowed_networks)
 
     async def authenticate_session(self, token: str) -> Identity:
         claims = self._sessions.decode(token, self._clock.now())

@@ -16,11 +16,15 @@ from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
 from keyplane.services.accesskeys import AccesskeyService
+from keyplane.services.audit import AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
+from keyplane.services.notices import ExpiryNotifier
+from keyplane.services.outbound import OutboundClient
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.revocations import RevocationFollower
 from keyplane.services.usage import LastUsedRecorder
+from keyplane.services.webhooks import DispatchPolicy, WebhookDispatcher, WebhookService
 from keyplane.settings import Settings
 from keyplane.store import migrate
 from keyplane.store.engine import Database, create_engine
@@ -41,18 +45,29 @@ class Services:
     auth: AuthService
     accesskeys: AccesskeyService
     customers: CustomerService
+    webhooks: WebhookService
+    dispatcher: WebhookDispatcher
+    notices: ExpiryNotifier
+    audit: AuditService
 
     async def migrate(self) -> None:
         async with self.database.mapped_errors():
             await migrate.upgrade(self.database.engine)
 
     async def start(self) -> None:
-        """Background work of a serving replica: invalidations, revocation log, last used."""
+        """Background work of a serving replica: invalidations, revocation log, last used,
+        webhook delivery, expiring-soon notices, audit retention."""
         await self.invalidator.start()
         await self.revocations.start()
         await self.usage.start()
+        await self.dispatcher.start()
+        await self.notices.start()
+        await self.audit.start()
 
     async def close(self) -> None:
+        await self.audit.stop()
+        await self.notices.stop()
+        await self.dispatcher.stop()
         await self.usage.stop()
         await self.revocations.stop()
         await self.invalidator.stop()
@@ -131,6 +146,25 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     usage = LastUsedRecorder(database, clock, interval=settings.last_used_flush_interval)
     lookups = VerificationLookups(database, cache)
+    webhook_key = settings.resolve_webhook_key()
+    dispatcher = WebhookDispatcher(
+        database,
+        clock,
+        OutboundClient(
+            allowed=settings.webhook_networks,
+            timeout=settings.webhook_timeout,
+            max_body_bytes=settings.webhook_max_body_bytes,
+        ),
+        webhook_key,
+        DispatchPolicy(
+            poll_interval=settings.webhook_poll_interval,
+            batch=50,
+            lease=timedelta(seconds=settings.webhook_lease_seconds),
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base=settings.webhook_backoff_base,
+            backoff_max=settings.webhook_backoff_max,
+        ),
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -147,4 +181,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             database, clock, invalidator, max_expire=settings.accesskey_max_expire
         ),
         customers=CustomerService(database, clock, passwords, invalidator),
+        webhooks=WebhookService(database, clock, webhook_key),
+        dispatcher=dispatcher,
+        notices=ExpiryNotifier(
+            database,
+            clock,
+            lead_days=settings.expiring_notice_days,
+            interval=settings.accesskey_expiring_scan_interval,
+        ),
+        audit=AuditService(database, clock, retention_days=settings.audit_retention_days),
     )

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
+from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
-from keyplane.domain.permissions import MAX_PERMISSION, Identity, Permission, is_documented
+from keyplane.domain.networks import Networks
+from keyplane.domain.permissions import (
+    MAX_PERMISSION,
+    Identity,
+    Permission,
+    has_permission,
+    is_documented,
+)
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.errors import InvalidArgument, InvalidCredentials, NotFound, PermissionDenied
+from keyplane.services.audit import record_audit
 from keyplane.services.auth import PasswordWorker
+from keyplane.services.outbound import permitted
 from keyplane.services.revocations import record_revocation
 from keyplane.store.engine import Database
 
@@ -52,6 +64,52 @@ def new_agent(
     )
 
 
+PROFILE_EDITORS = int(Permission.CUSTOMER_ADMIN | Permission.CUSTOMER_MANAGER)
+PROFILE_FIELDS = ("name", "detail", "email", "phone_number", "address")
+MAX_FIELD = 1024
+MAX_URI = 2048
+
+
+def validate_profile(profile: dict[str, str], webhook_allowed: Networks) -> dict[str, str]:
+    """The fields to store, or ``InvalidArgument`` saying which one is wrong."""
+    fields = {name: profile.get(name, "") for name in PROFILE_FIELDS}
+    for name, value in fields.items():
+        if len(value) > MAX_FIELD:
+            raise InvalidArgument(f"'{name}' is longer than {MAX_FIELD} characters.")
+    uri = profile.get("webhook_uri", "").strip()
+    method = profile.get("webhook_method", "").strip().upper()
+    if method and method not in webhooks.METHODS:
+        raise InvalidArgument(
+            "'webhook_method' must be POST or PUT (or empty for POST).",
+            reason="INVALID_WEBHOOK_METHOD",
+        )
+    if uri:
+        problem = webhook_uri_problem(uri, webhook_allowed)
+        if problem:
+            raise InvalidArgument(f"'webhook_uri' {problem}.", reason="INVALID_WEBHOOK_URI")
+        method = method or "POST"
+    fields.update(webhook_uri=uri, webhook_method=method)
+    return fields
+
+
+def webhook_uri_problem(uri: str, allowed: Networks) -> str:
+    """What is wrong with a webhook URI on its face ("" if nothing); DNS is checked on use."""
+    if len(uri) > MAX_URI:
+        return f"is longer than {MAX_URI} characters"
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password"
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return ""
+    if not permitted(address, allowed):
+        return "points to a private, loopback or reserved address"
+    return ""
+
+
 def _customer_not_found() -> NotFound:
     return NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
 
@@ -74,7 +132,45 @@ class CustomerService:
         customer = new_customer(name, email, detail, self._clock.now())
         async with self._db.transaction() as repos:
             await repos.customers.insert(customer)
+            await record_audit(
+                repos,
+                identity,
+                "customer_created",
+                customer_id=customer.id,
+                subject_id=customer.id,
+                now=customer.tm_create,
+            )
         return customer
+
+    async def update_customer(
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        profile: dict[str, str],
+        webhook_allowed: Networks,
+    ) -> Customer:
+        """VoIPBIN's PUT /v1.0/customer: every field is replaced (a missing one is empty)."""
+        if not has_permission(identity, customer_id, PROFILE_EDITORS):
+            raise PermissionDenied(
+                "Changing the customer needs the customer admin or manager permission.",
+                reason="PERMISSION_DENIED",
+            )
+        fields = validate_profile(profile, webhook_allowed)
+        async with self._db.transaction() as repos:
+            now = self._clock.now()
+            updated = await repos.customers.update_profile(customer_id, now=now, **fields)
+            if updated is None:
+                raise _customer_not_found()
+            await record_audit(
+                repos,
+                identity,
+                "customer_updated",
+                customer_id=customer_id,
+                subject_id=customer_id,
+                now=now,
+            )
+        return updated
 
     async def get_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
         """Any identity may read its own customer; super admins may read any."""
@@ -133,6 +229,14 @@ class CustomerService:
             if customer is None or customer.tm_delete is not None:
                 raise _customer_not_found()
             await repos.agents.insert(agent)
+            await record_audit(
+                repos,
+                identity,
+                "agent_created",
+                customer_id=customer_id,
+                subject_id=agent.id,
+                now=agent.tm_create,
+            )
         return agent
 
     async def delete_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
@@ -145,6 +249,14 @@ class CustomerService:
             if deleted is None:
                 raise _customer_not_found()
             await record_revocation(repos, change, now)
+            await record_audit(
+                repos,
+                identity,
+                "customer_deleted",
+                customer_id=customer_id,
+                subject_id=customer_id,
+                now=now,
+            )
         await self._invalidator.publish(change)
         return deleted
 
@@ -158,6 +270,14 @@ class CustomerService:
             if deleted is None:
                 raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
             await record_revocation(repos, change, now)
+            await record_audit(
+                repos,
+                identity,
+                "agent_deleted",
+                customer_id=deleted.customer_id,
+                subject_id=agent_id,
+                now=now,
+            )
         await self._invalidator.publish(change)
         return deleted
 

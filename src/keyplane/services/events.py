@@ -11,6 +11,10 @@ from keyplane.store.repositories import Repositories
 ACCESSKEY_CREATED = "accesskey_created"
 ACCESSKEY_UPDATED = "accesskey_updated"
 ACCESSKEY_DELETED = "accesskey_deleted"
+ACCESSKEY_DISABLED = "accesskey_disabled"
+ACCESSKEY_ENABLED = "accesskey_enabled"
+ACCESSKEY_ROTATED = "accesskey_rotated"
+ACCESSKEY_EXPIRING = "accesskey_expiring"
 
 
 async def record_accesskey_event(

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyplane.domain.networks import networks_from_json, networks_to_json
 from keyplane.domain.records import Accesskey
-from keyplane.store.tables import accesskeys, customers
+from keyplane.domain.scopes import scopes_from_json, scopes_to_json
+from keyplane.store.tables import accesskeys, customers, expiry_notices
 
-# tm_last_used is internal: not part of the record the API shows.
-_COLUMNS = tuple(column for column in accesskeys.columns if column.name != "tm_last_used")
+_COLUMNS = tuple(accesskeys.columns)
 
 
 def _to_record(row: RowMapping) -> Accesskey:
-    return Accesskey(**{column.name: row[column.name] for column in _COLUMNS})
+    values = {column.name: row[column.name] for column in _COLUMNS}
+    values["scopes"] = scopes_from_json(values["scopes"])
+    values["allowed_networks"] = networks_from_json(values["allowed_networks"])
+    return Accesskey(**values)
 
 
 class AccesskeyRepository:
@@ -37,6 +42,8 @@ class AccesskeyRepository:
                 tm_create=key.tm_create,
                 tm_update=key.tm_update,
                 tm_delete=key.tm_delete,
+                scopes=scopes_to_json(key.scopes),
+                allowed_networks=networks_to_json(key.allowed_networks),
             )
         )
 
@@ -91,10 +98,42 @@ class AccesskeyRepository:
         self, key_id: uuid.UUID, *, name: str, detail: str, now: datetime
     ) -> Accesskey | None:
         """Rename a live key; ``None`` when it does not exist or is deleted."""
+        return await self._change(key_id, now, name=name, detail=detail)
+
+    async def set_disabled(
+        self, key_id: uuid.UUID, *, disabled_since: datetime | None, now: datetime
+    ) -> Accesskey | None:
+        """Disable (a moment) or enable (``None``) a key that is not deleted."""
+        return await self._change(key_id, now, tm_disable=disabled_since)
+
+    async def set_expire(
+        self, key_id: uuid.UUID, *, tm_expire: datetime, now: datetime
+    ) -> Accesskey | None:
+        return await self._change(key_id, now, tm_expire=tm_expire)
+
+    async def mark_rotated(
+        self, key_id: uuid.UUID, *, rotated_to: uuid.UUID, tm_expire: datetime, now: datetime
+    ) -> Accesskey | None:
+        """The old key of a rotation: replaced, and ending at the end of the grace.
+
+        ``None`` when it is deleted or was rotated meanwhile (one rotation per key).
+        """
+        return await self._change(
+            key_id,
+            now,
+            accesskeys.c.rotated_to.is_(None),
+            rotated_to=rotated_to,
+            tm_expire=tm_expire,
+        )
+
+    async def _change(
+        self, key_id: uuid.UUID, now: datetime, *conditions: Any, **values: Any
+    ) -> Accesskey | None:
+        """Change a key that is not deleted and set ``tm_update``; ``None`` if there is none."""
         query = (
             update(accesskeys)
-            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None))
-            .values(name=name, detail=detail, tm_update=now)
+            .where(accesskeys.c.id == key_id, accesskeys.c.tm_delete.is_(None), *conditions)
+            .values(tm_update=now, **values)
             .returning(*_COLUMNS)
         )
         row = (await self._conn.execute(query)).mappings().first()
@@ -142,3 +181,42 @@ class AccesskeyRepository:
         value = result.scalar_one_or_none()
         assert value is None or isinstance(value, datetime)
         return value
+
+    async def expiring_without_notice(
+        self, now: datetime, lead: timedelta, *, limit: int
+    ) -> list[Accesskey]:
+        """Live keys expiring within ``lead`` that have had no notice for it, soonest first."""
+        noticed = (
+            select(expiry_notices.c.accesskey_id)
+            .where(
+                expiry_notices.c.accesskey_id == accesskeys.c.id,
+                expiry_notices.c.lead_seconds == int(lead.total_seconds()),
+            )
+            .exists()
+        )
+        query = (
+            select(*_COLUMNS)
+            .where(
+                accesskeys.c.tm_delete.is_(None),
+                accesskeys.c.tm_disable.is_(None),
+                accesskeys.c.rotated_to.is_(None),
+                accesskeys.c.tm_expire > now,
+                accesskeys.c.tm_expire <= now + lead,
+                ~noticed,
+            )
+            .order_by(accesskeys.c.tm_expire)
+            .limit(limit)
+        )
+        return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]
+
+    async def notices_sent(self, key_id: uuid.UUID) -> set[timedelta]:
+        query = select(expiry_notices.c.lead_seconds).where(expiry_notices.c.accesskey_id == key_id)
+        return {timedelta(seconds=s) for s in (await self._conn.execute(query)).scalars()}
+
+    async def record_notice(self, key_id: uuid.UUID, lead: timedelta, now: datetime) -> None:
+        """Refused (``AlreadyExists``) when this notice was already recorded."""
+        await self._conn.execute(
+            insert(expiry_notices).values(
+                accesskey_id=key_id, lead_seconds=int(lead.total_seconds()), tm_create=now
+            )
+        )

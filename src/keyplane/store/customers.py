@@ -30,6 +30,8 @@ class CustomerRepository:
                 email=customer.email,
                 webhook_method=customer.webhook_method,
                 webhook_uri=customer.webhook_uri,
+                phone_number=customer.phone_number,
+                address=customer.address,
                 tm_create=customer.tm_create,
                 tm_update=customer.tm_update,
                 tm_delete=customer.tm_delete,
@@ -54,3 +56,30 @@ class CustomerRepository:
         )
         row = (await self._conn.execute(query)).mappings().first()
         return _to_record(row) if row is not None else None
+
+    async def update_profile(
+        self, customer_id: uuid.UUID, *, now: datetime, **fields: str
+    ) -> Customer | None:
+        """Change the fields VoIPBIN's PUT /v1.0/customer changes; ``None`` if gone."""
+        query = (
+            update(customers)
+            .where(customers.c.id == customer_id, customers.c.tm_delete.is_(None))
+            .values(tm_update=now, **fields)
+            .returning(*customers.columns)
+        )
+        row = (await self._conn.execute(query)).mappings().first()
+        return _to_record(row) if row is not None else None
+
+    async def next_webhook_secret_generation(
+        self, customer_id: uuid.UUID, *, now: datetime
+    ) -> int | None:
+        query = (
+            update(customers)
+            .where(customers.c.id == customer_id, customers.c.tm_delete.is_(None))
+            .values(
+                webhook_secret_generation=customers.c.webhook_secret_generation + 1, tm_update=now
+            )
+            .returning(customers.c.webhook_secret_generation)
+        )
+        value = (await self._conn.execute(query)).scalar_one_or_none()
+        return None if value is None else int(value)

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.store.accesskeys import AccesskeyRepository
 from keyplane.store.agents import AgentRepository
+from keyplane.store.audit import AuditRepository
 from keyplane.store.customers import CustomerRepository
 from keyplane.store.events import EventRepository
 from keyplane.store.installation import InstallationRepository
@@ -16,6 +17,7 @@ class Repositories:
     __slots__ = (
         "accesskeys",
         "agents",
+        "audit",
         "connection",
         "customers",
         "events",
@@ -28,6 +30,7 @@ class Repositories:
         self.customers = CustomerRepository(conn)
         self.agents = AgentRepository(conn)
         self.accesskeys = AccesskeyRepository(conn)
+        self.audit = AuditRepository(conn)
         self.events = EventRepository(conn)
         self.installation = InstallationRepository(conn)
         self.revocations = RevocationRepository(conn)

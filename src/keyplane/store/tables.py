@@ -69,6 +69,10 @@ customers = Table(
     Column("email", String(320), nullable=False, default=""),
     Column("webhook_method", String(16), nullable=False, default=""),
     Column("webhook_uri", Text, nullable=False, default=""),
+    Column("phone_number", String(64), nullable=False, default="", server_default=""),
+    Column("address", Text, nullable=False, default="", server_default=""),
+    # The signing secret is derived, never stored: this counts its rotations.
+    Column("webhook_secret_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_update", UTCDateTime),
     Column("tm_delete", UTCDateTime),
@@ -103,7 +107,20 @@ accesskeys = Table(
     Column("tm_update", UTCDateTime),
     Column("tm_delete", UTCDateTime),
     Column("tm_last_used", UTCDateTime),
+    Column("tm_disable", UTCDateTime),  # set while the key is disabled
+    Column("rotated_to", Uuid),  # the key that replaced this one by a rotation
+    Column("scopes", JSON(none_as_null=True)),  # a restricted key's rules; null: unrestricted
+    Column("allowed_networks", JSON(none_as_null=True)),  # CIDRs; null: anywhere
     Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
+)
+
+# Expiring-soon notices sent: one row per key and lead time, never two.
+expiry_notices = Table(
+    "expiry_notices",
+    metadata,
+    Column("accesskey_id", Uuid, primary_key=True),
+    Column("lead_seconds", Integer, primary_key=True),
+    Column("tm_create", UTCDateTime, nullable=False),
 )
 
 # The outbox: written in the same transaction as the change it describes.
@@ -117,6 +134,15 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("tm_create", UTCDateTime, nullable=False),
     Column("tm_delivered", UTCDateTime),
+    # Webhook delivery: pending (due at tm_next_attempt), delivered, failed or skipped.
+    Column(
+        "delivery_status", String(16), nullable=False, default="pending", server_default="pending"
+    ),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("tm_next_attempt", UTCDateTime),
+    Column("tm_lease", UTCDateTime),  # a replica is delivering it until then
+    Column("last_error", Text, nullable=False, default="", server_default=""),
+    Index("ix_events_delivery", "delivery_status", "tm_next_attempt"),
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
@@ -131,6 +157,24 @@ revocations = Table(
     Column("token_hash", String(64)),
     Column("tm_create", UTCDateTime, nullable=False, index=True),
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
+)
+
+# Who changed what, when, from where: kept for KEYPLANE_AUDIT_RETENTION_DAYS.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("id", Uuid, nullable=False, unique=True),
+    Column("customer_id", Uuid, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", Uuid, nullable=False),
+    Column("subject_id", Uuid, nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("tm_create", UTCDateTime, nullable=False, index=True),
+    Index("ix_audit_log_customer_seq", "customer_id", "seq"),
+    sqlite_autoincrement=True,
 )
 
 # One-row facts about the installation, e.g. that the first start has run.

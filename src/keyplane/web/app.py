@@ -19,7 +19,7 @@ from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
 from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer, health, me
+from keyplane.web.routes import accesskeys, audit, auth, customer, health, me
 from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(customer.router)
     app.include_router(me.router)
     app.include_router(accesskeys.router)
+    app.include_router(audit.router)
     _document_errors_truthfully(app)
     _document_uuid_parameters(app)
     return app

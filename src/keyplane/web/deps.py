@@ -10,6 +10,7 @@ from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.cache.ratelimit import Decision
+from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
@@ -75,6 +76,12 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def bind_origin(request: Request) -> None:
+    """Name this request's id and client for the audit log (read by the services)."""
+    state = request.scope.get("state", {})
+    set_origin(Origin(str(state.get("request_id", "")), client_address(request)))
+
+
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
     return {
         "RateLimit-Limit": str(decision.limit),
@@ -92,13 +99,17 @@ async def current_identity(
     _c2: Annotated[str | None, Depends(_accesskey_cookie)],
     _q2: Annotated[str | None, Depends(_accesskey_query)],
 ) -> Identity:
+    bind_origin(request)
     credential = find_credential(
         request_cookies(request), request.query_params, request.headers.get("authorization")
     )
     if credential is None:
         raise AuthenticationRequired()
     identity, decision = await services.auth.authenticate(
-        credential, client=client_address(request)
+        credential,
+        client=client_address(request),
+        method=request.method,
+        path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
     )
     # Sent with whatever response this request gets, errors included.
     request.state.response_headers = ratelimit_headers(decision)

@@ -15,6 +15,9 @@ Where the credential is read:
   ``/auth/verify/`` (Envoy's ``path_prefix``), else its own query.
 
 Any method is answered (Envoy forwards the original one); no body is read.
+A restricted key's scopes are checked against the original method
+(``X-Original-Method``, ``X-Forwarded-Method``, or Envoy's own) and the
+original path; when either is unknown, a restricted key is refused (403).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class VerifyCounters:
     allowed: int = 0
     unauthenticated: int = 0
     limited: int = 0
+    denied: int = 0
     failed: int = 0
 
 
@@ -61,6 +65,8 @@ class _Incoming:
     cookie: str | None = None
     original_uri: str | None = None  # nginx
     forwarded_uri: str | None = None  # Traefik
+    original_method: str | None = None  # nginx, with X-Original-URI
+    forwarded_method: str | None = None  # Traefik, with X-Forwarded-Uri
     request_id: str | None = None
 
 
@@ -75,6 +81,10 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.original_uri = value.decode("latin-1")
         elif name == b"x-forwarded-uri":
             found.forwarded_uri = value.decode("latin-1")
+        elif name == b"x-original-method":
+            found.original_method = value.decode("latin-1")
+        elif name == b"x-forwarded-method":
+            found.forwarded_method = value.decode("latin-1")
     found.request_id = incoming_request_id(scope)
     return found
 
@@ -88,6 +98,18 @@ def _original_uri(scope: Scope, incoming: _Incoming) -> str | None:
         raw: bytes | None = scope.get("raw_path")
         original = (raw.decode("latin-1") if raw else path)[len(VERIFY_PATH) :]
         return f"{original}?{query}" if query else original
+    return None
+
+
+def _original_method(scope: Scope, incoming: _Incoming) -> str | None:
+    """The original request's method, from the source the URI came from (same precedence)."""
+    if incoming.original_uri:
+        return incoming.original_method  # nginx
+    if incoming.forwarded_uri:
+        return incoming.forwarded_method  # Traefik
+    if scope["path"].startswith(_VERIFY_PREFIX):
+        method: str = scope["method"]  # Envoy sends the original method itself
+        return method
     return None
 
 
@@ -139,7 +161,10 @@ class GatewayVerification:
             if credential is None:
                 raise AuthenticationRequired()
             identity, decision = await self.auth.authenticate(
-                credential, client=client[0] if client else ""
+                credential,
+                client=client[0] if client else "",
+                method=_original_method(scope, incoming),
+                path=original,
             )
         except KeyplaneError as exc:
             return self._refusal(exc, request_id)
@@ -175,6 +200,8 @@ class GatewayVerification:
             self.counters.limited += 1
         elif status == 401:
             self.counters.unauthenticated += 1
+        elif status == 403:
+            self.counters.denied += 1
         else:
             self.counters.failed += 1
         headers = [_JSON]

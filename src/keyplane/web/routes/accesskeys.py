@@ -7,17 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from keyplane.domain.networks import parse_networks
 from keyplane.domain.pagination import decode_cursor, page_size_from_query
-from keyplane.domain.views import accesskey_view
+from keyplane.domain.scopes import parse_scopes
+from keyplane.domain.timefmt import parse_timestamp
+from keyplane.domain.views import EXPAND_ALL, EXPANDABLE, accesskey_view, parse_expand
 from keyplane.errors import InvalidArgument
 from keyplane.web.body import json_object, string_field
 from keyplane.web.deps import CurrentIdentity, ServicesDep
 from keyplane.web.schemas import (
     Accesskey,
+    AccesskeyCreated,
     AccesskeyCreateRequest,
-    AccesskeyList,
+    AccesskeyExpanded,
+    AccesskeyExpandedList,
+    AccesskeyExpandedWithToken,
+    AccesskeyExpireRequest,
+    AccesskeyRotateRequest,
     AccesskeyUpdateRequest,
-    AccesskeyWithToken,
     error_responses,
     request_body,
 )
@@ -33,6 +40,25 @@ _ID_PATH = Path(
 )
 
 
+_EXPAND_QUERY = Query(
+    default=None,
+    description="Comma-separated fields to add beyond VoIPBIN's object: "
+    + ", ".join(f"`{name}`" for name in EXPANDABLE)
+    + ", or `all`. Without it the object is exactly VoIPBIN's.",
+    examples=["tm_last_used"],
+)
+
+
+def _expand(raw: str | None) -> frozenset[str]:
+    try:
+        return parse_expand(raw)
+    except ValueError as error:
+        raise InvalidArgument(
+            f"expand: {error}; known names: {', '.join(EXPANDABLE)}, all.",
+            reason="INVALID_REQUEST_PARAMETER",
+        ) from None
+
+
 def _key_id(raw: str) -> uuid.UUID:
     """A UUID, and not the nil UUID (VoIPBIN refuses both with INVALID_ID)."""
     try:
@@ -46,7 +72,8 @@ def _key_id(raw: str) -> uuid.UUID:
 
 @router.post(
     "",
-    response_model=AccesskeyWithToken,
+    response_model=AccesskeyCreated,
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     openapi_extra=request_body(AccesskeyCreateRequest),
     summary="Create an access key. The token is in this response only.",
@@ -56,15 +83,34 @@ async def create_accesskey(
 ) -> Any:
     body = await json_object(request)
     name, detail = string_field(body, "name"), string_field(body, "detail")
+    try:
+        scopes = parse_scopes(body.get("scopes"))
+    except ValueError as error:
+        raise InvalidArgument(f"'scopes': {error}.") from None
+    try:
+        networks = parse_networks(body.get("allowed_networks"))
+    except ValueError as error:
+        raise InvalidArgument(f"'allowed_networks': {error}.") from None
     key, token = await services.accesskeys.create(
-        identity, identity.customer_id, name=name, detail=detail, expire=body.get("expire")
+        identity,
+        identity.customer_id,
+        name=name,
+        detail=detail,
+        expire=body.get("expire"),
+        scopes=scopes,
+        allowed_networks=networks,
     )
-    return accesskey_view(key, token)
+    # A client that asked for restrictions sees them; VoIPBIN's clients never send any.
+    shown = {"scopes"} if scopes else set()
+    if networks:
+        shown.add("allowed_networks")
+    return accesskey_view(key, token, expand=frozenset(shown))
 
 
 @router.get(
     "",
-    response_model=AccesskeyList,
+    response_model=AccesskeyExpandedList,
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="List the caller's customer's live access keys, newest first.",
 )
@@ -81,7 +127,9 @@ async def list_accesskeys(
     page_token: str | None = Query(
         default=None, description="`next_page_token` of the previous page (or a VoIPBIN timestamp)."
     ),
+    expand: str | None = _EXPAND_QUERY,
 ) -> Any:
+    fields = _expand(expand)
     cursor = None
     if page_token:
         try:
@@ -101,16 +149,27 @@ async def list_accesskeys(
         identity, identity.customer_id, page_size=size, cursor=cursor
     )
     return {
-        "result": [accesskey_view(key) for key in page.items],
+        "result": [accesskey_view(key, expand=fields) for key in page.items],
         "next_page_token": page.next_page_token,
     }
 
 
-@router.get("/{accesskey_id}", response_model=Accesskey, responses=_ID_ERRORS, summary="One key.")
+@router.get(
+    "/{accesskey_id}",
+    response_model=AccesskeyExpanded,
+    response_model_exclude_unset=True,
+    responses=_ID_ERRORS,
+    summary="One key.",
+)
 async def get_accesskey(
-    accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
+    accesskey_id: Annotated[str, _ID_PATH],
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    expand: str | None = _EXPAND_QUERY,
 ) -> Any:
-    return accesskey_view(await services.accesskeys.get(identity, _key_id(accesskey_id)))
+    fields = _expand(expand)
+    key = await services.accesskeys.get(identity, _key_id(accesskey_id))
+    return accesskey_view(key, expand=fields)
 
 
 @router.put(
@@ -144,3 +203,83 @@ async def delete_accesskey(
     accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
 ) -> Any:
     return accesskey_view(await services.accesskeys.delete(identity, _key_id(accesskey_id)))
+
+
+# --- the lifecycle beyond VoIPBIN: these answer with every expanded field -------------------------
+
+
+@router.post(
+    "/{accesskey_id}/disable",
+    response_model=AccesskeyExpanded,
+    responses=_ID_ERRORS,
+    summary="Disable a key: refused everywhere (401) until enabled. Idempotent.",
+)
+async def disable_accesskey(
+    accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
+) -> Any:
+    key = await services.accesskeys.disable(identity, _key_id(accesskey_id))
+    return accesskey_view(key, expand=EXPAND_ALL)
+
+
+@router.post(
+    "/{accesskey_id}/enable",
+    response_model=AccesskeyExpanded,
+    responses=_ID_ERRORS,
+    summary="Enable a disabled key again. Idempotent.",
+)
+async def enable_accesskey(
+    accesskey_id: Annotated[str, _ID_PATH], identity: CurrentIdentity, services: ServicesDep
+) -> Any:
+    key = await services.accesskeys.enable(identity, _key_id(accesskey_id))
+    return accesskey_view(key, expand=EXPAND_ALL)
+
+
+@router.post(
+    "/{accesskey_id}/rotate",
+    response_model=AccesskeyExpandedWithToken,
+    responses=_ID_ERRORS,
+    openapi_extra=request_body(AccesskeyRotateRequest),
+    summary="Replace a key by a new one (token shown once); the old one ends after `grace`.",
+)
+async def rotate_accesskey(
+    accesskey_id: Annotated[str, _ID_PATH],
+    request: Request,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+) -> Any:
+    key_id = _key_id(accesskey_id)
+    body = await _optional_json_object(request)
+    new, token, _ = await services.accesskeys.rotate(identity, key_id, grace=body.get("grace"))
+    return accesskey_view(new, token, expand=EXPAND_ALL)
+
+
+@router.post(
+    "/{accesskey_id}/expire",
+    response_model=AccesskeyExpanded,
+    responses=_ID_ERRORS,
+    openapi_extra=request_body(AccesskeyExpireRequest),
+    summary="Shorten a key's expiry (lengthening is refused: rotate instead).",
+)
+async def shorten_accesskey_expiry(
+    accesskey_id: Annotated[str, _ID_PATH],
+    request: Request,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+) -> Any:
+    key_id = _key_id(accesskey_id)
+    raw = string_field(await json_object(request), "tm_expire")
+    try:
+        moment = parse_timestamp(raw)
+    except ValueError:
+        raise InvalidArgument(
+            "'tm_expire' must be a timestamp of the form YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC)."
+        ) from None
+    key = await services.accesskeys.shorten_expiry(identity, key_id, moment)
+    return accesskey_view(key, expand=EXPAND_ALL)
+
+
+async def _optional_json_object(request: Request) -> dict[str, Any]:
+    """A JSON object, or an empty one when the body is empty (``curl -X POST`` sends none)."""
+    if not await request.body():
+        return {}
+    return await json_object(request)

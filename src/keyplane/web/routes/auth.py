@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keyplane.web.body import json_object, string_field
-from keyplane.web.deps import ServicesDep, client_address
+from keyplane.web.deps import ServicesDep, bind_origin, client_address
 from keyplane.web.schemas import LoginRequest, LoginResponse, error_responses, request_body
 
 router = APIRouter(tags=["auth"])
@@ -22,6 +22,7 @@ router = APIRouter(tags=["auth"])
 )
 async def login(request: Request, response: Response, services: ServicesDep) -> Any:
     """A failed or malformed login is 400, as VoIPBIN answers it."""
+    bind_origin(request)
     body = await json_object(request)
     agent, token = await services.auth.login(
         string_field(body, "username"),

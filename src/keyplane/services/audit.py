@@ -1,0 +1,94 @@
+"""Recording and reading the audit log, and keeping it to its retention."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from keyplane.background import BackgroundTask
+from keyplane.domain.audit import AuditEntry, current_origin
+from keyplane.domain.clock import Clock
+from keyplane.domain.permissions import Identity, Permission, has_permission
+from keyplane.errors import KeyplaneError, PermissionDenied
+from keyplane.logs import get_logger
+from keyplane.store.engine import Database
+from keyplane.store.repositories import Repositories
+
+log = get_logger("keyplane.audit")
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+async def record_audit(
+    repos: Repositories,
+    actor: Identity,
+    event_type: str,
+    *,
+    customer_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Append in the caller's transaction: the log holds exactly what was committed."""
+    origin = current_origin()
+    await repos.audit.append(
+        customer_id=customer_id,
+        type=event_type,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        subject_id=subject_id,
+        address=origin.address,
+        request_id=origin.request_id,
+        now=now,
+    )
+
+
+class AuditService:
+    def __init__(self, database: Database, clock: Clock, *, retention_days: int) -> None:
+        self._db = database
+        self._clock = clock
+        self._retention = timedelta(days=retention_days)
+        self._task = BackgroundTask("keyplane-audit-retention", self._run)
+
+    async def page(
+        self,
+        identity: Identity,
+        customer_id: uuid.UUID,
+        *,
+        types: frozenset[str],
+        since: datetime | None,
+        until: datetime | None,
+        before: int | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        if not has_permission(identity, customer_id, int(Permission.CUSTOMER_ADMIN)):
+            raise PermissionDenied(
+                "Reading the audit log needs the customer admin permission.",
+                reason="PERMISSION_DENIED",
+            )
+        async with self._db.reader() as repos:
+            return await repos.audit.page(
+                customer_id, types=types, since=since, until=until, before=before, limit=limit
+            )
+
+    async def prune(self) -> None:
+        """Forget entries older than the retention (``KEYPLANE_AUDIT_RETENTION_DAYS``)."""
+        async with self._db.transaction() as repos:
+            await repos.audit.prune(self._clock.now() - self._retention)
+
+    async def start(self) -> None:
+        self._task.start()
+
+    async def stop(self) -> None:
+        await self._task.stop()
+
+    async def _run(self) -> None:
+        last = -PRUNE_EVERY_SECONDS
+        while True:
+            if time.monotonic() - last >= PRUNE_EVERY_SECONDS:
+                try:
+                    await self.prune()
+                    last = time.monotonic()
+                except KeyplaneError as error:
+                    log.warning("audit_prune_failed", reason=error.reason)
+            if not await self._task.pause(60.0):
+                return

@@ -1,0 +1,28 @@
+"""accesskeys.allowed_networks: the CIDRs a key may be used from (null: anywhere)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("accesskeys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("allowed_networks", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("accesskeys", schema=None) as batch_op:
+        batch_op.drop_column("allowed_networks")

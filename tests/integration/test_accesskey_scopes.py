@@ -1,0 +1,172 @@
+"""Restricted keys over HTTP: scopes given at creation, enforced by the API and by
+``/auth/verify`` (403 PERMISSION_DENIED), never more than the creator holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from keyplane.domain.clock import FrozenClock
+from tests.factories import ACCESSKEY_FIELDS, bearer
+from tests.integration.conftest import (
+    ACCESSKEY_WITH_TOKEN_FIELDS,
+    KEYS,
+    Tenant,
+    assert_error,
+    create_key,
+    key_url,
+)
+
+CALLS_ONLY = [{"methods": ["GET", "POST"], "path_prefix": "/v1.0/calls"}]
+KEY_ADMIN = [{"methods": ["GET", "POST"], "path_prefix": "/v1.0/accesskeys"}]
+
+
+async def verify(
+    client: httpx.AsyncClient, token: str, method: str | None, uri: str
+) -> httpx.Response:
+    headers = {"X-Original-URI": uri, **bearer(token)}
+    if method is not None:
+        headers["X-Original-Method"] = method
+    return await client.get("/auth/verify", headers=headers)
+
+
+async def test_a_read_only_key_reads_and_is_refused_writes(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    created = await create_key(client, tenant.auth, scopes="read_only")
+    assert set(created) == ACCESSKEY_WITH_TOKEN_FIELDS | {"scopes"}
+    assert created["scopes"] == [{"methods": ["GET", "HEAD", "OPTIONS"], "path_prefix": "/"}]
+    auth = bearer(created["token"])
+    assert (await client.get(KEYS, headers=auth)).status_code == 200
+    assert (await client.get("/v1.0/customer", headers=auth)).status_code == 200
+    refused = [
+        await client.post(KEYS, json={"expire": 86_400}, headers=auth),
+        await client.put(key_url(created["id"]), json={"name": "x"}, headers=auth),
+        await client.delete(key_url(created["id"]), headers=auth),
+        await client.post(f"{key_url(created['id'])}/disable", headers=auth),
+    ]
+    for response in refused:
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    still = await client.get(key_url(created["id"]), params={"expand": "scopes"}, headers=auth)
+    assert still.json()["tm_delete"] is None
+    assert still.json()["scopes"] == created["scopes"]
+
+
+async def test_verify_applies_rules_to_the_original_method_and_path(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    token = (await create_key(client, tenant.auth, scopes=CALLS_ONLY))["token"]
+    assert (await verify(client, token, "GET", "/v1.0/calls?page_size=1")).status_code == 200
+    assert (await verify(client, token, "POST", "/v1.0/calls/7/hangup")).status_code == 200
+    for method, uri in [
+        ("DELETE", "/v1.0/calls/7"),
+        ("GET", "/v1.0/callsign"),
+        ("GET", "/v1.0/calls/../accesskeys"),
+        ("GET", "/v1.0/calls/%2e%2e/accesskeys"),
+        (None, "/v1.0/calls"),  # the method is unknown: a restricted key is refused
+    ]:
+        response = await verify(client, token, method, uri)
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+        assert response.headers["x-keyplane-error"] == response.text
+    # Traefik's header, and Envoy's path prefix with the original method.
+    traefik = await client.get(
+        "/auth/verify",
+        headers={"X-Forwarded-Uri": "/v1.0/calls", "X-Forwarded-Method": "GET", **bearer(token)},
+    )
+    assert traefik.status_code == 200
+    envoy = await client.post("/auth/verify/v1.0/calls/9", headers=bearer(token))
+    assert envoy.status_code == 200
+    envoy = await client.delete("/auth/verify/v1.0/calls/9", headers=bearer(token))
+    assert envoy.status_code == 403
+    # Each gateway's method travels with its own URI header: a stray one counts for nothing.
+    mixed = await client.delete(
+        "/auth/verify/v1.0/calls/9", headers={"X-Original-Method": "GET", **bearer(token)}
+    )
+    assert mixed.status_code == 403
+    mixed = await client.get(
+        "/auth/verify",
+        headers={"X-Forwarded-Uri": "/v1.0/calls", "X-Original-Method": "GET", **bearer(token)},
+    )
+    assert mixed.status_code == 403
+    # The API itself is outside the rules.
+    assert_error(
+        await client.get(KEYS, headers=bearer(token)), 403, "PERMISSION_DENIED", "PERMISSION_DENIED"
+    )
+
+
+async def test_an_unrestricted_key_is_unchanged_at_verify(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    assert (await verify(client, tenant.key, None, "/v1.0/anything")).status_code == 200
+    assert (await verify(client, tenant.key, "DELETE", "/v1.0/x/../y")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        None,  # unrestricted is more than any restriction
+        [{"methods": ["GET", "POST", "DELETE"], "path_prefix": "/v1.0/accesskeys"}],
+        [{"methods": ["GET"], "path_prefix": "/v1.0"}],
+        "read_only",
+    ],
+)
+async def test_a_restricted_key_never_makes_a_key_that_may_do_more(
+    client: httpx.AsyncClient, tenant: Tenant, scopes: Any
+) -> None:
+    maker = bearer((await create_key(client, tenant.auth, scopes=KEY_ADMIN))["token"])
+    body: dict[str, Any] = {"expire": 86_400}
+    if scopes is not None:
+        body["scopes"] = scopes
+    response = await client.post(KEYS, json=body, headers=maker)
+    assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+
+
+async def test_a_restricted_key_makes_and_rotates_keys_within_its_own_scopes(
+    client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
+) -> None:
+    maker = bearer((await create_key(client, tenant.auth, scopes=KEY_ADMIN))["token"])
+    narrower = [{"methods": ["GET"], "path_prefix": "/v1.0/accesskeys/"}]
+    made = await create_key(client, maker, scopes=narrower)
+    assert made["scopes"] == narrower
+    rotated = await client.post(f"{key_url(made['id'])}/rotate", headers=maker)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["scopes"] == narrower  # rotation keeps the scopes
+    # An unrestricted key is more than the maker holds: it may not renew one.
+    plain = await create_key(client, tenant.auth)
+    response = await client.post(f"{key_url(plain['id'])}/rotate", headers=maker)
+    assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    assert (await client.get("/v1.0/customer", headers=bearer(plain["token"]))).is_success
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        "all",
+        [],
+        [{"methods": ["GET"], "path_prefix": "/a/../b"}],
+        [{"methods": ["FETCH"], "path_prefix": "/"}],
+        {"methods": ["GET"], "path_prefix": "/"},
+    ],
+)
+async def test_malformed_scopes_are_400(
+    client: httpx.AsyncClient, tenant: Tenant, scopes: Any
+) -> None:
+    response = await client.post(
+        KEYS, json={"expire": 86_400, "scopes": scopes}, headers=tenant.auth
+    )
+    assert "scopes" in assert_error(response, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
+
+
+async def test_without_scopes_the_creation_response_is_voipbins(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    created = await create_key(client, tenant.auth, scopes=None)
+    assert set(created) == ACCESSKEY_WITH_TOKEN_FIELDS
+    plain = await client.get(key_url(created["id"]), headers=tenant.auth)
+    assert set(plain.json()) == ACCESSKEY_FIELDS
+    expanded = await client.get(
+        key_url(created["id"]), params={"expand": "scopes"}, headers=tenant.auth
+    )
+    assert expanded.json()["scopes"] is None
