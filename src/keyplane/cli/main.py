@@ -478,7 +478,7 @@ def accesskey_create(
         typer.Option(
             metavar="SCOPES",
             help="Restrict the key: read_only, or JSON rules such as "
-            '\'[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]\'.'
+            '\'[{"methods": ["GET"], "path_prefix": "/v1.0/calls"}]\'.',
         ),
     ] = "",
     allowed_networks: Annotated[
