@@ -49,6 +49,17 @@ def _reason(response: Any) -> str | None:
         return None
 
 
+def _breaks_the_text_pattern(body: object) -> bool:
+    """A top-level text field holds NUL or a lone surrogate, which the schema's pattern forbids."""
+    if not isinstance(body, dict):
+        return False
+    return any(
+        isinstance(value, str)
+        and any(char == "\x00" or "\ud800" <= char <= "\udfff" for char in value)
+        for value in body.values()
+    )
+
+
 def _run_stateful(base_url: str, credential: str) -> None:
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     machine = schema.as_state_machine()
@@ -69,6 +80,10 @@ def _run_stateful(base_url: str, credential: str) -> None:
             if _reason(response) == "INVALID_PAGE_TOKEN":
                 # page_token is opaque: any string fits its schema, and one that
                 # did not come from next_page_token is rightly refused with 400.
+                excluded.append(positive_data_acceptance)
+            if _reason(response) == "INVALID_ARGUMENT" and _breaks_the_text_pattern(case.body):
+                # The schema's pattern refuses these; the generator does not always
+                # keep to it in stateful runs, and the 400 naming the field is right.
                 excluded.append(positive_data_acceptance)
             case.validate_response(
                 response,
