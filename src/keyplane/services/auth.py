@@ -219,8 +219,7 @@ class AuthService:
             key = self._lookups.cache.get_key(tokens.hash_token(credential.value))
             if not isinstance(key, VerifiedKey) or key.tm_expire <= now:
                 return None
-            self._usage.mark(key.id)
-            return Identity.for_accesskey(key.id, key.customer_id)
+            return self._key_identity(key)
         try:
             claims = self._sessions.decode(credential.value, now)
         except InvalidCredentials:
@@ -237,6 +236,10 @@ class AuthService:
         key = await self._lookups.accesskey(tokens.hash_token(token))
         if key is None or key.tm_expire <= self._clock.now():
             raise InvalidCredentials()
+        return self._key_identity(key)
+
+    def _key_identity(self, key: VerifiedKey) -> Identity:
+        """The one place a verified key becomes an identity: restrictions included."""
         self._usage.mark(key.id)
         return Identity.for_accesskey(key.id, key.customer_id, key.scopes, key.allowed_networks)
 
