@@ -175,7 +175,7 @@ class Traffic:
                     await self._expect(
                         http.put(f"/v1.0/accesskeys/{key_id}", json={"name": "r"}, headers=key),
                         200,
-                        404,  # deleted meanwhile by another request of the mix
+                        409,  # deleted meanwhile by another request of the mix (STATE_INVALID)
                     )
             else:
                 await self._expect(
