@@ -15,6 +15,7 @@ from keyplane.domain.clock import Clock, SystemClock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
+from keyplane.metrics import Metrics
 from keyplane.services.accesskeys import AccesskeyService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
@@ -41,6 +42,7 @@ class Services:
     auth: AuthService
     accesskeys: AccesskeyService
     customers: CustomerService
+    metrics: Metrics
 
     async def migrate(self) -> None:
         async with self.database.mapped_errors():
@@ -100,6 +102,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         fallback_ttl=settings.cache_fallback_ttl,
         negative_ttl=settings.cache_negative_ttl,
     )
+    metrics = Metrics()
+    metrics.cache_entries.set_function(lambda: len(cache))
     invalidator: Invalidator
     limiter: Limiter
     if settings.redis_url:
@@ -128,9 +132,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             60.0,
             settings.ratelimit_login_failures_burst,
         ),
+        metrics=metrics,
     )
     usage = LastUsedRecorder(database, clock, interval=settings.last_used_flush_interval)
-    lookups = VerificationLookups(database, cache)
+    lookups = VerificationLookups(database, cache, metrics)
     return Services(
         settings=settings,
         clock=clock,
@@ -140,11 +145,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         invalidator=invalidator,
         limiter=limiter,
         ratelimits=ratelimits,
-        revocations=RevocationFollower(database, cache, clock),
+        revocations=RevocationFollower(database, cache, clock, metrics=metrics),
         usage=usage,
         auth=AuthService(database, clock, passwords, sessions, lookups, ratelimits, usage),
         accesskeys=AccesskeyService(
             database, clock, invalidator, max_expire=settings.accesskey_max_expire
         ),
         customers=CustomerService(database, clock, passwords, invalidator),
+        metrics=metrics,
     )

@@ -19,7 +19,7 @@ from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
 from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, auth, customer, health, me
+from keyplane.web.routes import accesskeys, auth, customer, health, me, metrics
 from keyplane.web.verify import GatewayVerification
 
 DESCRIPTION = """\
@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(GatewayVerification, auth=app_services.auth)
     install_docs_ui(app, title="keyplane")
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
     app.include_router(me.router)

@@ -96,6 +96,7 @@ async def current_identity(
         request_cookies(request), request.query_params, request.headers.get("authorization")
     )
     if credential is None:
+        services.auth.refused_without_credential()
         raise AuthenticationRequired()
     identity, decision = await services.auth.authenticate(
         credential, client=client_address(request)
