@@ -62,7 +62,7 @@ _accesskey_query = APIKeyQuery(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
