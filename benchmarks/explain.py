@@ -88,7 +88,7 @@ ACCOUNTS: dict[str, str] = {}
 REPRODUCE = """
 ```
 make bench            # the full run (about 25 minutes; 1,000,000 keys for F3/F4)
-make bench QUICK=1    # under two minutes: shorter runs, 20,000 keys for F3/F4
+make bench QUICK=1    # under two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4
 ```
 
 `make bench` installs `wrk`, PostgreSQL and Redis with apt-get when missing (as

@@ -48,7 +48,7 @@ class Mode:
 
 MODES = {
     "full": Mode("full", 5.0, 3, 32, 1_000, 1_000_000, 100_000, 300.0, 20_000),
-    "quick": Mode("quick", 2.0, 2, 32, 1_000, 20_000, 5_000, 6.0, 2_000),
+    "quick": Mode("quick", 1.0, 2, 32, 1_000, 10_000, 5_000, 3.0, 2_000),
     # The test's mode: the same code path, as short as it can be.
     "smoke": Mode("smoke", 1.0, 1, 4, 20, 60, 50, 1.0, 50, rotation=10),
 }
@@ -495,7 +495,7 @@ def memory_figure(bench: Bench) -> Figure:
             load.wrk_command(
                 url,
                 seconds=max(1.0, mode.seconds),
-                connections=1,
+                connections=mode.connections,
                 script=bench._script(load.ROTATE_TOKENS),
             ),
             env,
