@@ -9,7 +9,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from keyplane.cache.invalidation import Invalidator, LocalInvalidator, RedisInvalidator
-from keyplane.cache.ratelimit import Limiter, MemoryLimiter, Policy, RedisLimiter
+from keyplane.cache.ratelimit import (
+    BatchingLimiter,
+    Limiter,
+    MemoryLimiter,
+    Policy,
+    RedisLimiter,
+)
 from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock, SystemClock
 from keyplane.domain.passwords import PasswordHashing
@@ -85,6 +91,11 @@ class Services:
         return checks
 
 
+def customer_batch(burst: int) -> int:
+    """How much of a customer's budget a replica takes from Redis at once (5% of the burst)."""
+    return max(1, min(100, burst // 20))
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = Database(
@@ -108,7 +119,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     limiter: Limiter
     if settings.redis_url:
         invalidator = RedisInvalidator(cache, settings.redis_url)
-        limiter = RedisLimiter(settings.redis_url)
+        # The customer's budget is taken from Redis in batches, so a verification
+        # answered from the cache needs no round trip (docs/security.md).
+        limiter = BatchingLimiter(
+            RedisLimiter(settings.redis_url),
+            {"customer"},
+            batch=customer_batch(settings.ratelimit_customer_burst),
+        )
     else:
         invalidator = LocalInvalidator(cache)
         limiter = MemoryLimiter()
