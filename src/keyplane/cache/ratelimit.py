@@ -148,13 +148,23 @@ RETRY_REDIS_AFTER = 1.0
 class RedisLimiter:
     """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
 
-    def __init__(self, redis_url: str, *, timeout: float = 0.5, max_connections: int = 50) -> None:
-        # A burst waits its turn for a connection (up to ``timeout``) instead of
-        # failing at once, which would hand it the fallback's fresh budget.
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        timeout: float = 0.5,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+    ) -> None:
+        # A burst waits its turn for a connection (up to ``pool_timeout``) instead
+        # of failing, which would hand it the fallback's fresh budget. The wait
+        # is for the loop to get round to the requests holding connections (a
+        # burst of hundreds in one process), not for Redis: each call still
+        # fails after ``timeout`` when Redis does not answer.
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
-            timeout=timeout,
+            timeout=pool_timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
