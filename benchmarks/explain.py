@@ -20,7 +20,8 @@ connections, a bounded duration); every server has one worker unless stated,
 logs JSON to a file, and runs with the customer rate limit raised out of the way
 (the benchmarks measure verification, not the limit). The load generator shares
 the machine's cores with the server, as it would on a real 2-core host running a
-gateway next to keyplane.
+gateway next to keyplane. Quick runs (`QUICK=1`) on a shared machine are noisy:
+read a ratio together with its spread, and prefer the full run's figures.
 """
 
 EXPLANATIONS = {
