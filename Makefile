@@ -69,8 +69,15 @@ format: setup ## Apply ruff's formatting and fixes
 	$(BIN)/ruff format src tests benchmarks examples
 	$(BIN)/ruff check --fix src tests benchmarks examples
 
-bench: setup ## Run the benchmarks (results in benchmarks/results/)
-	$(BIN)/python -m benchmarks
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): pyproject.toml $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP) ## Measure F1..F10 (docs/benchmarks.md); QUICK=1 for a run under two minutes
+	@scripts/system-deps.sh wrk postgresql redis-server
+	$(BIN)/python -m benchmarks --mode $(if $(QUICK),quick,full)
 
 clean: ## Remove the virtual environment and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

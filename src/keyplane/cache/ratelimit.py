@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,13 +148,23 @@ RETRY_REDIS_AFTER = 1.0
 class RedisLimiter:
     """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
 
-    def __init__(self, redis_url: str, *, timeout: float = 0.5, max_connections: int = 50) -> None:
-        # A burst waits its turn for a connection (up to ``timeout``) instead of
-        # failing at once, which would hand it the fallback's fresh budget.
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        timeout: float = 0.5,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+    ) -> None:
+        # A burst waits its turn for a connection (up to ``pool_timeout``) instead
+        # of failing, which would hand it the fallback's fresh budget. The wait
+        # is for the loop to get round to the requests holding connections (a
+        # burst of hundreds in one process), not for Redis: each call still
+        # fails after ``timeout`` when Redis does not answer.
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
-            timeout=timeout,
+            timeout=pool_timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
@@ -218,3 +229,76 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+@dataclass(slots=True)
+class _Reserve:
+    left: int  # requests reserved in the shared limiter, not spent yet
+    until: float  # unspent ones lapse then
+    decision: Decision  # the shared limiter's answer when they were reserved
+
+
+class BatchingLimiter:
+    """Takes budget from a shared limiter in batches, for the policies named.
+
+    A replica reserves ``batch`` requests of a key in one round trip (a GCRA
+    step of cost ``batch``) and spends them locally for up to ``hold`` seconds;
+    what is left then lapses. Every admitted request was reserved in the shared
+    limiter, so the rate holds over time; but reserved requests are spent up to
+    ``hold`` seconds after they were taken, so across N replicas a key can see
+    up to N times ``batch`` requests more than its burst within one ``hold``. When
+    the shared limiter cannot spare a whole batch, requests go one at a time,
+    exactly as without batching. Other policies, refunds and peeks pass through.
+    """
+
+    def __init__(
+        self,
+        inner: Limiter,
+        policies: set[str],
+        *,
+        batch: int,
+        hold: float = 1.0,
+        max_keys: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self._policies = frozenset(policies)
+        self._batch = max(1, batch)
+        self._hold = hold
+        self._max = max_keys
+        self._now = monotonic
+        self._reserves: OrderedDict[str, _Reserve] = OrderedDict()
+
+    async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+        batch = min(self._batch, policy.burst)
+        if policy.name not in self._policies or cost != 1 or batch <= 1:
+            return await self.inner.hit(policy, key, cost=cost)
+        full_key = f"{policy.name}:{key}"
+        now = self._now()
+        reserve = self._reserves.get(full_key)
+        if reserve is not None and reserve.left > 0 and reserve.until > now:
+            reserve.left -= 1
+            shared = reserve.decision
+            return Decision(
+                True, shared.limit, shared.remaining + reserve.left, shared.reset_after, 0.0
+            )
+        decision = await self.inner.hit(policy, key, cost=batch)
+        if not decision.allowed:
+            self._reserves.pop(full_key, None)
+            return await self.inner.hit(policy, key, cost=1)
+        self._reserves[full_key] = _Reserve(batch - 1, now + self._hold, decision)
+        self._reserves.move_to_end(full_key)
+        while len(self._reserves) > self._max:
+            self._reserves.popitem(last=False)
+        return Decision(
+            True, decision.limit, decision.remaining + batch - 1, decision.reset_after, 0.0
+        )
+
+    async def peek(self, policy: Policy, key: str) -> Decision:
+        return await self.inner.peek(policy, key)
+
+    async def refund(self, policy: Policy, key: str) -> None:
+        await self.inner.refund(policy, key)
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -6,6 +6,7 @@ whatever the cause, so a guesser learns nothing from the answer.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from keyplane.domain.permissions import Identity
 from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import InvalidCredentials, LoginRefused, PermissionDenied
+from keyplane.metrics import Metrics, login_result, verify_result
 from keyplane.services.audit import record_audit
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
@@ -64,9 +66,12 @@ class PasswordWorker:
 class VerificationLookups:
     """Database lookups for verification, behind the per-replica cache."""
 
-    def __init__(self, database: Database, cache: VerificationCache) -> None:
+    def __init__(
+        self, database: Database, cache: VerificationCache, metrics: Metrics | None = None
+    ) -> None:
         self._db = database
         self.cache = cache
+        self.metrics = metrics or Metrics()
 
     async def accesskey(self, token_hash: str) -> VerifiedKey | None:
         return await self._through_cache(
@@ -87,7 +92,9 @@ class VerificationLookups:
     ) -> V | None:
         cached = get(subject)
         if not isinstance(cached, Miss):
+            self.metrics.cache_hits.inc()
             return cached
+        self.metrics.cache_misses.inc()
         # Noted before the read: a revocation arriving meanwhile makes ``put`` drop it.
         generation = self.cache.generation
         found = await load(subject)
@@ -127,9 +134,22 @@ class AuthService:
         self._lookups = lookups
         self._ratelimits = ratelimits
         self._usage = usage
+        self._metrics = lookups.metrics
 
     async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
+        started = time.perf_counter()
+        try:
+            found = await self._login(username, password, client)
+        except Exception as error:
+            self._metrics.logins[login_result(error)].inc()
+            raise
+        finally:
+            self._metrics.login_seconds.observe(time.perf_counter() - started)
+        self._metrics.logins["ok"].inc()
+        return found
+
+    async def _login(self, username: str, password: str, client: str) -> tuple[Agent, str]:
         # Both budgets (this username from this address, and this address) are
         # spent before the password is checked, so parallel guesses cannot
         # outrun them; a right password, or no verdict at all, gives them back.
@@ -173,11 +193,29 @@ class AuthService:
         ``method`` on ``path`` (an unknown method or path allows nothing), or
         its IP allowlist does not hold ``client``.
         """
-        self._ratelimits.ensure_auth_allowed(client)
-        identity = self.already_verified(credential)
-        if identity is None:
-            identity = await self._evaluate(credential, client)
-        decision = await self._ratelimits.consume_customer(identity.customer_id)
+        started = time.perf_counter()
+        try:
+            self._ratelimits.ensure_auth_allowed(client)
+            identity = self.already_verified(credential)
+            if identity is None:
+                identity = await self._evaluate(credential, client)
+            else:
+                self._metrics.cache_hits.inc()
+            decision = await self._ratelimits.consume_customer(identity.customer_id)
+            self._check_restrictions(identity, client, method, path)
+        except Exception as error:
+            self._metrics.verifications[verify_result(error)].inc()
+            raise
+        finally:
+            self._metrics.verify_seconds.observe(time.perf_counter() - started)
+        self._metrics.verifications["allowed"].inc()
+        return identity, decision
+
+    @staticmethod
+    def _check_restrictions(
+        identity: Identity, client: str, method: str | None, path: str | None
+    ) -> None:
+        """A restricted key's IP allowlist and scopes: ``PermissionDenied`` when they refuse."""
         if identity.allowed_networks is not None and not networks.allows(
             identity.allowed_networks, client
         ):
@@ -192,7 +230,10 @@ class AuthService:
                 "This access key's scopes do not allow this method on this path.",
                 reason="PERMISSION_DENIED",
             )
-        return identity, decision
+
+    def refused_without_credential(self) -> None:
+        """Count a request that carried no credential at all (nothing to verify)."""
+        self._metrics.verifications["unauthenticated"].inc()
 
     async def _evaluate(self, credential: Credential, client: str) -> Identity:
         """Look at a credential on one slot of the address's failure budget.

@@ -9,12 +9,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from keyplane.cache.invalidation import Invalidator, LocalInvalidator, RedisInvalidator
-from keyplane.cache.ratelimit import Limiter, MemoryLimiter, Policy, RedisLimiter
+from keyplane.cache.ratelimit import (
+    BatchingLimiter,
+    Limiter,
+    MemoryLimiter,
+    Policy,
+    RedisLimiter,
+)
 from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock, SystemClock
 from keyplane.domain.passwords import PasswordHashing
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
+from keyplane.metrics import Metrics
 from keyplane.services.accesskeys import AccesskeyService
 from keyplane.services.audit import AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
@@ -49,6 +56,7 @@ class Services:
     dispatcher: WebhookDispatcher
     notices: ExpiryNotifier
     audit: AuditService
+    metrics: Metrics
 
     async def migrate(self) -> None:
         async with self.database.mapped_errors():
@@ -98,6 +106,11 @@ class Services:
         return checks
 
 
+def customer_batch(burst: int) -> int:
+    """How much of a customer's budget a replica takes from Redis at once (5% of the burst)."""
+    return max(1, min(100, burst // 20))
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = Database(
@@ -115,11 +128,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         fallback_ttl=settings.cache_fallback_ttl,
         negative_ttl=settings.cache_negative_ttl,
     )
+    metrics = Metrics()
+    metrics.cache_entries.set_function(lambda: len(cache))
     invalidator: Invalidator
     limiter: Limiter
     if settings.redis_url:
         invalidator = RedisInvalidator(cache, settings.redis_url)
-        limiter = RedisLimiter(settings.redis_url)
+        # The customer's budget is taken from Redis in batches, so a verification
+        # answered from the cache needs no round trip (docs/security.md).
+        limiter = BatchingLimiter(
+            RedisLimiter(settings.redis_url),
+            {"customer"},
+            batch=customer_batch(settings.ratelimit_customer_burst),
+        )
     else:
         invalidator = LocalInvalidator(cache)
         limiter = MemoryLimiter()
@@ -143,9 +164,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             60.0,
             settings.ratelimit_login_failures_burst,
         ),
+        metrics=metrics,
     )
     usage = LastUsedRecorder(database, clock, interval=settings.last_used_flush_interval)
-    lookups = VerificationLookups(database, cache)
+    lookups = VerificationLookups(database, cache, metrics)
     webhook_key = settings.resolve_webhook_key()
     dispatcher = WebhookDispatcher(
         database,
@@ -174,7 +196,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         invalidator=invalidator,
         limiter=limiter,
         ratelimits=ratelimits,
-        revocations=RevocationFollower(database, cache, clock),
+        revocations=RevocationFollower(database, cache, clock, metrics=metrics),
         usage=usage,
         auth=AuthService(database, clock, passwords, sessions, lookups, ratelimits, usage),
         accesskeys=AccesskeyService(
@@ -190,4 +212,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             interval=settings.accesskey_expiring_scan_interval,
         ),
         audit=AuditService(database, clock, retention_days=settings.audit_retention_days),
+        metrics=metrics,
     )

@@ -30,6 +30,7 @@ import anyio
 
 from keyplane.cache.ratelimit import Decision, Limiter, Policy
 from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
+from keyplane.metrics import Metrics
 
 MAX_BLOCKED = 100_000
 
@@ -52,8 +53,10 @@ class RateLimits:
         customer: Policy,
         auth_failures: Policy,
         login_failures: Policy,
+        metrics: Metrics | None = None,
     ) -> None:
         self.limiter = limiter
+        self.metrics = metrics or Metrics()
         self.customer = customer
         self.auth_failures = auth_failures
         self.login_failures = login_failures
@@ -66,6 +69,7 @@ class RateLimits:
     async def consume_customer(self, customer_id: uuid.UUID) -> Decision:
         decision = await self.limiter.hit(self.customer, str(customer_id))
         if not decision.allowed:
+            self.metrics.refused("customer")
             raise exhausted(
                 decision,
                 "This customer is sending too many requests; retry after the time in Retry-After.",
@@ -82,6 +86,7 @@ class RateLimits:
         if until <= now:
             del self._blocked[key]
             return
+        self.metrics.refused(key.partition(":")[0])
         raise exhausted(
             Decision(False, decision.limit, 0, until - now, until - now),
             "Too many failed attempts from this address; retry after the time in Retry-After.",

@@ -25,6 +25,7 @@ from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock
 from keyplane.errors import KeyplaneError
 from keyplane.logs import get_logger
+from keyplane.metrics import Metrics
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
 
@@ -51,7 +52,9 @@ class RevocationFollower:
         clock: Clock,
         *,
         interval: float = POLL_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._db = database
         self._cache = cache
         self._clock = clock
@@ -78,6 +81,7 @@ class RevocationFollower:
                 return 0
             rows = await repos.revocations.after(self._low)
         applied = 0
+        now = self._clock.now()
         for row in rows:
             if row.seq in self._applied:
                 continue
@@ -85,6 +89,8 @@ class RevocationFollower:
             if row.kind in KINDS:
                 apply(self._cache, Invalidation(row.kind, row.subject_id, row.token_hash))  # type: ignore[arg-type]
                 applied += 1
+                lag = (now - row.tm_create).total_seconds()
+                self._metrics.revocation_lag.observe(max(0.0, lag))
         self._advance(time.monotonic())
         return applied
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, Executable, Result, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from keyplane.errors import AlreadyExists, FailedPrecondition, Unavailable
 from keyplane.store.repositories import Repositories
@@ -29,15 +31,18 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
     parsed = make_url(url)
     # hide_parameters: a failed statement's message (and so any traceback or
     # log line built from it) never carries its parameters, token hashes included.
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:
             # Only hashes are stored, but nobody else needs to read them.
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # No pre-ping: a file cannot drop the connection, and each ping would
+        # cost a round trip to aiosqlite's thread on every checkout.
         kwargs["connect_args"] = {"timeout": timeout}
     else:
         kwargs.update(
+            pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=timeout,
@@ -71,11 +76,71 @@ def _is_unique_violation(error: IntegrityError) -> bool:
     return "unique" in text or "duplicate" in text
 
 
+# An inline read waits at most this long for a lock (WAL readers almost never
+# wait) before it is handed to aiosqlite's thread, where waiting is harmless.
+INLINE_BUSY_SECONDS = 0.0
+
+
+class _InlineConnection:
+    """Runs a reader's statements on the event loop's own thread (SQLite files only).
+
+    A short indexed read on a WAL database takes microseconds; handing it to
+    aiosqlite's worker thread and back costs more, and the two threads then
+    contend for the GIL. Reads only (``PRAGMA query_only``); a statement that
+    finds the database locked is run again on the usual thread-backed engine.
+    """
+
+    def __init__(self, connection: Connection, fallback: AsyncEngine) -> None:
+        self._connection = connection
+        self._fallback = fallback
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
+        try:
+            # Rows fetched at once, as the async engine does: the one connection
+            # is shared by every reader of this loop, whatever they await next.
+            return self._connection.execute(statement, parameters).freeze()()
+        except OperationalError:
+            self._connection.rollback()
+            async with self._fallback.connect() as conn:
+                return await conn.execute(statement, parameters)
+
+
+def _inline_reads_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file, for inline reads; None elsewhere."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    inline = create_sync_engine(
+        url.set(drivername="sqlite"),
+        poolclass=StaticPool,  # one connection, used only by the event loop's thread
+        hide_parameters=True,
+        connect_args={"check_same_thread": False, "timeout": INLINE_BUSY_SECONDS},
+    )
+
+    @event.listens_for(inline, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return inline
+
+
 class Database:
     """Owns the engine; hands out repositories bound to one connection."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._inline_for: AsyncEngine = engine
+        self._inline = _inline_reads_engine(engine)
+
+    def _inline_reads(self) -> Engine | None:
+        """The inline engine of the current ``engine`` (which may have been replaced)."""
+        if self._inline_for is not self.engine:
+            if self._inline is not None:
+                self._inline.dispose()
+            self._inline_for, self._inline = self.engine, _inline_reads_engine(self.engine)
+        return self._inline
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
@@ -85,7 +150,15 @@ class Database:
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
-        """Reads only; nothing is committed."""
+        """Reads only; nothing is committed. On SQLite, run inline (``_InlineConnection``)."""
+        inline_reads = self._inline_reads()
+        if inline_reads is not None:
+            async with self.mapped_errors():
+                with inline_reads.connect() as sync:
+                    inline = _InlineConnection(sync, self.engine)
+                    # Repositories only ever call ``await execute(...)``.
+                    yield Repositories(cast(AsyncConnection, inline))
+            return
         async with self.mapped_errors(), self.engine.connect() as conn:
             yield Repositories(conn)
 
@@ -117,4 +190,6 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
+        if self._inline is not None:
+            self._inline.dispose()
         await self.engine.dispose()

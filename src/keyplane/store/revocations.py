@@ -18,6 +18,7 @@ class Revocation:
     kind: str
     subject_id: uuid.UUID
     token_hash: str | None
+    tm_create: datetime
 
 
 class RevocationRepository:
@@ -45,6 +46,7 @@ class RevocationRepository:
                 revocations.c.kind,
                 revocations.c.subject_id,
                 revocations.c.token_hash,
+                revocations.c.tm_create,
             )
             .where(revocations.c.seq > seq)
             .order_by(revocations.c.seq)

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from keyplane import __version__
 from keyplane.logs import configure_logging
@@ -19,8 +20,8 @@ from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
 from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
-from keyplane.web.routes import accesskeys, audit, auth, customer, health, me
-from keyplane.web.verify import GatewayVerification
+from keyplane.web.routes import accesskeys, audit, auth, customer, health, me, metrics
+from keyplane.web.verify import GatewayVerification, is_verify_path
 
 DESCRIPTION = """\
 Issue, manage and verify API access keys and login sessions.
@@ -34,6 +35,24 @@ token sources take precedence over access key sources.
 Every error has the form
 `{"error": {"status", "reason", "message", "request_id"}}`.
 """
+
+
+class KeyplaneApp(FastAPI):
+    """FastAPI, with gateway checks answered before the framework sees them.
+
+    ``/auth/verify`` is asked on every request of every protected API: it skips
+    FastAPI's own layers (telemetry, error and body-limit middleware, routing)
+    and keyplane's, and is answered by ``GatewayVerification`` (web/verify.py),
+    which has its own last line of defence.
+    """
+
+    verification: GatewayVerification
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_verify_path(scope["path"]):
+            await self.verification(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -53,7 +72,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             if owned:
                 await app_services.close()
 
-    app = FastAPI(
+    app = KeyplaneApp(
         title="keyplane",
         version=__version__,
         description=DESCRIPTION,
@@ -71,10 +90,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(BodyLimitMiddleware, body_timeout=settings.body_timeout)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    # Outermost: gateway checks are answered before the framework (see web/verify.py).
-    app.add_middleware(GatewayVerification, auth=app_services.auth)
+    # Gateway checks are answered before the framework (KeyplaneApp, web/verify.py).
+    app.verification = GatewayVerification(app.router, auth=app_services.auth)
     install_docs_ui(app, title="keyplane")
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(customer.router)
     app.include_router(me.router)

@@ -63,7 +63,7 @@ _accesskey_query = APIKeyQuery(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -104,6 +104,7 @@ async def current_identity(
         request_cookies(request), request.query_params, request.headers.get("authorization")
     )
     if credential is None:
+        services.auth.refused_without_credential()
         raise AuthenticationRequired()
     identity, decision = await services.auth.authenticate(
         credential,

@@ -159,6 +159,7 @@ class GatewayVerification:
         try:
             credential = find_credential(cookies, query, incoming.authorization)
             if credential is None:
+                self.auth.refused_without_credential()
                 raise AuthenticationRequired()
             identity, decision = await self.auth.authenticate(
                 credential,

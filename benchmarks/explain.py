@@ -1,0 +1,204 @@
+"""The prose of ``docs/benchmarks.md``: what each figure measures, and why a missed one misses."""
+
+from __future__ import annotations
+
+INTRO = """
+# Benchmarks
+
+Verification runs on every request of every protected API, so its cost is
+keyplane's headline figure. `make bench` measures it against baselines on the
+same machine, in the same run, and writes this page (generated: edit
+`benchmarks/explain.py`, not this file), `benchmarks/results/latest.json` and
+the plot below.
+
+Every figure is a **ratio measured side by side**: its two sides run one after
+the other, alternating which goes first, over several rounds, and the page gives
+the median of the per-round ratios and their spread (lowest to highest). Absolute
+requests per second depend on the machine; the ratios much less. Load comes from
+[`wrk`](https://github.com/wg/wrk) on loopback (one thread, a bounded number of
+connections, a bounded duration); every server has one worker unless stated,
+logs JSON to a file, and runs with the customer rate limit raised out of the way
+(the benchmarks measure verification, not the limit). The load generator shares
+the machine's cores with the server, as it would on a real 2-core host running a
+gateway next to keyplane. Quick runs (`QUICK=1`) on a shared machine are noisy:
+read a ratio together with its spread, and prefer the full run's figures.
+"""
+
+EXPLANATIONS = {
+    "F1": """
+`GET /auth/verify` with a valid access key in `Authorization: Bearer`, answered
+from the verification cache, against a bare ASGI app that returns 200 with an
+empty body on the same server software (uvicorn, uvloop, httptools). It shows
+what keyplane's own work costs on top of the HTTP server: the ceiling is 1.0.
+""",
+    "F2": """
+An authenticated API read, `GET /v1.0/accesskeys/{id}` with an access key
+(verification cache hit, one database read for the key), against a FastAPI
+route returning a small JSON object on the same server: what authentication,
+the database read and keyplane's middleware add to the framework.
+""",
+    "F3": """
+`/auth/verify` with the verification cache disabled (`KEYPLANE_CACHE_MAX_ENTRIES=0`),
+so every request reads the key by its hash, cycling through keys spread over the
+whole table: a large key table ÷ a small one. Indexed reads should barely notice
+the table's size. Quick mode uses a smaller large table than the full run's
+1,000,000.
+""",
+    "F4": """
+The latency of one database-backed verification (a cache miss): `AuthService.authenticate`
+called in process, with the cache disabled, over the large table of F3 (p99 of
+the samples). It includes the failure-budget slot taken and given back around
+the read (a Redis round trip each when Redis is configured; in memory here).
+""",
+    "F5": """
+Valid-key verification from one client (a few connections) while another client
+sends well-formed but unknown keys from random addresses (`X-Forwarded-For`
+from a trusted proxy, 10.x.y.z) on ten times as many connections, ÷ the valid
+client alone. Unknown keys cost a hash, a database read and a failure-budget
+slot each; they must not crowd out known ones.
+""",
+    "F6": """
+`/auth/verify` throughput while 50 connections log in back to back
+(`POST /auth/login`, argon2id at the OWASP floor: 19 MiB, 2 passes) ÷ alone.
+""",
+    "F7": """
+keyplane ÷ djangorestframework-api-key's `HasAPIKey` (Django + DRF, SQLite,
+1,000 keys, in its own virtual environment `benchmarks/.django-venv`, gunicorn
+with one sync worker): for `/auth/verify` and for keyplane's authenticated API
+read against DRF's protected view.
+""",
+    "F8": """
+Resident memory of one worker (the process and its children) holding every key
+of a large set in its verification cache (SQLite + Redis so positive entries
+live the full TTL), before and after a period of steady load that keeps
+verifying all of them. The target is growth under 10%.
+""",
+    "F9": """
+`/auth/verify` on `keyplane serve --workers 2` ÷ `--workers 1`, both driven by a
+`wrk` with two threads, on a two-core machine.
+""",
+    "F10": """
+`/auth/verify` on PostgreSQL + Redis ÷ on SQLite, both answered from the
+verification cache: a hit should need no round trip to either.
+""",
+}
+
+# For a figure that misses its target: what limits it and what was tried.
+ACCOUNTS: dict[str, str] = {
+    "F1": """
+In process (the ASGI app called directly, no server) a cache-hit verification
+costs about 19 µs; the bare app's whole request, server included, about 20 µs.
+The 19 µs are keyplane's own work, each a few µs: reading the headers, the
+well-formedness check and SHA-256 of the key, the cache lookup, the customer's
+GCRA step, a request id, twelve response headers and the `/metrics` counters
+and histogram. keyplane is also served through uvicorn's proxy-headers
+middleware and its own guarded httptools protocol (header size and time limits,
+connection cap), which the bare app does not pay for. Tried, with effect:
+answering `/auth/verify` before FastAPI's own middleware (its telemetry
+middleware looks up OpenTelemetry providers on every request): 34 → 19 µs in
+process, F1 0.23 → 0.29 on the same run. Not yet tried: a precomputed block of
+constant response headers, a cheaper request id than `uuid4`, counters without
+the histogram on hits.
+""",
+    "F2": """
+An authenticated API read costs about 1 ms of CPU in process, against well
+under 100 µs for the minimal route. It is spread thin, not in one place
+(cProfile: about 2,300 Python calls per request): FastAPI's dependency
+resolution (seven dependencies, five of them the security schemes declared
+only so that `/openapi.json` documents every way to authenticate) and route
+matching over every route; SQLAlchemy Core building, compiling (cached) and
+running the statement and processing its row, about 200 µs even inline; the
+`keyplane.access` log line, 75-95 µs (kept: it is documented and tested, and
+`KEYPLANE_LOG_LEVEL=WARNING` turns it off); the response model pass. Tried,
+with effect: resolving the services without FastAPI's thread pool (a plain
+`def` dependency ran in a worker thread on every request) and SQLite reads on
+the loop's thread (below): 600-670 → 700-1,000 requests/s. The next steps are
+documenting the security schemes in the OpenAPI generation instead of as
+dependencies, a cached compiled statement per repository method, and returning
+the view keyplane built without a response-model pass.
+""",
+    "F3": """
+SQLite meets it. PostgreSQL's spread is wide in short runs on a shared 2-core
+machine: each request is a round trip to a server competing for the same cores
+with `wrk` and keyplane, and a B-tree one level deeper costs microseconds
+against that noise. Run the full mode for the 1,000,000-key table.
+""",
+    "F4": """
+The median is far inside the target (SQLite about 0.25 ms, PostgreSQL under
+1 ms); the 99th percentile is what other processes on a shared 2-core machine
+do to a 2,000-sample run (a descheduled process, a garbage collection). SQLite
+reads now run on the event loop's thread (`store/engine.py`,
+`_InlineConnection`): before, each statement was a round trip to aiosqlite's
+worker thread, whose thread contends for the GIL with the loop (median 0.67 →
+0.26 ms). The failure-budget slot around a miss is two more limiter calls (two
+Redis round trips with Redis).
+""",
+    "F5": """
+The event loop serves connections in turn, and the flood has ten times the
+connections; every unknown key is a new one, so it costs what a cache miss
+costs (hash, database read, a failure-budget slot from a fresh address, a
+negative cache entry), several times a cached valid key. The valid client's
+share of the loop is therefore small by construction, and it got smaller when
+SQLite reads moved onto the loop (before, the flood's reads waited on
+aiosqlite's thread and left the loop to the valid client). Meeting the target
+needs admission control: cache hits served ahead of misses, with a small
+bound on concurrent misses per process; not built yet.
+""",
+    "F6": """
+50 continuous logins keep every password-hashing thread busy: argon2id is
+memory-hard by design (19 MiB, 2 passes here), `KEYPLANE_PASSWORD_HASH_CONCURRENCY`
+defaults to the number of CPUs, and on 2 cores that leaves the event loop no
+core of its own. A second effect was found with this figure: without Redis a
+verified key stays cached for only `KEYPLANE_CACHE_FALLBACK_TTL` (1 s), and its
+re-verification takes a failure-budget slot of its address, which queues
+behind the pending logins from the same address (`services/ratelimits.py`,
+`_take_slot`). Setting `KEYPLANE_PASSWORD_HASH_CONCURRENCY=1` on a 2-core
+machine, and re-verifying a recently verified key without a slot, are the next
+steps.
+""",
+    "F7": """
+DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
+one synchronous worker; keyplane's `/auth/verify` answers from its cache. The
+API read is bound by the same costs as F2.
+""",
+    "F8": """
+Memory growth stays small once the cache is full; a short run mostly shows the
+allocator settling.
+""",
+    "F9": """
+On a 2-core machine the load generator needs a core of its own at these rates
+(it is two `wrk` threads here), and other processes share the machine: two
+workers cannot both have a core. The figure is meaningful on a machine with
+more cores than workers plus the load generator.
+""",
+    "F10": """
+With Redis, each request with a valid credential used to make one Redis round
+trip for the customer's rate limit even on a cache hit. The customer's budget
+is now taken from Redis in batches (`BatchingLimiter`, 5% of the burst per
+round trip; the bound on how far a customer can exceed its rate across N
+processes is in [security](security.md#rate-limits-against-guessing)): 0.32 →
+0.52 on the same run. What remains is the noise of a shared 2-core machine
+(PostgreSQL, Redis and their clients compete for the cores) and the background
+work of a replica with PostgreSQL and Redis (invalidation listener,
+revocation-log polling).
+""",
+}
+
+REPRODUCE = """
+```
+make bench            # the full run (about 25 minutes; 1,000,000 keys for F3/F4)
+make bench QUICK=1    # under two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4
+```
+
+`make bench` installs `wrk`, PostgreSQL and Redis with apt-get when missing (as
+root), builds `benchmarks/.django-venv` for F7 on first use, and starts every
+server itself on 127.0.0.1 with free ports and throwaway directories. The
+results are in `benchmarks/results/latest.json` (every round of every side),
+the plot in `docs/benchmarks.png`. `python -m benchmarks --help` lists the
+options, among them `--out DIR` to write elsewhere.
+
+To see where the time goes in a server, run it under a profiler while `wrk`
+drives it, for example
+`pyinstrument -r html -o profile.html -m keyplane serve` or
+`py-spy record -o profile.svg -- keyplane serve`.
+"""

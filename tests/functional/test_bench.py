@@ -1,0 +1,70 @@
+"""``make bench`` runs end to end and writes well-formed results (never a speed check).
+
+The smoke mode takes the same code path as ``make bench QUICK=1`` (every
+server, every figure), with one-second runs and tiny key tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent.parent
+FIGURES = {"F1", "F2", "F3 sqlite", "F3 postgresql", "F4 sqlite", "F4 postgresql"}
+FIGURES |= {"F5", "F6", "F7", "F8", "F9", "F10"}
+
+
+@pytest.fixture(scope="module")
+def bench_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--mode", "smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.e2e
+def test_results_name_every_figure_with_a_number_or_a_reason(bench_output: Path) -> None:
+    result = json.loads((bench_output / "latest.json").read_text())
+    assert result["mode"] == "smoke"
+    assert result["machine"]["cpus"] >= 1
+    figures = {figure["id"]: figure for figure in result["figures"]}
+    assert set(figures) == FIGURES
+    for figure in figures.values():
+        assert figure["target_op"] in (">=", "<=")
+        assert figure["unit"] in ("ratio", "ms", "%")
+        if figure["value"] is None:
+            assert figure["note"].startswith("not measured"), figure
+            assert figure["met"] is None
+            continue
+        assert math.isfinite(figure["value"])
+        assert isinstance(figure["met"], bool)
+        if figure["unit"] == "ratio":
+            assert figure["value"] > 0
+            low, high = figure["spread"]
+            assert low <= figure["value"] <= high
+            for side in figure["sides"].values():
+                assert side
+                assert all(rps > 0 for rps in side)
+            assert figure["details"]["unexpected_answers"] == 0, figure
+
+
+@pytest.mark.e2e
+def test_the_plot_and_the_page_are_written(bench_output: Path) -> None:
+    assert (bench_output / "benchmarks.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    page = (bench_output / "benchmarks.md").read_text()
+    assert "![The figures against their targets](benchmarks.png)" in page
+    for figure in FIGURES:
+        assert f"| {figure} |" in page
+    assert "make bench QUICK=1" in page
