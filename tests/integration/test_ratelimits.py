@@ -474,3 +474,39 @@ async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_re
         await limiter.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("limit", ["customer", "failures"])
+async def test_ratelimit_reset_on_a_429_is_when_the_limit_frees_up(
+    tmp_path: Path,
+    database_url: str,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+) -> None:
+    """A request at the announced reset succeeds; one a second before it is refused."""
+    ticker = Ticker()
+    fake_time = SimpleNamespace(monotonic=ticker)
+    monkeypatch.setattr(ratelimit, "time", fake_time)
+    monkeypatch.setattr(ratelimits, "time", fake_time)
+    limits = CUSTOMER_LIMITS if limit == "customer" else AUTH_LIMITS
+    async with replica(tmp_path, database_url, clock, **limits) as node:
+        factory = Factory(node.services)
+        token = await factory.identity_token(await factory.customer())
+        async with node.client() as http:
+            for index in range(3):  # the whole burst, by good or by refused requests
+                spend = token if limit == "customer" else fake_token("abc"[index])
+                spent = await http.get("/v1.0/accesskeys", headers=bearer(spend))
+                assert spent.status_code == (200 if limit == "customer" else 401), spent.text
+            refused = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            headers = assert_exhausted(refused, "RATE_LIMIT_EXCEEDED")
+            reset = int(headers["ratelimit-reset"])
+            assert reset == int(headers["retry-after"])
+            started = ticker.now
+            ticker.now = started + reset - 1
+            before = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            assert_exhausted(before, "RATE_LIMIT_EXCEEDED")
+            ticker.now = started + reset
+            at_reset = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            assert at_reset.status_code == 200, at_reset.text
+            assert [key["id"] for key in at_reset.json()["result"]] != []
