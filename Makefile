@@ -58,10 +58,11 @@ SOAK_SECONDS ?= 600
 soak: setup ## Mixed traffic at half capacity against a real server (SOAK_SECONDS=600; not in make test)
 	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
-lint: setup ## ruff and mypy (strict for src/)
+lint: setup ## ruff, mypy (strict for src/) and the layer table (import-linter)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports .importlinter  # the layer table of docs/architecture.md
 	$(BIN)/regexploit-py src/  # no regular expression with catastrophic backtracking
 	$(BIN)/python scripts/check_terminal_output.py src/keyplane
 

@@ -29,7 +29,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from keyplane.cache.ratelimit import Decision, Limiter, Policy
+from keyplane.cache.ratelimit import Decision as Decision  # re-exported for web/
+from keyplane.cache.ratelimit import Limiter, Policy
 from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
 
 MAX_BLOCKED = 100_000
