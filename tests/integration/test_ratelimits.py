@@ -24,6 +24,7 @@ from tests.factories import Factory, bearer, fake_token
 from tests.servers import RedisServer
 
 OTHER_ADDRESS = "10.0.0.2"
+KEY_SECRET = b"rate-limit key secret of the tests"
 PASSWORD = "correct horse battery staple"
 WRONG = "wrong horse battery staple"
 
@@ -354,7 +355,10 @@ def unique_policy(burst: int = 3) -> Policy:
 
 async def test_redis_limiter_shares_state_between_instances(redis_url: str) -> None:
     policy = unique_policy()
-    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    one, two = (
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+    )
     try:
         first = await one.hit(policy, "k")
         assert first.allowed
@@ -377,7 +381,7 @@ async def test_redis_limiter_shares_state_between_instances(redis_url: str) -> N
 
 async def test_redis_limiter_peek_does_not_consume(redis_url: str) -> None:
     policy = unique_policy(burst=2)
-    limiter = RedisLimiter(redis_url)
+    limiter = RedisLimiter(redis_url, key_secret=KEY_SECRET)
     try:
         for _ in range(3):
             peeked = await limiter.peek(policy, "k")
@@ -394,7 +398,10 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
     redis_server: RedisServer, redis_url: str
 ) -> None:
     policy = unique_policy()
-    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    one, two = (
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+    )
     try:
         assert (await one.hit(policy, "k")).remaining == 2
         try:
@@ -424,7 +431,7 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
         assert shared
         check = aioredis.Redis.from_url(redis_url)
         try:
-            assert await check.exists(f"keyplane:rl:{policy.name}:{key}") == 1
+            assert await check.exists(one.redis_key(policy, key)) == 1
         finally:
             await check.aclose()
     finally:
@@ -460,7 +467,7 @@ async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_re
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0")
+    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", key_secret=KEY_SECRET)
     policy = unique_policy()
     try:
         first = await limiter.hit(policy, "k")  # may wait for the timeout once
@@ -510,3 +517,42 @@ async def test_ratelimit_reset_on_a_429_is_when_the_limit_frees_up(
             at_reset = await http.get("/v1.0/accesskeys", headers=bearer(token))
             assert at_reset.status_code == 200, at_reset.text
             assert [key["id"] for key in at_reset.json()["result"]] != []
+
+
+async def test_redis_holds_no_username_or_address_in_clear(
+    tmp_path: Path, clock: FrozenClock, redis_url: str
+) -> None:
+    """Rate-limit keys are HMACs under a deployment secret: a copy of Redis names nobody."""
+    username, address = "canary-" + uuid.uuid4().hex[:8], "10.77.0.1"
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'keyplane.db'}"
+    async with replica(tmp_path, database_url, clock, redis_url=redis_url, **LOGIN_LIMITS) as node:
+        factory = Factory(node.services)
+        await factory.agent(await factory.customer(), username=username, password=PASSWORD)
+        async with node.client(address) as http:
+            for _ in range(2):
+                refused = await http.post(
+                    "/auth/login", json={"username": username, "password": WRONG}
+                )
+                assert_login_refused(refused)
+        limiter = node.services.ratelimits.limiter
+        assert isinstance(limiter, RedisLimiter)
+        expected = limiter.redis_key(
+            node.services.ratelimits.login_failures, f"user:{username}|{address}"
+        )
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in await client.keys("*")]
+        values = [await client.get(key) for key in keys]
+    finally:
+        await client.aclose()
+    assert expected in keys  # the counter is there, under its HMAC
+    assert any(key.startswith("keyplane:rl:authfail:") for key in keys)
+    for text in [*keys, *(str(value) for value in values)]:
+        assert username not in text
+        assert address not in text
+    other = RedisLimiter(redis_url, key_secret=b"another deployment")
+    try:
+        policy = node.services.ratelimits.login_failures
+        assert other.redis_key(policy, f"user:{username}|{address}") != expected
+    finally:
+        await other.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -93,7 +95,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         )
     )
     passwords = PasswordWorker(PasswordHashing(settings.argon2), settings.password_hash_concurrency)
-    sessions = SessionCodec(settings.resolve_jwt_secret(), timedelta(seconds=settings.session_ttl))
+    jwt_secret = settings.resolve_jwt_secret()
+    sessions = SessionCodec(jwt_secret, timedelta(seconds=settings.session_ttl))
     cache = VerificationCache(
         max_entries=settings.cache_max_entries,
         ttl=settings.cache_ttl,
@@ -104,7 +107,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     limiter: Limiter
     if settings.redis_url:
         invalidator = RedisInvalidator(cache, settings.redis_url)
-        limiter = RedisLimiter(settings.redis_url)
+        # Counters in Redis are keyed by an HMAC under a secret every replica shares.
+        key_secret = hmac.new(jwt_secret, b"keyplane rate-limit keys", hashlib.sha256).digest()
+        limiter = RedisLimiter(settings.redis_url, key_secret=key_secret)
     else:
         invalidator = LocalInvalidator(cache)
         limiter = MemoryLimiter()
