@@ -92,7 +92,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             settings.database_url,
             pool_size=settings.database_pool_size,
             timeout=settings.database_timeout,
-        )
+        ),
+        timeout=settings.database_timeout,
     )
     passwords = PasswordWorker(PasswordHashing(settings.argon2), settings.password_hash_concurrency)
     jwt_secret = settings.resolve_jwt_secret()

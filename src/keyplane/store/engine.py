@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -71,23 +75,60 @@ def _is_unique_violation(error: IntegrityError) -> bool:
     return "unique" in text or "duplicate" in text
 
 
+@dataclass
+class _Budget:
+    """The database time of one request: it starts with the first database use."""
+
+    ends: float | None = None
+
+
+_request_budget: ContextVar[_Budget | None] = ContextVar("keyplane_database_budget", default=None)
+
+
 class Database:
     """Owns the engine; hands out repositories bound to one connection."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout: float = 5.0) -> None:
         self.engine = engine
+        self.timeout = timeout
+
+    @staticmethod
+    @contextmanager
+    def one_budget() -> Iterator[None]:
+        """Every database use inside shares one ``timeout`` (one request's worth).
+
+        Outside, each use has a ``timeout`` of its own (background work).
+        """
+        token = _request_budget.set(_Budget())
+        try:
+            yield
+        finally:
+            _request_budget.reset(token)
+
+    def _remaining(self) -> float:
+        budget = _request_budget.get()
+        if budget is None:
+            return self.timeout
+        now = time.monotonic()
+        if budget.ends is None:
+            budget.ends = now + self.timeout
+        return max(0.0, budget.ends - now)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """One atomic unit of work: all of it is committed, or none of it."""
-        async with self.mapped_errors(), self.engine.begin() as conn:
-            yield Repositories(conn)
+        async with self.mapped_errors():
+            with anyio.fail_after(self._remaining()):
+                async with self.engine.begin() as conn:
+                    yield Repositories(conn)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
         """Reads only; nothing is committed."""
-        async with self.mapped_errors(), self.engine.connect() as conn:
-            yield Repositories(conn)
+        async with self.mapped_errors():
+            with anyio.fail_after(self._remaining()):
+                async with self.engine.connect() as conn:
+                    yield Repositories(conn)
 
     @staticmethod
     @asynccontextmanager

@@ -14,6 +14,7 @@ from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.connections import apply_connection_limits
+from keyplane.web.deadline import DatabaseDeadline
 from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
@@ -73,6 +74,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(RequestContextMiddleware)
     # Outermost: gateway checks are answered before the framework (see web/verify.py).
     app.add_middleware(GatewayVerification, auth=app_services.auth)
+    # Around everything that may use the database: one timeout per request.
+    app.add_middleware(DatabaseDeadline, services=app_services)
     install_docs_ui(app, title="keyplane")
     app.include_router(health.router)
     app.include_router(auth.router)
