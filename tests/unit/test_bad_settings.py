@@ -102,6 +102,7 @@ def test_good_settings_pass(clean_environment: Path) -> None:
     assert (clean_environment / "data" / "jwt_secret").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "value"),
     [
