@@ -91,6 +91,7 @@ async def test_a_burst_of_wrong_keys_tests_at_most_the_budget(
             # Once spent, even the valid key is refused from this address.
             after = await http.get("/v1.0/accesskeys", headers=bearer(valid))
             assert after.status_code == 429
+            assert after.json()["error"]["reason"] == "RATE_LIMIT_EXCEEDED"
         async with node.client("10.9.0.2") as elsewhere:
             ok = await elsewhere.get("/v1.0/accesskeys", headers=bearer(valid))
             assert ok.status_code == 200, ok.text

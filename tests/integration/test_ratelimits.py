@@ -73,8 +73,10 @@ async def test_authenticated_errors_carry_ratelimit_headers_too(
     token = await factory.identity_token(await factory.customer())
     missing = await client.get(f"/v1.0/accesskeys/{uuid.uuid4()}", headers=bearer(token))
     assert missing.status_code == 404
+    assert missing.json()["error"]["reason"] == "RESOURCE_NOT_FOUND"
     bad = await client.get("/v1.0/accesskeys/not-an-id", headers=bearer(token))
     assert bad.status_code == 400
+    assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     for response in (missing, bad):
         assert response.headers["RateLimit-Limit"].isdigit()
         assert response.headers["RateLimit-Remaining"].isdigit()
@@ -178,7 +180,7 @@ async def test_after_the_block_one_failure_per_interval_is_looked_at(
             )
             if response.status_code == 429:
                 break
-        assert response.status_code == 429
+        assert_exhausted(response, "RATE_LIMIT_EXCEEDED")
 
         for cycle in range(3):
             ticker.now += 60.0  # one interval: one more failure may be looked at
