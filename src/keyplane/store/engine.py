@@ -115,20 +115,46 @@ class Database:
         return max(0.0, budget.ends - now)
 
     @asynccontextmanager
+    async def _bounded(self, begin: bool) -> AsyncIterator[Repositories]:
+        remaining = self._remaining()
+        if self.engine.dialect.name == "sqlite":
+            # SQLite is not cancelled mid-statement (its worker thread would go
+            # on): the lock wait is cut to what is left of the budget instead.
+            async with self.engine.connect() as conn:
+                if remaining < self.timeout:
+                    busy_ms = max(1, int(remaining * 1000))
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+                    await conn.commit()  # ends the transaction the pragma began
+                try:
+                    if begin:
+                        async with conn.begin():
+                            yield Repositories(conn)
+                    else:
+                        yield Repositories(conn)
+                finally:
+                    if remaining < self.timeout:
+                        busy_ms = int(self.timeout * 1000)
+                        await conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+            return
+        with anyio.fail_after(remaining):
+            async with self.engine.connect() as conn:
+                if begin:
+                    async with conn.begin():
+                        yield Repositories(conn)
+                else:
+                    yield Repositories(conn)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """One atomic unit of work: all of it is committed, or none of it."""
-        async with self.mapped_errors():
-            with anyio.fail_after(self._remaining()):
-                async with self.engine.begin() as conn:
-                    yield Repositories(conn)
+        async with self.mapped_errors(), self._bounded(begin=True) as repos:
+            yield repos
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
         """Reads only; nothing is committed."""
-        async with self.mapped_errors():
-            with anyio.fail_after(self._remaining()):
-                async with self.engine.connect() as conn:
-                    yield Repositories(conn)
+        async with self.mapped_errors(), self._bounded(begin=False) as repos:
+            yield repos
 
     @staticmethod
     @asynccontextmanager
