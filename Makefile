@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test lint format bench setup system-deps clean fuzz soak
+.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,17 @@ demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
 	@scripts/system-deps.sh postgresql redis-server nginx openssl
 
-test: setup system-deps lint ## Lint and run every test
-	$(BIN)/pytest
+# Independent tests run in parallel (pytest-xdist, a module per worker; each
+# worker starts its own PostgreSQL and Redis) and in random order
+# (pytest-randomly: the seed is printed; repeat an order with --randomly-seed=N,
+# or run in file order with -p no:randomly).
+TEST_WORKERS ?= 2
+
+test: setup system-deps lint ## Lint and run every test (in parallel, in random order)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+test-fast: setup ## Unit tests only, in-process, no services (the inner loop, under 20 s)
+	$(BIN)/pytest -q -m "not e2e" tests/unit
 
 FUZZ_EXAMPLES ?= 1000
 
@@ -58,10 +67,11 @@ SOAK_SECONDS ?= 600
 soak: setup ## Mixed traffic at half capacity against a real server (SOAK_SECONDS=600; not in make test)
 	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
-lint: setup ## ruff and mypy (strict for src/)
+lint: setup ## ruff, mypy (strict for src/) and the layer table (import-linter)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports .importlinter  # the layer table of docs/architecture.md
 	$(BIN)/regexploit-py src/  # no regular expression with catastrophic backtracking
 	$(BIN)/python scripts/check_terminal_output.py src/keyplane
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -28,9 +30,25 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+# A port from free_port() is free when chosen, but another test's server can
+# take it before ours binds it. A server that fails to bind is started again
+# on a new port, this many times at most (its first start only: a restart must
+# keep its address).
+BIND_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """The server exited before its port answered: it could not bind it."""
+
+
+def wait_for_port(
+    port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until something answers on ``port``; ``PortTaken`` if ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise PortTaken(f"the server on {LOOPBACK}:{port} exited before it answered")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.2)
             if sock.connect_ex((LOOPBACK, port)) == 0:
@@ -104,7 +122,23 @@ class PostgresServer:
             "--no-sync",
         )
 
+    started_once: bool = False
+
     def start(self) -> None:
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                self._start()
+            except RuntimeError:
+                log = self.root / "server.log"
+                taken = log.exists() and "could not bind" in log.read_text(errors="replace")
+                if self.started_once or not taken or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                continue
+            self.started_once = True
+            return
+
+    def _start(self) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses={LOOPBACK} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -151,7 +185,22 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{LOOPBACK}:{self.port}/0"
 
+    started_once: bool = False
+
     def start(self) -> None:
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                self._start()
+            except PortTaken:
+                self.process = None
+                if self.started_once or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                continue
+            self.started_once = True
+            return
+
+    def _start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run 'make test'")
@@ -174,7 +223,27 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, process=self.process)
+        self._confirm_it_is_ours()
+
+    def _confirm_it_is_ours(self, timeout: float = 20.0) -> None:
+        """The port may answer for another test's server: ask for our directory."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise PortTaken(f"redis-server could not bind {LOOPBACK}:{self.port}")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                try:
+                    sock.connect((LOOPBACK, self.port))
+                    sock.sendall(b"CONFIG GET dir\r\n")
+                    answer = sock.recv(4096)
+                except OSError:
+                    answer = b""
+            if str(self.root).encode() in answer:
+                return
+            time.sleep(0.05)
+        raise PortTaken(f"another server answers on {LOOPBACK}:{self.port}")
 
     def stop(self) -> None:
         _terminate(self.process)
@@ -204,6 +273,7 @@ http {{
     }}
     server {{
         listen {host}:{port};
+        location = /__nginx_root {{ return 200 "{root}"; }}
         location / {{
             proxy_pass http://keyplane;
             proxy_http_version 1.1;
@@ -254,6 +324,18 @@ class NginxServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                self._start()
+            except PortTaken:
+                # A site names its own port: only a generated configuration moves.
+                if self.site is not None or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                continue
+            return
+
+    def _start(self) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed: run 'make test'")
@@ -273,11 +355,29 @@ class NginxServer:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(self.port)
-        except RuntimeError:
+            wait_for_port(self.port, process=self.process)
+        except RuntimeError as error:
             self.stop()
             log = (self.root / "error.log").read_text()
-            raise RuntimeError(f"nginx did not start: {log}") from None
+            kind = PortTaken if isinstance(error, PortTaken) else RuntimeError
+            raise kind(f"nginx did not start: {log}") from None
+        if self.site is None:
+            self._confirm_it_is_ours()
+
+    def _confirm_it_is_ours(self, timeout: float = 20.0) -> None:
+        """The port may answer for another test's server: ask for our directory."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                self.stop()
+                raise PortTaken(f"nginx could not bind {LOOPBACK}:{self.port}")
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(f"{self.url}/__nginx_root", timeout=0.5)
+                if answer.text == str(self.root):
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise PortTaken(f"another server answers on {LOOPBACK}:{self.port}")
 
     def stop(self) -> None:
         _terminate(self.process)

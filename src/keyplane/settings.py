@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from keyplane.domain.networks import Networks, parse_networks
 from keyplane.domain.passwords import Argon2Parameters
 from keyplane.domain.sessions import MIN_SECRET_BYTES
 
 ONE_DAY = 86_400
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 JWT_SECRET_FILENAME = "jwt_secret"  # noqa: S105 (a file name)
 
 
@@ -142,13 +148,80 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL; use sqlite+aiosqlite:///path.db or "
+                "postgresql+asyncpg://user:password@host:5432/keyplane"
+            ) from None
+        if url.drivername not in DATABASE_DRIVERS:
+            raise ValueError(
+                f"unsupported driver {url.drivername!r}; use one of {', '.join(DATABASE_DRIVERS)}"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            raise ValueError("not a Redis URL; use redis://host:6379/0") from None
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError("not a Redis URL; use redis://, rediss:// or unix://")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("names no host; use redis://host:6379/0")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            item = item.strip()
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or network") from None
+        return value
+
     @property
     def argon2(self) -> Argon2Parameters:
-        return Argon2Parameters(
-            memory_kib=self.argon2_memory_kib,
-            time_cost=self.argon2_time_cost,
-            parallelism=self.argon2_parallelism,
-        )
+        try:
+            return Argon2Parameters(
+                memory_kib=self.argon2_memory_kib,
+                time_cost=self.argon2_time_cost,
+                parallelism=self.argon2_parallelism,
+            )
+        except ValueError as error:
+            raise ConfigurationError(
+                f"KEYPLANE_ARGON2_MEMORY_KIB, KEYPLANE_ARGON2_TIME_COST, "
+                f"KEYPLANE_ARGON2_PARALLELISM: {error}"
+            ) from None
+
+    def check_directories(self) -> None:
+        """Refuse, naming the setting, a data or database directory keyplane cannot write."""
+        directories = [("KEYPLANE_DATA_DIR", self.data_dir)] if self.jwt_secret is None else []
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            directories.append(("KEYPLANE_DATABASE_URL", Path(url.database).parent))
+        for name, directory in directories:
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigurationError(
+                    f"{name}: cannot create {directory}: {error.strerror}"
+                ) from None
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise ConfigurationError(f"{name}: {directory} is not writable")
 
     def resolve_jwt_secret(self) -> bytes:
         """The configured secret, or one generated once and kept in the data directory."""
@@ -161,6 +234,22 @@ class Settings(BaseSettings):
                     "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
                 )
             return secret
+        try:
+            secret = self._stored_secret()
+        except OSError as error:
+            raise ConfigurationError(
+                f"KEYPLANE_DATA_DIR: cannot keep the JWT secret in {self.data_dir}: "
+                f"{error.strerror}"
+            ) from None
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"KEYPLANE_DATA_DIR: {self.data_dir / JWT_SECRET_FILENAME} holds a secret of "
+                f"{len(secret)} bytes; it must be at least {MIN_SECRET_BYTES}. Delete the file "
+                "to have a new one generated (this logs out every session)."
+            )
+        return secret
+
+    def _stored_secret(self) -> bytes:
         path = self.data_dir / JWT_SECRET_FILENAME
         if not path.exists():
             self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -171,11 +260,4 @@ class Settings(BaseSettings):
             else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_urlsafe(32))  # 32 random bytes
-        secret = path.read_bytes().strip()
-        if len(secret) < MIN_SECRET_BYTES:
-            raise ConfigurationError(
-                f"{path} holds a secret of {len(secret)} bytes; it must be at least "
-                f"{MIN_SECRET_BYTES}. Delete the file to have a new one generated "
-                "(this logs out every session)."
-            )
-        return secret
+        return path.read_bytes().strip()

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import BIND_ATTEMPTS
+
 BIN_DIR = Path(sys.executable).parent
 WAIT_SECONDS = 20.0
 CLI_TIMEOUT = 60.0
@@ -173,6 +175,19 @@ class ServerProcess:
             f"--- stdout ---\n{self.stdout()[-4000:]}\n--- stderr ---\n{self.stderr()[-4000:]}"
         )
 
+    def could_not_bind(self, timeout: float = WAIT_SECONDS) -> bool:
+        """Whether the server exited because its port was taken (False once it answers)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return "cannot listen on" in self.stderr()
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.2)
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return False
+            time.sleep(0.05)
+        return False
+
     def wait_ready(self, timeout: float = WAIT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -230,7 +245,20 @@ class ServerLauncher:
         env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> ServerProcess:
-        port = port or free_port()
+        if port is not None or not wait:
+            return self._start(extra_args, port or free_port(), env, wait)
+        # A port chosen here can be taken by another test before the server
+        # binds it: that server says so and exits, and is started on another.
+        for _ in range(BIND_ATTEMPTS - 1):
+            server = self._start(extra_args, free_port(), env, wait=False)
+            if not server.could_not_bind():
+                server.wait_ready()
+                return server
+        return self._start(extra_args, free_port(), env, wait)
+
+    def _start(
+        self, extra_args: tuple[str, ...], port: int, env: dict[str, str] | None, wait: bool
+    ) -> ServerProcess:
         index = len(self.started)
         stdout_path = self.workspace.cwd / f"server-{index}.stdout"
         stderr_path = self.workspace.cwd / f"server-{index}.stderr"

@@ -228,7 +228,8 @@ def test_agent_create_duplicate_username(
     )
     assert second.returncode == 1, second
     assert "error" in second.stderr.lower()
-    assert "generated" in second.stderr or "exists" in second.stderr.lower()
+    assert "error: This username is taken" in second.stderr
+    assert "(USERNAME_TAKEN)" in second.stderr
     assert "Traceback" not in second.stderr
     assert second.stdout == ""
 

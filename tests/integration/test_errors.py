@@ -125,7 +125,14 @@ async def test_framework_validation_uses_the_envelope(probe_client: httpx.AsyncC
 
 
 @pytest.mark.parametrize(
-    "incoming", ["abc", "req-123_4.5:6", "A" * 128, str(uuid.uuid4()), uuid.uuid4().hex]
+    "incoming",
+    [
+        "abc",
+        "req-123_4.5:6",
+        "A" * 128,
+        "5b650012-2dd0-4d56-aed0-133c02a46d3f",
+        "5b6500122dd04d56aed0133c02a46d3f",
+    ],
 )
 async def test_sane_incoming_request_id_is_reused(
     client: httpx.AsyncClient, tenant: Tenant, incoming: str

@@ -218,5 +218,7 @@ async def test_head_without_credentials_is_401_like_get(client: httpx.AsyncClien
 async def test_allow_lists_head_next_to_get(client: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await client.patch(KEYS, headers=tenant.auth)
     assert response.status_code == 405
+    error = response.json()["error"]
+    assert (error["status"], error["reason"]) == ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED")
     allowed = [part.strip() for part in response.headers["allow"].split(",")]
     assert "HEAD" in allowed

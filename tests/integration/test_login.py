@@ -14,7 +14,7 @@ from keyplane.domain.clock import FrozenClock
 from keyplane.services.container import Services
 from keyplane.store.tables import agents
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import bearer
+from tests.factories import Factory, bearer
 from tests.integration.conftest import PASSWORD, Tenant, assert_error, without_request_id
 
 
@@ -142,3 +142,20 @@ async def test_login_of_deleted_agent_is_refused(
         "/auth/login", json={"username": tenant.username, "password": PASSWORD}
     )
     assert_error(response, 400, "INVALID_ARGUMENT", "INVALID_CREDENTIALS")
+
+
+async def test_a_deleted_agents_username_stays_taken_and_is_not_echoed(
+    services: Services, factory: Factory
+) -> None:
+    from keyplane.errors import AlreadyExists
+    from tests.factories import OPERATOR
+
+    customer = await factory.customer()
+    username = "kept-" + "name"
+    agent = await factory.agent(customer, username=username)
+    await services.customers.delete_agent(OPERATOR, agent.id)
+    with pytest.raises(AlreadyExists) as taken:
+        await factory.agent(customer, username=username)
+    assert taken.value.reason == "USERNAME_TAKEN"
+    assert username not in taken.value.message
+    assert "deleted agent keeps its username" in taken.value.message

@@ -91,6 +91,7 @@ async def test_a_burst_of_wrong_keys_tests_at_most_the_budget(
             # Once spent, even the valid key is refused from this address.
             after = await http.get("/v1.0/accesskeys", headers=bearer(valid))
             assert after.status_code == 429
+            assert after.json()["error"]["reason"] == "RATE_LIMIT_EXCEEDED"
         async with node.client("10.9.0.2") as elsewhere:
             ok = await elsewhere.get("/v1.0/accesskeys", headers=bearer(valid))
             assert ok.status_code == 200, ok.text
@@ -180,3 +181,56 @@ async def test_no_verdict_gives_the_slot_back(
             await services.auth.authenticate(Credential("accesskey", wrong_key(), "h"), client="x")
     after = await services.ratelimits.limiter.peek(services.ratelimits.auth_failures, "ip:x")
     assert after.remaining == before.remaining
+
+
+async def _login_budgets(services: Services, username: str, client: str) -> tuple[int, int]:
+    limits = services.ratelimits
+    user = await limits.limiter.peek(limits.login_failures, f"user:{username}|{client}")
+    address = await limits.limiter.peek(limits.auth_failures, f"ip:{client}")
+    return user.remaining, address.remaining
+
+
+@pytest.mark.parametrize("outcome", ["unavailable", "timeout", "cancelled"])
+async def test_a_login_without_a_verdict_gives_both_slots_back(
+    services: Services, factory: Factory, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """Logins retried during an outage, timing out or cancelled never lock the user out."""
+    from keyplane.store.agents import AgentRepository
+
+    agent = await factory.agent(await factory.customer(), password=PASSWORD)
+    before = await _login_budgets(services, agent.username, "10.9.1.1")
+    reached = asyncio.Event()
+    real_read = AgentRepository.get_active_by_username
+
+    async def failing_read(self: AgentRepository, username: str) -> Any:
+        reached.set()
+        if outcome == "unavailable":
+            raise Unavailable()
+        if outcome == "timeout":
+            raise TimeoutError()
+        await asyncio.Event().wait()  # never answers: the caller cancels
+
+    monkeypatch.setattr(AgentRepository, "get_active_by_username", failing_read)
+    expected: type[BaseException] = {
+        "unavailable": Unavailable,
+        "timeout": Unavailable,  # the store reports a timed-out read as unavailable
+        "cancelled": asyncio.CancelledError,
+    }[outcome]
+    for _ in range(services.ratelimits.login_failures.burst * 3):
+        reached.clear()
+        attempt = asyncio.ensure_future(
+            services.auth.login(agent.username, PASSWORD, client="10.9.1.1")
+        )
+        # An attempt refused by its budget ends without reaching the read.
+        read = asyncio.ensure_future(reached.wait())
+        await asyncio.wait({attempt, read}, return_when=asyncio.FIRST_COMPLETED)
+        read.cancel()
+        if outcome == "cancelled" and not attempt.done():
+            attempt.cancel()
+        with pytest.raises(expected):
+            await attempt
+    assert await _login_budgets(services, agent.username, "10.9.1.1") == before
+    monkeypatch.setattr(AgentRepository, "get_active_by_username", real_read)
+    logged_in, token = await services.auth.login(agent.username, PASSWORD, client="10.9.1.1")
+    assert logged_in.id == agent.id
+    assert token.count(".") == 2

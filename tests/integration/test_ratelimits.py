@@ -24,6 +24,7 @@ from tests.factories import Factory, bearer, fake_token
 from tests.servers import RedisServer
 
 OTHER_ADDRESS = "10.0.0.2"
+KEY_SECRET = b"rate-limit key secret of the tests"
 PASSWORD = "correct horse battery staple"
 WRONG = "wrong horse battery staple"
 
@@ -72,8 +73,10 @@ async def test_authenticated_errors_carry_ratelimit_headers_too(
     token = await factory.identity_token(await factory.customer())
     missing = await client.get(f"/v1.0/accesskeys/{uuid.uuid4()}", headers=bearer(token))
     assert missing.status_code == 404
+    assert missing.json()["error"]["reason"] == "RESOURCE_NOT_FOUND"
     bad = await client.get("/v1.0/accesskeys/not-an-id", headers=bearer(token))
     assert bad.status_code == 400
+    assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     for response in (missing, bad):
         assert response.headers["RateLimit-Limit"].isdigit()
         assert response.headers["RateLimit-Remaining"].isdigit()
@@ -177,7 +180,7 @@ async def test_after_the_block_one_failure_per_interval_is_looked_at(
             )
             if response.status_code == 429:
                 break
-        assert response.status_code == 429
+        assert_exhausted(response, "RATE_LIMIT_EXCEEDED")
 
         for cycle in range(3):
             ticker.now += 60.0  # one interval: one more failure may be looked at
@@ -354,7 +357,10 @@ def unique_policy(burst: int = 3) -> Policy:
 
 async def test_redis_limiter_shares_state_between_instances(redis_url: str) -> None:
     policy = unique_policy()
-    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    one, two = (
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+    )
     try:
         first = await one.hit(policy, "k")
         assert first.allowed
@@ -377,7 +383,7 @@ async def test_redis_limiter_shares_state_between_instances(redis_url: str) -> N
 
 async def test_redis_limiter_peek_does_not_consume(redis_url: str) -> None:
     policy = unique_policy(burst=2)
-    limiter = RedisLimiter(redis_url)
+    limiter = RedisLimiter(redis_url, key_secret=KEY_SECRET)
     try:
         for _ in range(3):
             peeked = await limiter.peek(policy, "k")
@@ -394,7 +400,10 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
     redis_server: RedisServer, redis_url: str
 ) -> None:
     policy = unique_policy()
-    one, two = RedisLimiter(redis_url), RedisLimiter(redis_url)
+    one, two = (
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+        RedisLimiter(redis_url, key_secret=KEY_SECRET),
+    )
     try:
         assert (await one.hit(policy, "k")).remaining == 2
         try:
@@ -424,7 +433,7 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
         assert shared
         check = aioredis.Redis.from_url(redis_url)
         try:
-            assert await check.exists(f"keyplane:rl:{policy.name}:{key}") == 1
+            assert await check.exists(one.redis_key(policy, key)) == 1
         finally:
             await check.aclose()
     finally:
@@ -460,7 +469,7 @@ async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_re
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0")
+    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", key_secret=KEY_SECRET)
     policy = unique_policy()
     try:
         first = await limiter.hit(policy, "k")  # may wait for the timeout once
@@ -474,3 +483,78 @@ async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_re
         await limiter.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("limit", ["customer", "failures"])
+async def test_ratelimit_reset_on_a_429_is_when_the_limit_frees_up(
+    tmp_path: Path,
+    database_url: str,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+) -> None:
+    """A request at the announced reset succeeds; one a second before it is refused."""
+    ticker = Ticker()
+    fake_time = SimpleNamespace(monotonic=ticker)
+    monkeypatch.setattr(ratelimit, "time", fake_time)
+    monkeypatch.setattr(ratelimits, "time", fake_time)
+    limits = CUSTOMER_LIMITS if limit == "customer" else AUTH_LIMITS
+    async with replica(tmp_path, database_url, clock, **limits) as node:
+        factory = Factory(node.services)
+        token = await factory.identity_token(await factory.customer())
+        async with node.client() as http:
+            for index in range(3):  # the whole burst, by good or by refused requests
+                spend = token if limit == "customer" else fake_token("abc"[index])
+                spent = await http.get("/v1.0/accesskeys", headers=bearer(spend))
+                assert spent.status_code == (200 if limit == "customer" else 401), spent.text
+            refused = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            headers = assert_exhausted(refused, "RATE_LIMIT_EXCEEDED")
+            reset = int(headers["ratelimit-reset"])
+            assert reset == int(headers["retry-after"])
+            started = ticker.now
+            ticker.now = started + reset - 1
+            before = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            assert_exhausted(before, "RATE_LIMIT_EXCEEDED")
+            ticker.now = started + reset
+            at_reset = await http.get("/v1.0/accesskeys", headers=bearer(token))
+            assert at_reset.status_code == 200, at_reset.text
+            assert [key["id"] for key in at_reset.json()["result"]] != []
+
+
+async def test_redis_holds_no_username_or_address_in_clear(
+    tmp_path: Path, clock: FrozenClock, redis_url: str
+) -> None:
+    """Rate-limit keys are HMACs under a deployment secret: a copy of Redis names nobody."""
+    username, address = "canary-" + uuid.uuid4().hex[:8], "10.77.0.1"
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'keyplane.db'}"
+    async with replica(tmp_path, database_url, clock, redis_url=redis_url, **LOGIN_LIMITS) as node:
+        factory = Factory(node.services)
+        await factory.agent(await factory.customer(), username=username, password=PASSWORD)
+        async with node.client(address) as http:
+            for _ in range(2):
+                refused = await http.post(
+                    "/auth/login", json={"username": username, "password": WRONG}
+                )
+                assert_login_refused(refused)
+        limiter = node.services.ratelimits.limiter
+        assert isinstance(limiter, RedisLimiter)
+        expected = limiter.redis_key(
+            node.services.ratelimits.login_failures, f"user:{username}|{address}"
+        )
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in await client.keys("*")]
+        values = [await client.get(key) for key in keys]
+    finally:
+        await client.aclose()
+    assert expected in keys  # the counter is there, under its HMAC
+    assert any(key.startswith("keyplane:rl:authfail:") for key in keys)
+    for text in [*keys, *(str(value) for value in values)]:
+        assert username not in text
+        assert address not in text
+    other = RedisLimiter(redis_url, key_secret=b"another deployment")
+    try:
+        policy = node.services.ratelimits.login_failures
+        assert other.redis_key(policy, f"user:{username}|{address}") != expected
+    finally:
+        await other.close()

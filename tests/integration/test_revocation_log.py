@@ -165,3 +165,38 @@ async def test_a_revocation_after_the_log_was_pruned_empty_is_not_skipped(
         assert cache.get_key(second[0]) is MISS
     finally:
         await other.close()
+
+
+async def test_deleting_an_agent_reaches_a_replica_that_missed_the_message(
+    services: Services,
+) -> None:
+    """Only the log tells a replica without Redis that an agent's sessions are over."""
+    from keyplane.cache.verification import VerifiedAgent
+    from tests.factories import OPERATOR, Factory
+
+    factory = Factory(services)
+    agent = await factory.agent(await factory.customer())
+    follower, cache = follower_for(services)  # another replica's cache: no message reaches it
+    assert await follower.poll() == 0
+    cache.put_agent(
+        agent.id, VerifiedAgent(agent.id, agent.customer_id, agent.permission), cache.generation
+    )
+    assert isinstance(cache.get_agent(agent.id), VerifiedAgent)  # positive control
+    await services.customers.delete_agent(OPERATOR, agent.id)
+    assert await follower.poll() == 1
+    assert cache.get_agent(agent.id) is MISS
+
+
+async def test_pruning_keeps_the_entries_of_the_last_day(
+    services: Services, clock: FrozenClock
+) -> None:
+    old_hash, old_id = cached_key(VerificationCache())
+    await revoke(services, old_id, old_hash)
+    clock.advance(2 * 86_400)
+    recent_hash, recent_id = cached_key(VerificationCache())
+    await revoke(services, recent_id, recent_hash)
+    follower, _ = follower_for(services)
+    await follower._prune()
+    async with services.database.reader() as repos:
+        left = await repos.revocations.after(0)
+    assert [entry.subject_id for entry in left] == [recent_id]

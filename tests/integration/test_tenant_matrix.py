@@ -320,6 +320,7 @@ async def test_mass_assignment_on_update_changes_only_name_and_detail(
     assert (await client.get("/v1.0/me", headers=bearer(token))).status_code == 200
     forged = await client.get("/v1.0/me", headers=bearer(FORGED["token"]))
     assert forged.status_code == 401
+    assert forged.json()["error"]["reason"] == "INVALID_CREDENTIALS"
     assert (await client.get(key_url(key.id), headers=auth)).json() == after
 
 

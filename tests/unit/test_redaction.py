@@ -12,7 +12,7 @@ from keyplane.domain import tokens
 from keyplane.redaction import REDACTED, redact_text, redact_value
 from tests.logcapture import captured_logging
 
-KEY = tokens.generate_token()
+KEY = "vb_" + "Q7dK2mXc9pLr4TzW8nYb3HfV6sJa1GeU"  # fixed: test ids must agree across workers
 JWT = "eyJhbGciOiJIUzI1NiJ9" + "." + "eyJzdWIiOiJ4In0" + "." + "c2lnbmF0dXJlLXBhcnQ"
 
 

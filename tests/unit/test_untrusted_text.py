@@ -40,7 +40,7 @@ from tests.logcapture import captured_logging
 BOUND = 0.5
 CORPUS = corpus(64 * KIB)
 COOKIE_CORPUS = {**corpus(128 * KIB), **{f"64k-{k}": v for k, v in corpus(64 * KIB).items()}}
-KEY = tokens.generate_token()
+KEY = "vb_" + "Q7dK2mXc9pLr4TzW8nYb3HfV6sJa1GeU"  # fixed: test ids must agree across workers
 JWT = "eyJhbGciOiJIUzI1NiJ9" + "." + "eyJzdWIiOiJ4In0" + "." + "c2lnbmF0dXJlLXBhcnQ"
 KEY_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 CUT = re.compile(re.escape(CUT_MARKER).replace(r"\{\}", r"[0-9]+"))

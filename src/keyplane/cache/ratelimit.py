@@ -7,6 +7,8 @@ unreachable (each replica then limits on its own, and says so once in the log).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 from collections import OrderedDict
@@ -152,6 +154,7 @@ class RedisLimiter:
         self,
         redis_url: str,
         *,
+        key_secret: bytes,
         timeout: float = 0.5,
         max_connections: int = 50,
         pool_timeout: float = 5.0,
@@ -169,11 +172,17 @@ class RedisLimiter:
             socket_connect_timeout=timeout,
         )
         self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        self._key_secret = key_secret
         self._script = self._client.register_script(_GCRA_SCRIPT)
         self._refund = self._client.register_script(_REFUND_SCRIPT)
         self._fallback = MemoryLimiter()
         self._down = False
         self._skip_until: float | None = None  # set while Redis is being skipped
+
+    def redis_key(self, policy: Policy, key: str) -> str:
+        """The Redis key of a counter: an HMAC, so a copy of Redis shows no username or address."""
+        digest = hmac.new(self._key_secret, key.encode(), hashlib.sha256).hexdigest()
+        return f"keyplane:rl:{policy.name}:{digest[:32]}"
 
     def _skipping_redis(self) -> bool:
         return self._skip_until is not None and time.monotonic() < self._skip_until
@@ -193,9 +202,7 @@ class RedisLimiter:
             self._fallback.give_back(policy, key)
             return
         try:
-            await self._refund(
-                keys=[f"keyplane:rl:{policy.name}:{key}"], args=[policy.interval * 1000]
-            )
+            await self._refund(keys=[self.redis_key(policy, key)], args=[policy.interval * 1000])
         except (RedisError, OSError) as error:
             self._redis_failed(error)
             self._fallback.give_back(policy, key)
@@ -212,7 +219,7 @@ class RedisLimiter:
         interval_ms = policy.interval * 1000
         try:
             allowed, reset_ms, third = await self._script(
-                keys=[f"keyplane:rl:{policy.name}:{key}"],
+                keys=[self.redis_key(policy, key)],
                 args=[interval_ms, interval_ms * policy.burst, cost, "1" if store else "0"],
             )
         except (RedisError, OSError) as error:

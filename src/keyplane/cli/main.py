@@ -107,6 +107,7 @@ def _settings() -> Settings:
     """The settings from the environment, or a clear message and exit status 2."""
     try:
         settings = Settings()
+        settings.check_directories()
         settings.resolve_jwt_secret()
         _ = settings.argon2  # refuses parameters below the floor
     except ValidationError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,10 +120,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             settings.database_url,
             pool_size=settings.database_pool_size,
             timeout=settings.database_timeout,
-        )
+        ),
+        timeout=settings.database_timeout,
     )
     passwords = PasswordWorker(PasswordHashing(settings.argon2), settings.password_hash_concurrency)
-    sessions = SessionCodec(settings.resolve_jwt_secret(), timedelta(seconds=settings.session_ttl))
+    jwt_secret = settings.resolve_jwt_secret()
+    sessions = SessionCodec(jwt_secret, timedelta(seconds=settings.session_ttl))
     cache = VerificationCache(
         max_entries=settings.cache_max_entries,
         ttl=settings.cache_ttl,
@@ -134,10 +138,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     limiter: Limiter
     if settings.redis_url:
         invalidator = RedisInvalidator(cache, settings.redis_url)
+        # Counters in Redis are keyed by an HMAC under a secret every replica shares.
+        key_secret = hmac.new(jwt_secret, b"keyplane rate-limit keys", hashlib.sha256).digest()
         # The customer's budget is taken from Redis in batches, so a verification
         # answered from the cache needs no round trip (docs/security.md).
         limiter = BatchingLimiter(
-            RedisLimiter(settings.redis_url),
+            RedisLimiter(settings.redis_url, key_secret=key_secret),
             {"customer"},
             batch=customer_batch(settings.ratelimit_customer_burst),
         )

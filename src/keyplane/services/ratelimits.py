@@ -8,7 +8,8 @@
 
 Every credential is looked at on a slot of its address's failure budget,
 taken *before* the credential is evaluated and given back when it was good
-(or when there was no verdict, e.g. the database was away), so a burst of N
+(or when there was no verdict: the database was away, a timeout, a
+cancelled request), so a burst of N
 parallel guesses can never test more than the budget. A login takes a slot of
 the address and one of the username from that address the same way. An
 address out of budget is refused with 429 before its credential is looked
@@ -28,7 +29,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from keyplane.cache.ratelimit import Decision, Limiter, Policy
+from keyplane.cache.ratelimit import Decision as Decision  # re-exported for web/
+from keyplane.cache.ratelimit import Limiter, Policy
 from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
 from keyplane.metrics import Metrics
 
@@ -101,8 +103,9 @@ class RateLimits:
         """Look at one credential from ``client`` on a slot of its failure budget.
 
         The slot is taken before the body runs and kept only when the body
-        refuses the credential (``InvalidCredentials``, ``LoginRefused``); a good credential, or an
-        error that is no verdict (the database was away), gives it back.
+        refuses the credential (``InvalidCredentials``, ``LoginRefused``); a good
+        credential, or an outcome that is no verdict (the database was away, a
+        timeout, a cancelled request), gives it back.
         """
         await self._take_slot(client)
         async with self._settling(client, self.auth_failures, f"ip:{client}"):
@@ -147,11 +150,11 @@ class RateLimits:
         except (InvalidCredentials, LoginRefused):
             self._settle(client)
             raise
-        except Exception:
-            await self.limiter.refund(policy, key)
-            self._settle(client)
-            raise
-        except BaseException:  # cancelled: no verdict was given, keep the slot
+        except BaseException:
+            # No verdict (unavailable, timed out, cancelled): give the slot back,
+            # shielded so that a cancellation cannot skip the refund.
+            with anyio.CancelScope(shield=True):
+                await self.limiter.refund(policy, key)
             self._settle(client)
             raise
         await self.limiter.refund(policy, key)

@@ -42,7 +42,9 @@ class AgentRepository:
         except IntegrityError as error:
             if "username" in str(error.orig).lower():
                 raise AlreadyExists(
-                    f"An agent with the username {agent.username!r} already exists.",
+                    # The name is not repeated: error text reaches logs and terminals.
+                    "This username is taken; a deleted agent keeps its username, "
+                    "so choose another.",
                     reason="USERNAME_TAKEN",
                 ) from None
             raise FailedPrecondition(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 from sqlalchemy import Connection, Engine, Executable, Result, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
@@ -126,11 +130,22 @@ def _inline_reads_engine(engine: AsyncEngine) -> Engine | None:
     return inline
 
 
+@dataclass
+class _Budget:
+    """The database time of one request: it starts with the first database use."""
+
+    ends: float | None = None
+
+
+_request_budget: ContextVar[_Budget | None] = ContextVar("keyplane_database_budget", default=None)
+
+
 class Database:
     """Owns the engine; hands out repositories bound to one connection."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout: float = 5.0) -> None:
         self.engine = engine
+        self.timeout = timeout
         self._inline_for: AsyncEngine = engine
         self._inline = _inline_reads_engine(engine)
 
@@ -142,11 +157,63 @@ class Database:
             self._inline_for, self._inline = self.engine, _inline_reads_engine(self.engine)
         return self._inline
 
+    @staticmethod
+    @contextmanager
+    def one_budget() -> Iterator[None]:
+        """Every database use inside shares one ``timeout`` (one request's worth).
+
+        Outside, each use has a ``timeout`` of its own (background work).
+        """
+        token = _request_budget.set(_Budget())
+        try:
+            yield
+        finally:
+            _request_budget.reset(token)
+
+    def _remaining(self) -> float:
+        budget = _request_budget.get()
+        if budget is None:
+            return self.timeout
+        now = time.monotonic()
+        if budget.ends is None:
+            budget.ends = now + self.timeout
+        return max(0.0, budget.ends - now)
+
+    @asynccontextmanager
+    async def _bounded(self, begin: bool) -> AsyncIterator[Repositories]:
+        remaining = self._remaining()
+        if self.engine.dialect.name == "sqlite":
+            # SQLite is not cancelled mid-statement (its worker thread would go
+            # on): the lock wait is cut to what is left of the budget instead.
+            async with self.engine.connect() as conn:
+                if remaining < self.timeout:
+                    busy_ms = max(1, int(remaining * 1000))
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+                    await conn.commit()  # ends the transaction the pragma began
+                try:
+                    if begin:
+                        async with conn.begin():
+                            yield Repositories(conn)
+                    else:
+                        yield Repositories(conn)
+                finally:
+                    if remaining < self.timeout:
+                        busy_ms = int(self.timeout * 1000)
+                        await conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+            return
+        with anyio.fail_after(remaining):
+            async with self.engine.connect() as conn:
+                if begin:
+                    async with conn.begin():
+                        yield Repositories(conn)
+                else:
+                    yield Repositories(conn)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
         """One atomic unit of work: all of it is committed, or none of it."""
-        async with self.mapped_errors(), self.engine.begin() as conn:
-            yield Repositories(conn)
+        async with self.mapped_errors(), self._bounded(begin=True) as repos:
+            yield repos
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repositories]:
@@ -159,8 +226,8 @@ class Database:
                     # Repositories only ever call ``await execute(...)``.
                     yield Repositories(cast(AsyncConnection, inline))
             return
-        async with self.mapped_errors(), self.engine.connect() as conn:
-            yield Repositories(conn)
+        async with self.mapped_errors(), self._bounded(begin=False) as repos:
+            yield repos
 
     @staticmethod
     @asynccontextmanager

@@ -15,6 +15,7 @@ from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.connections import apply_connection_limits
+from keyplane.web.deadline import DatabaseDeadline
 from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
@@ -50,7 +51,9 @@ class KeyplaneApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_verify_path(scope["path"]):
-            await self.verification(scope, receive, send)
+            # One database timeout for the whole check, as DatabaseDeadline gives the API.
+            with self.state.services.database.one_budget():
+                await self.verification(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -90,6 +93,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(BodyLimitMiddleware, body_timeout=settings.body_timeout)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Around everything that may use the database: one timeout per request.
+    app.add_middleware(DatabaseDeadline, services=app_services)
     # Gateway checks are answered before the framework (KeyplaneApp, web/verify.py).
     app.verification = GatewayVerification(app.router, auth=app_services.auth)
     install_docs_ui(app, title="keyplane")

@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from keyplane.cache.ratelimit import Decision
 from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
+from keyplane.services.ratelimits import Decision
 from keyplane.web.credentials import find_credential, parse_cookies
 
 

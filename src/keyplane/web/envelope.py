@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,7 +85,8 @@ def error_headers(exc: KeyplaneError) -> dict[str, str]:
         if exc.limit is not None:
             headers["RateLimit-Limit"] = str(exc.limit)
             headers["RateLimit-Remaining"] = "0"
-            headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
+            # Refused: the limit frees up when one more request may pass.
+            headers["RateLimit-Reset"] = str(exc.retry_after)
     elif isinstance(exc, Unavailable):
         headers["Retry-After"] = "1"
     elif isinstance(exc, Unauthenticated):
