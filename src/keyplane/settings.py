@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         parts = self.accesskey_expiring_notice_days.split(",")
         return tuple(int(part) for part in parts if part.strip())
 
+    @field_validator("webhook_key")
+    @classmethod
+    def _webhook_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _cidr_list(cls, value: str) -> str:

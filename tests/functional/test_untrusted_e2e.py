@@ -25,7 +25,10 @@ from tests.functional.conftest import (
 from tests.functional.terminal import run_in_pty
 from tests.servers import PostgresServer
 
-HEALTH_BOUND = 0.1
+HEALTH_BOUND = 0.1  # the target on an idle machine
+# make test runs two test workers beside the server on two cores: a few
+# scheduling slices can add up to more than 0.1 s with no stall at all.
+SHARED_MACHINE_BOUND = 0.25
 QUIET_SAMPLES = 50
 ATTACK_ROUNDS = 3
 
@@ -85,10 +88,10 @@ def test_health_answers_within_100_ms_while_the_worst_requests_arrive(
             attacker.join(timeout=60.0)
     assert len(sent) == ATTACK_ROUNDS * len(attacks), server.describe()
     assert set(sent) <= {200, 401, 404, 431}, sent
-    # 100 ms on an idle machine; on a busy one (other test suites on the same two
-    # cores), the bound grows with the slowest answer seen without any attack. A
-    # stalled event loop waits seconds, far above either.
-    bound = max(HEALTH_BOUND, 3 * quiet[-1])
+    # 100 ms is the target on an idle machine; here the bound is 250 ms, or more
+    # when the machine is busier (three times the slowest answer seen without
+    # any attack). A stalled event loop waits seconds, far above either.
+    bound = max(SHARED_MACHINE_BOUND, 3 * quiet[-1])
     worst = max(latencies)
     assert worst < bound, f"/health/live waited {worst:.3f} s (bound {bound:.3f} s); " + (
         server.describe()

@@ -59,6 +59,19 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("HEADER_TIMEOUT", "0"),
     ("BODY_TIMEOUT", "0"),
     ("MAX_CONNECTIONS", "0"),
+    ("ACCESSKEY_EXPIRING_NOTICE_DAYS", "soon"),
+    ("ACCESSKEY_EXPIRING_NOTICE_DAYS", "400"),
+    ("ACCESSKEY_EXPIRING_SCAN_INTERVAL", "0"),
+    ("AUDIT_RETENTION_DAYS", "0"),
+    ("WEBHOOK_ALLOWED_NETWORKS", "not-a-network"),
+    ("WEBHOOK_KEY", "too-short"),
+    ("WEBHOOK_TIMEOUT", "61"),
+    ("WEBHOOK_MAX_BODY_BYTES", "10"),
+    ("WEBHOOK_MAX_ATTEMPTS", "0"),
+    ("WEBHOOK_BACKOFF_BASE", "0"),
+    ("WEBHOOK_BACKOFF_MAX", "0"),
+    ("WEBHOOK_POLL_INTERVAL", "0"),
+    ("WEBHOOK_LEASE_SECONDS", "0"),
 ]
 
 
