@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from keyplane.domain import tokens
@@ -53,6 +53,7 @@ def test_wellformed_agrees_with_the_contract_regex(value: str) -> None:
 def test_one_foreign_character_makes_a_token_malformed(body: str, where: int, bad: str) -> None:
     token = "vb" + "_" + body
     broken = token[:where] + bad + token[where + 1 :]
+    assume(broken != token)  # "_" put where "_" already stands changes nothing
     assert not tokens.is_wellformed(broken)
 
 
