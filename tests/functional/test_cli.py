@@ -269,9 +269,10 @@ def test_accesskeys_create_list_delete(migrated: Workspace, customer: dict[str, 
     for key in listed:
         # The command line shows what the API shows with ?expand=all.
         assert set(key) == ACCESSKEY_FIELDS | set(EXPANDABLE)
+        assert "token" not in key
+    for key in listed[:2]:  # the two just made (other tests may have used older keys)
         assert key["tm_last_used"] is None
         assert key["tm_disable"] is None
-        assert "token" not in key
     listed_text = json.dumps(listed)
     assert older["token"] not in listed_text
     assert newer["token"] not in listed_text
