@@ -21,6 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 from keyplane.errors import AlreadyExists, FailedPrecondition, Unavailable
 from keyplane.store.repositories import Repositories
+from keyplane.store.sqlite_writer import SqliteWriter
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -130,6 +131,14 @@ def _inline_reads_engine(engine: AsyncEngine) -> Engine | None:
     return inline
 
 
+def _sqlite_writer(engine: AsyncEngine, timeout: float) -> SqliteWriter | None:
+    """The write queue of a SQLite file; None for other databases and memory."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return SqliteWriter(engine, timeout=timeout)
+
+
 @dataclass
 class _Budget:
     """The database time of one request: it starts with the first database use."""
@@ -148,6 +157,8 @@ class Database:
         self.timeout = timeout
         self._inline_for: AsyncEngine = engine
         self._inline = _inline_reads_engine(engine)
+        self._writer_for: AsyncEngine = engine
+        self._writer = _sqlite_writer(engine, timeout)
 
     def _inline_reads(self) -> Engine | None:
         """The inline engine of the current ``engine`` (which may have been replaced)."""
@@ -156,6 +167,15 @@ class Database:
                 self._inline.dispose()
             self._inline_for, self._inline = self.engine, _inline_reads_engine(self.engine)
         return self._inline
+
+    def _sqlite_writes(self) -> SqliteWriter | None:
+        """The writer of the current ``engine`` (which may have been replaced)."""
+        if self._writer_for is not self.engine:
+            if self._writer is not None:
+                self._writer.dispose()
+            self._writer_for = self.engine
+            self._writer = _sqlite_writer(self.engine, self.timeout)
+        return self._writer
 
     @staticmethod
     @contextmanager
@@ -211,7 +231,15 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
-        """One atomic unit of work: all of it is committed, or none of it."""
+        """One atomic unit of work: all of it is committed, or none of it.
+
+        On a SQLite file, one at a time per process (``SqliteWriter``).
+        """
+        writer = self._sqlite_writes()
+        if writer is not None:
+            async with self.mapped_errors(), writer.transaction(self._remaining()) as repos:
+                yield repos
+            return
         async with self.mapped_errors(), self._bounded(begin=True) as repos:
             yield repos
 
@@ -259,4 +287,6 @@ class Database:
     async def dispose(self) -> None:
         if self._inline is not None:
             self._inline.dispose()
+        if self._writer is not None:
+            self._writer.dispose()
         await self.engine.dispose()
