@@ -87,35 +87,48 @@ verification cache: a hit should need no round trip to either.
 ACCOUNTS: dict[str, str] = {
     "F1": """
 In process (the ASGI app called directly, no server) a cache-hit verification
-costs about 19 µs; the bare app's whole request, server included, about 20 µs.
-The 19 µs are keyplane's own work, each a few µs: reading the headers, the
-well-formedness check and SHA-256 of the key, the cache lookup, the customer's
-GCRA step, a request id, twelve response headers and the `/metrics` counters
-and histogram. keyplane is also served through uvicorn's proxy-headers
-middleware and its own guarded httptools protocol (header size and time limits,
-connection cap), which the bare app does not pay for. Tried, with effect:
-answering `/auth/verify` before FastAPI's own middleware (its telemetry
-middleware looks up OpenTelemetry providers on every request): 34 → 19 µs in
-process, F1 0.23 → 0.29 on the same run. Not yet tried: a precomputed block of
-constant response headers, a cheaper request id than `uuid4`, counters without
-the histogram on hits.
+costs about 19 µs on a quiet machine; the bare app's whole request, server
+included, about 20 µs. The rest is keyplane's own work, each a few µs:
+reading the headers, the well-formedness check and SHA-256 of the key, the
+cache lookup, the customer's GCRA step, a request id and the `/metrics`
+counters and histogram; and the answer's fourteen headers (identity, rate
+limit, request id, security headers), each of which uvicorn checks against two
+regular expressions before writing it, several µs in all that the bare app's
+one header does not pay. keyplane is also served through uvicorn's
+proxy-headers middleware and its own guarded httptools protocol (header size
+and time limits: two timer operations per request, connection cap). Tried,
+with effect: answering `/auth/verify` before FastAPI's own middleware (its
+telemetry middleware looks up OpenTelemetry providers on every request): 34 →
+19 µs in process, F1 0.23 → 0.29 on the same run. Then: no request-wide
+database budget on `/auth/verify` (it uses the database at most once, and that
+read has its own timeout), a request id from `os.urandom` instead of `uuid4`,
+one clock read per verification instead of two, the rate-limit headers
+written as bytes: Python calls per verification 153 → 123 (cProfile), in
+process 41-127 → 19-44 µs and F1 0.25 → 0.39 in quick runs on a machine with a
+load average of 10 to 19. Not yet tried: fewer response headers (they are the
+gateway contract), header validation outside uvicorn's per-header loop.
 """,
     "F2": """
-An authenticated API read costs about 1 ms of CPU in process, against well
+An authenticated API read costs about 0.7-1 ms of CPU in process, against well
 under 100 µs for the minimal route. It is spread thin, not in one place
-(cProfile: about 2,300 Python calls per request): FastAPI's dependency
-resolution (seven dependencies, five of them the security schemes declared
-only so that `/openapi.json` documents every way to authenticate) and route
-matching over every route; SQLAlchemy Core building, compiling (cached) and
-running the statement and processing its row, about 200 µs even inline; the
-`keyplane.access` log line, 75-95 µs (kept: it is documented and tested, and
-`KEYPLANE_LOG_LEVEL=WARNING` turns it off); the response model pass. Tried,
-with effect: resolving the services without FastAPI's thread pool (a plain
-`def` dependency ran in a worker thread on every request) and SQLite reads on
-the loop's thread (below): 600-670 → 700-1,000 requests/s. The next steps are
-documenting the security schemes in the OpenAPI generation instead of as
-dependencies, a cached compiled statement per repository method, and returning
-the view keyplane built without a response-model pass.
+(cProfile: about 2,100 Python calls per request): SQLAlchemy Core building the
+statement, its cache key, running it and processing the row into a record
+(`store/accesskeys.py`: about half of the request); FastAPI's dependency
+resolution and route matching over every route; the `keyplane.access` log line,
+75-95 µs (kept: it is documented and tested, and `KEYPLANE_LOG_LEVEL=WARNING`
+turns it off). Tried, with effect: resolving the services without FastAPI's
+thread pool (a plain `def` dependency ran in a worker thread on every request)
+and SQLite reads on the loop's thread (below): 600-670 → 700-1,000
+requests/s. Then: the five security schemes are written into `/openapi.json`
+by the app (`_document_security` in `web/app.py`, the document is unchanged)
+instead of being five dependencies run on every request; the request's
+database budget is kept by `RequestContextMiddleware` instead of a middleware
+of its own; the key read and the list return the view keyplane built without
+a response-model pass (`web/responses.py`): Python calls per request 2,634 →
+2,110 (cProfile). The quick runs of that change were too noisy to show it in
+F2 (spreads of 0.03 to 0.11 on a machine with a load average of 10 to 19).
+The next step is a prepared statement per repository method (no statement
+building and cache key per call) and a cheaper row-to-record mapping.
 """,
     "F3": """
 SQLite meets it. PostgreSQL's spread is wide in short runs on a shared 2-core
@@ -177,9 +190,11 @@ trip for the customer's rate limit even on a cache hit. The customer's budget
 is now taken from Redis in batches (`BatchingLimiter`, 5% of the burst per
 round trip; the bound on how far a customer can exceed its rate across N
 processes is in [security](security.md#rate-limits-against-guessing)): 0.32 →
-0.52 on the same run. What remains is the noise of a shared 2-core machine
-(PostgreSQL, Redis and their clients compete for the cores) and the background
-work of a replica with PostgreSQL and Redis (invalidation listener,
+0.52 on the same run. A cache hit now makes no Redis or database round trip on
+either side (no request-wide database budget either); what remains is the
+noise of a shared 2-core machine (PostgreSQL, Redis and their clients compete
+for the cores: the quick runs' spreads went from 0.1 to 1.3) and the
+background work of a replica with PostgreSQL and Redis (invalidation listener,
 revocation-log polling).
 """,
 }

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, TypeVar
 
 import anyio
@@ -260,7 +261,7 @@ class AuthService:
             key = self._lookups.cache.get_key(tokens.hash_token(credential.value))
             if not isinstance(key, VerifiedKey) or key.tm_expire <= now:
                 return None
-            return self._key_identity(key)
+            return self._key_identity(key, now)
         try:
             claims = self._sessions.decode(credential.value, now)
         except InvalidCredentials:
@@ -275,13 +276,14 @@ class AuthService:
         if not tokens.is_wellformed(token):
             raise InvalidCredentials()
         key = await self._lookups.accesskey(tokens.hash_token(token))
-        if key is None or key.tm_expire <= self._clock.now():
+        now = self._clock.now()
+        if key is None or key.tm_expire <= now:
             raise InvalidCredentials()
-        return self._key_identity(key)
+        return self._key_identity(key, now)
 
-    def _key_identity(self, key: VerifiedKey) -> Identity:
+    def _key_identity(self, key: VerifiedKey, now: datetime) -> Identity:
         """The one place a verified key becomes an identity: restrictions included."""
-        self._usage.mark(key.id)
+        self._usage.mark(key.id, now)
         return Identity.for_accesskey(key.id, key.customer_id, key.scopes, key.allowed_networks)
 
     async def authenticate_session(self, token: str) -> Identity:

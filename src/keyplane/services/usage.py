@@ -27,8 +27,9 @@ class LastUsedRecorder:
         self._pending: dict[uuid.UUID, datetime] = {}
         self._task = BackgroundTask("keyplane-last-used", self._run)
 
-    def mark(self, key_id: uuid.UUID) -> None:
-        self._pending[key_id] = self._clock.now()
+    def mark(self, key_id: uuid.UUID, now: datetime | None = None) -> None:
+        """Note a use of the key at ``now`` (the clock's time if not given)."""
+        self._pending[key_id] = self._clock.now() if now is None else now
 
     async def flush(self) -> int:
         """Write what was noted; returns how many keys were written."""

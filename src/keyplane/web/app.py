@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from keyplane import __version__
@@ -15,7 +19,7 @@ from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
 from keyplane.web.connections import apply_connection_limits
-from keyplane.web.deadline import DatabaseDeadline
+from keyplane.web.deps import SECURITY_SCHEMES, current_identity
 from keyplane.web.docs_ui import install_docs_ui
 from keyplane.web.envelope import install_error_handlers
 from keyplane.web.limits import BodyLimitMiddleware
@@ -51,9 +55,10 @@ class KeyplaneApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_verify_path(scope["path"]):
-            # One database timeout for the whole check, as DatabaseDeadline gives the API.
-            with self.state.services.database.one_budget():
-                await self.verification(scope, receive, send)
+            # No request-wide database budget here: a verification uses the
+            # database at most once (a cache miss), and that read has its own
+            # KEYPLANE_DATABASE_TIMEOUT, the same bound.
+            await self.verification(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -89,12 +94,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.services = app_services
     app.state.settings = settings
     install_error_handlers(app)
-    # Added first runs innermost: the request context wraps the other two.
+    # Added first runs innermost: the request context wraps the other two, and
+    # gives each request one database timeout (KEYPLANE_DATABASE_TIMEOUT).
     app.add_middleware(BodyLimitMiddleware, body_timeout=settings.body_timeout)
     app.add_middleware(HeadAsGetMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    # Around everything that may use the database: one timeout per request.
-    app.add_middleware(DatabaseDeadline, services=app_services)
+    app.add_middleware(RequestContextMiddleware, database_budget=app_services.database.one_budget)
     # Gateway checks are answered before the framework (KeyplaneApp, web/verify.py).
     app.verification = GatewayVerification(app.router, auth=app_services.auth)
     install_docs_ui(app, title="keyplane")
@@ -106,6 +110,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(accesskeys.router)
     app.include_router(audit.router)
     _document_errors_truthfully(app)
+    _document_security(app)
     _document_uuid_parameters(app)
     return app
 
@@ -122,6 +127,53 @@ def _document_errors_truthfully(app: FastAPI) -> None:
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, those of included routers too (kept nested, without extra prefix)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def _needs_identity(dependant: Dependant) -> bool:
+    return any(
+        dependency.call is current_identity or _needs_identity(dependency)
+        for dependency in dependant.dependencies
+    )
+
+
+def _document_security(app: FastAPI) -> None:
+    """Routes that need the caller's identity accept every credential form.
+
+    The security schemes are written into the document here rather than
+    declared as dependencies, which FastAPI would run on every request.
+    """
+    generate = app.openapi
+    protected = {
+        (method.lower(), route.path_format)
+        for route in _api_routes(app.routes)
+        if _needs_identity(route.dependant)
+        for method in route.methods or ()
+    }
+    schemes = {
+        scheme.scheme_name: jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+        for scheme in SECURITY_SCHEMES
+    }
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schema.setdefault("components", {})["securitySchemes"] = schemes
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if (method, path) in protected:
+                    operation["security"] = [{name: []} for name in schemes]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

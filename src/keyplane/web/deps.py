@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
-from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPBearer
+from fastapi.security.base import SecurityBase
 
 from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
@@ -29,8 +30,9 @@ def request_cookies(request: HTTPConnection) -> dict[str, str]:
     return parse_cookies(request.headers.get("cookie"))
 
 
-# Declared so /openapi.json documents every way to authenticate; the values
-# are read by ``find_credential`` to apply the contract's precedence.
+# Every way to authenticate, as /openapi.json documents it (``document_security``
+# in web/app.py). They are documentation only, never per-request dependencies:
+# ``find_credential`` reads the credential once, with the contract's precedence.
 _session_cookie = _CredentialCookie(
     name="token",
     scheme_name="SessionCookie",
@@ -82,23 +84,34 @@ def bind_origin(request: Request) -> None:
     set_origin(Origin(str(state.get("request_id", "")), client_address(request)))
 
 
+RATELIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+
+def ratelimit_values(decision: Decision) -> tuple[str, str, str]:
+    """The values of ``RATELIMIT_HEADERS``, in that order."""
+    return (
+        str(decision.limit),
+        str(decision.remaining),
+        str(max(0, math.ceil(decision.reset_after))),
+    )
+
+
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
-    return {
-        "RateLimit-Limit": str(decision.limit),
-        "RateLimit-Remaining": str(decision.remaining),
-        "RateLimit-Reset": str(max(0, math.ceil(decision.reset_after))),
-    }
+    return dict(zip(RATELIMIT_HEADERS, ratelimit_values(decision), strict=True))
 
 
-async def current_identity(
-    request: Request,
-    services: ServicesDep,
-    _c1: Annotated[str | None, Depends(_session_cookie)],
-    _q1: Annotated[str | None, Depends(_session_query)],
-    _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _c2: Annotated[str | None, Depends(_accesskey_cookie)],
-    _q2: Annotated[str | None, Depends(_accesskey_query)],
-) -> Identity:
+SECURITY_SCHEMES: tuple[SecurityBase, ...] = (
+    _session_cookie,
+    _session_query,
+    _bearer,
+    _accesskey_cookie,
+    _accesskey_query,
+)
+
+
+async def current_identity(request: Request) -> Identity:
+    """The caller; every route that depends on it is documented with ``SECURITY_SCHEMES``."""
+    services: Services = request.app.state.services
     bind_origin(request)
     credential = find_credential(
         request_cookies(request), request.query_params, request.headers.get("authorization")

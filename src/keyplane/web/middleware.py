@@ -9,9 +9,11 @@ then only ever sees that short, plain header.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -34,6 +36,11 @@ HSTS = "max-age=31536000"
 
 access_log = get_logger("keyplane.access")
 error_log = get_logger("keyplane.error")
+
+
+def new_request_id() -> str:
+    """32 random hex digits (as ``uuid4().hex`` was, at a quarter of the cost)."""
+    return os.urandom(16).hex()
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -61,17 +68,28 @@ def _keep_only_credential_cookies(scope: Scope) -> None:
 
 
 class RequestContextMiddleware:
-    """Outermost keyplane middleware: every response passes through here."""
+    """Outermost keyplane middleware: every response passes through here.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``database_budget`` (``Database.one_budget``) gives the whole request one
+    database timeout: without it each statement would have the whole timeout,
+    and a request that waits for a connection, then a read, then a write could
+    take several.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        database_budget: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self.app = app
+        self._database_budget = database_budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         _keep_only_credential_cookies(scope)
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -94,7 +112,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            with self._database_budget():
+                await self.app(scope, receive, send_with_headers)
         except Exception:
             error_log.exception("unhandled_error", method=scope["method"], path=scope["path"])
             if not response_started:

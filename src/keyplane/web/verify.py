@@ -23,7 +23,6 @@ original path; when either is unknown, a restricted key is refused (403).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -34,9 +33,9 @@ from keyplane.errors import AuthenticationRequired, KeyplaneError
 from keyplane.logs import get_logger
 from keyplane.services.auth import AuthService
 from keyplane.web.credentials import find_credential, parse_cookies
-from keyplane.web.deps import ratelimit_headers
+from keyplane.web.deps import RATELIMIT_HEADERS, ratelimit_values
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
-from keyplane.web.middleware import SECURITY_HEADERS
+from keyplane.web.middleware import SECURITY_HEADERS, new_request_id
 from keyplane.web.middleware import _incoming_request_id as incoming_request_id
 from keyplane.web.upstream import cookie_without_credentials, uri_without_credentials
 
@@ -44,6 +43,7 @@ VERIFY_PATH = "/auth/verify"
 _VERIFY_PREFIX = VERIFY_PATH + "/"
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS]
 _JSON = (b"content-type", b"application/json")
+_RATELIMIT = tuple(name.lower().encode() for name in RATELIMIT_HEADERS)
 
 error_log = get_logger("keyplane.error")
 
@@ -130,7 +130,7 @@ class GatewayVerification:
             await self.app(scope, receive, send)
             return
         incoming = _read_headers(scope)
-        request_id = incoming.request_id or uuid.uuid4().hex
+        request_id = incoming.request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         try:
             status, headers, body = await self._verify(scope, incoming, request_id)
@@ -186,9 +186,9 @@ class GatewayVerification:
         if incoming.cookie is not None:
             kept = cookie_without_credentials(incoming.cookie)
             headers.append((b"x-keyplane-upstream-cookie", kept.encode("latin-1")))
+        limit, remaining, reset = ratelimit_values(decision)
         headers.extend(
-            (name.lower().encode(), value.encode())
-            for name, value in ratelimit_headers(decision).items()
+            zip(_RATELIMIT, (limit.encode(), remaining.encode(), reset.encode()), strict=True)
         )
         return 200, headers, b""
 

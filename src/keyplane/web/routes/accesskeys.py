@@ -15,6 +15,7 @@ from keyplane.domain.views import EXPAND_ALL, EXPANDABLE, accesskey_view, parse_
 from keyplane.errors import InvalidArgument
 from keyplane.web.body import json_object, string_field
 from keyplane.web.deps import CurrentIdentity, ServicesDep
+from keyplane.web.responses import built
 from keyplane.web.schemas import (
     Accesskey,
     AccesskeyCreated,
@@ -148,10 +149,12 @@ async def list_accesskeys(
     page = await services.accesskeys.list_page(
         identity, identity.customer_id, page_size=size, cursor=cursor
     )
-    return {
-        "result": [accesskey_view(key, expand=fields) for key in page.items],
-        "next_page_token": page.next_page_token,
-    }
+    return built(
+        {
+            "result": [accesskey_view(key, expand=fields) for key in page.items],
+            "next_page_token": page.next_page_token,
+        }
+    )
 
 
 @router.get(
@@ -169,7 +172,7 @@ async def get_accesskey(
 ) -> Any:
     fields = _expand(expand)
     key = await services.accesskeys.get(identity, _key_id(accesskey_id))
-    return accesskey_view(key, expand=fields)
+    return built(accesskey_view(key, expand=fields))
 
 
 @router.put(
