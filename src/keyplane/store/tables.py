@@ -122,6 +122,13 @@ accesskeys = Table(
         sqlite_where=text("tm_delete IS NULL"),
         postgresql_where=text("tm_delete IS NULL"),
     ),
+    # The expiring-soon scan: live keys by expiry, a range instead of the table.
+    Index(
+        "ix_accesskeys_live_expiry",
+        "tm_expire",
+        sqlite_where=text("tm_delete IS NULL"),
+        postgresql_where=text("tm_delete IS NULL"),
+    ),
 )
 
 # Expiring-soon notices sent: one row per key and lead time, never two.
@@ -152,8 +159,11 @@ events = Table(
     Column("tm_next_attempt", UTCDateTime),
     Column("tm_lease", UTCDateTime),  # a replica is delivering it until then
     Column("last_error", Text, nullable=False, default="", server_default=""),
-    Index("ix_events_delivery", "delivery_status", "tm_next_attempt"),
-    # A customer's deliveries, newest first, paged by seq (migration 0011).
+    # Seeks, not scans (migration 0011): the oldest pending events for the
+    # dispatcher; the oldest finished ones for the retention; a customer's
+    # deliveries, newest first, paged by seq.
+    Index("ix_events_status_seq", "delivery_status", "seq"),
+    Index("ix_events_status_created", "delivery_status", "tm_create"),
     Index("ix_events_customer_seq", "customer_id", "seq"),
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )

@@ -1,7 +1,10 @@
-"""listing indexes that seek: live keys only, and a customer's events by seq
+"""indexes that seek: live-key listing and expiry, events by status and by customer
 
 The access key listing reads ``(customer_id, tm_create, id)`` over live keys
 (``tm_delete IS NULL``), so soft-deleted keys cost a page nothing; the
+expiring-soon scan reads live keys by ``tm_expire``; the webhook dispatcher
+takes the oldest pending events by ``(delivery_status, seq)``, the outbox
+retention the oldest finished ones by ``(delivery_status, tm_create)``; the
 deliveries listing reads ``(customer_id, seq)``.
 
 Revision ID: 0011
@@ -33,6 +36,16 @@ def upgrade() -> None:
         postgresql_where=LIVE,
     )
     op.drop_index("ix_accesskeys_customer_listing", table_name="accesskeys")
+    op.create_index(
+        "ix_accesskeys_live_expiry",
+        "accesskeys",
+        ["tm_expire"],
+        sqlite_where=LIVE,
+        postgresql_where=LIVE,
+    )
+    op.create_index("ix_events_status_seq", "events", ["delivery_status", "seq"])
+    op.create_index("ix_events_status_created", "events", ["delivery_status", "tm_create"])
+    op.drop_index("ix_events_delivery", table_name="events")
     op.create_index("ix_events_customer_seq", "events", ["customer_id", "seq"])
     op.drop_index("ix_events_customer_id", table_name="events")
 
@@ -40,6 +53,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_index("ix_events_customer_id", "events", ["customer_id"])
     op.drop_index("ix_events_customer_seq", table_name="events")
+    op.create_index("ix_events_delivery", "events", ["delivery_status", "tm_next_attempt"])
+    op.drop_index("ix_events_status_created", table_name="events")
+    op.drop_index("ix_events_status_seq", table_name="events")
+    op.drop_index("ix_accesskeys_live_expiry", table_name="accesskeys")
     op.create_index(
         "ix_accesskeys_customer_listing", "accesskeys", ["customer_id", "tm_create", "id"]
     )
