@@ -42,9 +42,9 @@ LIMITER_BATCH = 100  # requests per Redis round trip of the customer limit (5% o
 class Measured:
     """Per-unit costs from ``make bench`` and the two-replica run (docs/capacity.md)."""
 
-    hit_cpu_us: float = 250.0  # one cached /auth/verify, HTTP included, per core (F1 side)
-    miss_cpu_us: float = 600.0  # the extra CPU of a miss in keyplane (F3/F4)
-    miss_db_ms: float = 1.6  # database time of one miss on PostgreSQL (F4 p50)
+    hit_cpu_us: float = 140.0  # one cached /auth/verify, HTTP included (F10: 7,000/s a worker)
+    miss_cpu_us: float = 1_000.0  # the extra CPU of a miss, database client included (F3)
+    miss_db_ms: float = 1.5  # wall time of one miss's database work on PostgreSQL (F4 p50)
     pubsub_lag_ms: float = 3.0  # commit to eviction on another replica, by Redis
     log_read_ms: float = 2.0  # one read of the revocation log
     bytes_per_entry: float = 650.0  # S6
@@ -60,8 +60,8 @@ class Scenario:
     seconds: float
     cache_entries: int = 100_000
     ttl: float = 60.0
-    customer_skew: float = 1.1  # Zipf exponent over customers
-    key_skew: float = 0.8  # Zipf exponent over a customer's keys
+    customer_skew: float = 1.2  # Zipf exponent over customers
+    key_skew: float = 1.2  # Zipf exponent over a customer's keys
     revocations_per_second: float = 1.0
     redis_loss: float = 0.0  # share of invalidation messages lost
     restarts: tuple[tuple[float, int, float], ...] = ()  # (at, replica, seconds down)
@@ -238,15 +238,17 @@ def _revocation_lags(
     }
 
 
-# The three deployment sizes of docs/capacity.md, simulated over a few minutes
-# of two replicas' share of the traffic (steady state after the first TTL).
+# The three deployment sizes of docs/capacity.md. A "replica" here is one
+# worker process: each has its own cache (a replica of `--workers 4` is four).
+# Two of them are simulated over two and a half minutes of their share of the
+# traffic; the figures leave out the first minute (the caches filling).
 SIZES = {
     "10M keys, 20,000/s": Scenario(
         "10M keys, 20,000/s",
         keys=10_000_000,
         customers=10_000,
         rate=20_000,
-        replicas=4,
+        replicas=8,  # 4 replicas x 2 workers
         seconds=150,
         warmup=60,
         revocations_per_second=5,
@@ -257,7 +259,7 @@ SIZES = {
         keys=100_000_000,
         customers=100_000,
         rate=200_000,
-        replicas=40,
+        replicas=64,  # 16 replicas x 4 workers
         seconds=150,
         warmup=60,
         revocations_per_second=50,
@@ -268,7 +270,7 @@ SIZES = {
         keys=1_000_000_000,
         customers=1_000_000,
         rate=1_000_000,
-        replicas=200,
+        replicas=320,  # 80 replicas x 4 workers
         seconds=150,
         warmup=60,
         revocations_per_second=250,
