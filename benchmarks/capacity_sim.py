@@ -40,12 +40,14 @@ LIMITER_BATCH = 100  # requests per Redis round trip of the customer limit (5% o
 
 @dataclass(frozen=True)
 class Measured:
-    """Per-unit costs from ``make bench`` and the two-replica run (docs/capacity.md)."""
+    """Per-unit costs from ``make bench`` (docs/capacity.md), one of them assumed."""
 
     hit_cpu_us: float = 140.0  # one cached /auth/verify, HTTP included (F10: 7,000/s a worker)
     miss_cpu_us: float = 1_000.0  # the extra CPU of a miss, database client included (F3)
     miss_db_ms: float = 1.5  # wall time of one miss's database work on PostgreSQL (F4 p50)
-    pubsub_lag_ms: float = 3.0  # commit to eviction on another replica, by Redis
+    # Commit to eviction on another replica by Redis: assumed (a round trip and a
+    # loop turn); the two-replica run on a loaded machine saw far more end to end.
+    pubsub_lag_ms: float = 3.0
     log_read_ms: float = 2.0  # one read of the revocation log
     bytes_per_entry: float = 650.0  # S6
 
