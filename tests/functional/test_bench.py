@@ -59,7 +59,7 @@ def test_results_name_every_figure_with_a_number_or_a_reason(bench_output: Path)
         assert math.isfinite(figure["value"])
         assert isinstance(figure["met"], bool)
         if figure["unit"] == "ratio":
-            assert figure["value"] > 0
+            assert figure["value"] > 0, figure
             low, high = figure["spread"]
             assert low <= figure["value"] <= high
             for side in figure["sides"].values():

@@ -142,7 +142,8 @@ class CacheWithIndex(RuleBasedStateMachine):
         assert self.cache._agents.group_sizes() == self.agents.sizes()
 
 
-CacheWithIndex.TestCase.settings = settings(max_examples=200, stateful_step_count=40)
+# No deadline: what is checked is consistency, and a shared machine's pauses are not.
+CacheWithIndex.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
 TestCacheWithIndex = CacheWithIndex.TestCase
 
 
