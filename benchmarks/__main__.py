@@ -1,4 +1,5 @@
-"""``make bench``: measure the figures F1..F10 and write the results, the plot and the page."""
+"""``make bench``: measure the figures F1..F10 and S1..S6, and write the results, the plot
+and the page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import load, report
+from benchmarks import load, report, scale
 from benchmarks.suite import MODES, Bench, bench_root, run_figures
 
 ROOT = Path(__file__).parent.parent
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write latest.json, benchmarks.png and benchmarks.md here (default: the repository)",
     )
+    parser.add_argument(
+        "--figures",
+        choices=("all", "speed", "scale"),
+        default="all",
+        help="speed: F1..F10 only; scale: S1..S6 only (default: all)",
+    )
     args = parser.parse_args(argv)
     mode = MODES[args.mode]
     load.ensure_wrk()
@@ -33,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     with bench_root() as root:
         bench = Bench(mode, root, log)
         with bench.stack:
-            figures = run_figures(bench)
+            figures = run_figures(bench) if args.figures != "scale" else []
+            if args.figures != "speed":
+                figures += scale.run_scale_figures(bench)
     result = {
         "schema": report.SCHEMA_VERSION,
         "mode": mode.name,

@@ -81,10 +81,62 @@ verifying all of them. The target is growth under 10%.
 `/auth/verify` on PostgreSQL + Redis ÷ on SQLite, both answered from the
 verification cache: a hit should need no round trip to either.
 """,
+    "S1": """
+Data scale (`benchmarks/scale.py`): a database seeded by `benchmarks/seed.py`
+(full run: 1,001 customers, 1,000,000 keys, customer 0 holding 100,000; quick
+run: 31 customers, 30,000 keys, customer 0 holding 10,000) is served by
+`keyplane serve`. The median latency of `GET /v1.0/accesskeys` (100 per page)
+for page 1,000 (quick: page 100, the last) ÷ page 1, over HTTP. The page
+cursor is a row-value range of the live-key index, so a deep page costs what
+the first does; before, both databases read every key above the cursor.
+""",
+    "S2": """
+The first page of customer 0 with its newest 50,000 keys (quick: 5,000)
+soft-deleted ÷ with none deleted; the two states alternate in place (one id
+range updated each time; on PostgreSQL a `VACUUM ANALYZE` after each, as
+autovacuum would). The listing index holds live keys only, so deleted keys
+cost a page nothing.
+""",
+    "S3": """
+Reading every page of customer 0 (100,000 keys; quick: 10,000) ÷ reading every
+page of a customer holding 900 (quick: 666), per key: the work of a client
+that pages through everything should grow with the keys, not with their
+square. Below 1 is possible: a large customer's keys lie together on disk,
+a small customer's among everyone else's.
+""",
+    "S4": """
+`keyplane accesskey list --customer-id` of customer 0 (100,000 keys; quick:
+10,000), its output (the default table) to a pipe: wall time and the peak
+resident memory of the command (`wait4`'s `ru_maxrss`), start-up included.
+""",
+    "S5": """
+`VerificationCache.invalidate_customer` on a full cache of 100,000 key entries
+(in process), for a customer holding 100 of them (a thousand customers share
+the cache): the median of 50 drops per round. The cache is indexed by
+customer, so a drop costs that customer's entries; before, it walked the
+whole cache (40 ms at 100,000). The details give the drop of a customer
+holding 1,000 entries.
+""",
+    "S6": """
+A full verification cache of 100,000 access keys, in process: the Python
+allocations it holds (`tracemalloc`) ÷ its entries, i.e. what each cached key
+costs (the token hash as the key, the `VerifiedKey`, its ids and expiry, the
+deadline, the LRU and customer index). Reported, no target;
+`docs/capacity.md` plans cache memory from it.
+""",
 }
 
 # For a figure that misses its target: what limits it and what was tried.
 ACCOUNTS: dict[str, str] = {
+    "S4": """
+`keyplane accesskey list` pages through the service with the seeking cursor
+(the O(depth) paging is gone), but it still keeps every key before printing
+and renders each as a block of the table, so its memory and time grow with
+the keys. Streaming the output page by page (table and JSON Lines), a
+progress bar on a terminal and `--limit` are the command line's change,
+made separately; this figure measures whatever the command does in this
+build.
+""",
     "F1": """
 In process (the ASGI app called directly, no server) a cache-hit verification
 costs about 19 µs on a quiet machine; the bare app's whole request, server
@@ -201,9 +253,17 @@ revocation-log polling).
 
 REPRODUCE = """
 ```
-make bench            # the full run (about 25 minutes; 1,000,000 keys for F3/F4)
-make bench QUICK=1    # under two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4
+make bench            # the full run (about 35 minutes; 1,000,000 keys for F3/F4, S1-S4)
+make bench QUICK=1    # about two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4,
+                      # 30,000 keys for S1-S4
+python -m benchmarks --mode quick --figures scale   # S1-S6 only (speed: F1-F10 only)
+python -m benchmarks.seed DATABASE_URL --customers 1001 --keys 1000000 --big 100000
 ```
+
+`benchmarks/seed.py` fills a migrated database (SQLite or PostgreSQL) with
+deterministic customers and keys (key `n` has the token `seeded_token(n)`),
+in bulk inserts through keyplane's table definitions: a million keys in one
+to two minutes.
 
 `make bench` installs `wrk`, PostgreSQL and Redis with apt-get when missing (as
 root), builds `benchmarks/.django-venv` for F7 on first use, and starts every

@@ -47,7 +47,17 @@ def _fmt(figure: dict[str, Any]) -> str:
         return text
     if unit == "ms":
         return f"{value:.3f} ms"
-    return f"{value:+.2f} %"
+    if unit == "%":
+        return f"{value:+.2f} %"
+    return f"{value:,.1f} {unit}"
+
+
+def _target(figure: dict[str, Any]) -> str:
+    if figure["target"] is None:
+        return "reported"
+    text = f"{figure['target_op']} {figure['target']:g}"
+    unit = figure["unit"]
+    return text if unit == "ratio" else f"{text} {unit}"
 
 
 def _verdict(figure: dict[str, Any]) -> str:
@@ -77,11 +87,8 @@ def write_markdown(path: Path, result: dict[str, Any], plot_name: str) -> None:
         "| --- | --- | --- | --- | --- |",
     ]
     for figure in _figures(result):
-        target = f"{figure['target_op']} {figure['target']:g}"
-        if figure["unit"] != "ratio":
-            target += " ms" if figure["unit"] == "ms" else " %"
         lines.append(
-            f"| {figure['id']} | {figure['title']} | {_fmt(figure)} | {target} "
+            f"| {figure['id']} | {figure['title']} | {_fmt(figure)} | {_target(figure)} "
             f"| {_verdict(figure)} |"
         )
     lines += ["", "## The figures", ""]
@@ -92,9 +99,13 @@ def write_markdown(path: Path, result: dict[str, Any], plot_name: str) -> None:
         lines.append(EXPLANATIONS.get(key, "").strip())
         lines.append("")
         if figure.get("sides"):
+            unit = figure.get("sides_unit", "requests/s")
             for side, values in figure["sides"].items():
-                shown = ", ".join(f"{v:,.0f}" for v in values)
-                lines.append(f"- {side}: {shown} requests/s")
+                if unit == "requests/s":
+                    shown = ", ".join(f"{v:,.0f}" for v in values)
+                    lines.append(f"- {side}: {shown} requests/s")
+                else:
+                    lines.append(f"- {side}: " + ", ".join(f"{v:,.2f}" for v in values))
         for name, value in (figure.get("details") or {}).items():
             if name != "read":
                 lines.append(f"- {name.replace('_', ' ')}: {value}")
@@ -119,9 +130,9 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
     for figure in figures:
         value = figure["value"]
         names.append(figure["id"])
-        if value is None:
-            shares.append(0.0)
-            labels.append("not measured")
+        if value is None or figure["target"] is None:
+            shares.append(0.0 if value is None else 1.0)
+            labels.append("not measured" if value is None else _fmt(figure) + " (reported)")
             colours.append("#bbbbbb")
             continue
         if figure["target_op"] == ">=":

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from tests.servers import PostgresServer, RedisServer, free_port
 
+from benchmarks.seed import seeded_token
 from keyplane.domain.tokens import DISPLAY_PREFIX_LENGTH, hash_token
 
 BIN = Path(sys.executable).parent
@@ -32,11 +33,6 @@ UNLIMITED = {
     "KEYPLANE_RATELIMIT_CUSTOMER_PER_SECOND": "100000000",
     "KEYPLANE_RATELIMIT_CUSTOMER_BURST": "100000000",
 }
-
-
-def seeded_token(index: int) -> str:
-    """The benchmark's n-th access key (well-formed, never issued by a real server)."""
-    return "vb" + "_" + f"bench{index:027d}"
 
 
 @dataclass

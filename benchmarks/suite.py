@@ -44,13 +44,39 @@ class Mode:
     steady_seconds: float  # F8's steady load
     latency_samples: int  # F4
     rotation: int = 1000  # distinct tokens a rotating client cycles through
+    # S1..S6 (benchmarks/scale.py): the seeded database, customer 0 holding
+    # scale_big keys, and the verification cache of S5/S6.
+    scale_customers: int = 1_001
+    scale_keys: int = 1_000_000
+    scale_big: int = 100_000
+    scale_deleted: int = 50_000
+    scale_samples: int = 50  # requests per side and round for one page's latency
+    cache_entries: int = 100_000
 
 
 MODES = {
     "full": Mode("full", 5.0, 3, 32, 1_000, 1_000_000, 100_000, 300.0, 20_000),
-    "quick": Mode("quick", 1.0, 2, 32, 1_000, 10_000, 5_000, 3.0, 2_000),
+    "quick": Mode(
+        "quick",
+        *(1.0, 2, 32, 1_000, 10_000, 5_000, 3.0, 2_000),
+        scale_customers=31,
+        scale_keys=30_000,
+        scale_big=10_000,
+        scale_deleted=5_000,
+        scale_samples=30,
+    ),
     # The test's mode: the same code path, as short as it can be.
-    "smoke": Mode("smoke", 1.0, 1, 4, 20, 60, 50, 1.0, 50, rotation=10),
+    "smoke": Mode(
+        "smoke",
+        *(1.0, 1, 4, 20, 60, 50, 1.0, 50),
+        rotation=10,
+        scale_customers=5,
+        scale_keys=800,
+        scale_big=400,
+        scale_deleted=200,
+        scale_samples=3,
+        cache_entries=5_000,
+    ),
 }
 
 
@@ -58,18 +84,19 @@ MODES = {
 class Figure:
     id: str
     title: str
-    unit: str  # "ratio", "ms", "%"
-    target: float
+    unit: str  # "ratio", "ms", "%", "s", "MiB", "bytes"
+    target: float | None  # None: reported, no target
     higher_is_better: bool
     value: float | None = None
     spread: tuple[float, float] | None = None
     sides: dict[str, list[float]] | None = None
     details: dict[str, Any] | None = None
     note: str = ""
+    sides_unit: str = "requests/s"
 
     @property
     def met(self) -> bool | None:
-        if self.value is None:
+        if self.value is None or self.target is None:
             return None
         return self.value >= self.target if self.higher_is_better else self.value <= self.target
 
@@ -79,13 +106,14 @@ class Figure:
             "title": self.title,
             "unit": self.unit,
             "target": self.target,
-            "target_op": ">=" if self.higher_is_better else "<=",
+            "target_op": "" if self.target is None else ">=" if self.higher_is_better else "<=",
             "value": None if self.value is None else round(self.value, 4),
             "spread": None if self.spread is None else [round(v, 4) for v in self.spread],
             "met": self.met,
             "sides": self.sides,
             "details": self.details or {},
             "note": self.note,
+            "sides_unit": self.sides_unit,
         }
 
 

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     accesskey_expiring_notice_days: str = "14,3"
     accesskey_expiring_scan_interval: float = Field(default=60.0, gt=0)
     audit_retention_days: int = Field(default=365, ge=1)
+    # Finished (delivered or skipped) outbox events are pruned after this many days.
+    event_retention_days: int = Field(default=30, ge=1)
 
     # Webhooks (docs/webhooks.md). Private and loopback targets are refused
     # unless inside one of these CIDRs (comma-separated; empty by default).

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.errors import Unavailable
 from keyplane.services.container import Services
+from keyplane.services.usage import LastUsedRecorder
 from keyplane.store.accesskeys import AccesskeyRepository
 from tests.conftest import START, started_replica
 from tests.factories import ACCESSKEY_FIELDS, ONE_DAY, Factory, bearer
@@ -199,3 +201,45 @@ async def test_closing_writes_what_is_pending(
         assert await last_used(services, key.id) is None  # the interval is a minute
     async with started_replica(tmp_path, database_url, clock, fresh=False) as (services, _):
         assert await last_used(services, key.id) == START
+
+
+async def test_a_flush_writes_in_bounded_chunks_each_its_own_transaction(
+    services: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = spy_on_writes(monkeypatch)
+    commits: list[int] = []
+    engine = services.database.engine.sync_engine
+    event.listen(engine, "commit", lambda _conn: commits.append(len(writes)))
+    recorder = LastUsedRecorder(services.database, clock, interval=60.0, chunk=7)
+    keys = [uuid.uuid4() for _ in range(30)]
+    for key_id in keys:
+        recorder.mark(key_id)
+    assert await recorder.flush() == 30
+    assert [len(chunk) for chunk in writes] == [7, 7, 7, 7, 2]
+    assert commits == [1, 2, 3, 4, 5]  # one commit after each chunk, none holding two
+    assert [key for chunk in writes for key in chunk] == keys
+    assert await recorder.flush() == 0
+
+
+async def test_a_failed_chunk_keeps_its_notes_and_the_rest_for_the_next_round(
+    services: Services, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[dict[uuid.UUID, datetime]] = []
+    original = AccesskeyRepository.touch_last_used
+
+    async def third_fails(self: AccesskeyRepository, moments: dict[uuid.UUID, datetime]) -> None:
+        if len(written) == 2:
+            written.append({})  # only once
+            raise Unavailable("The database is unavailable; retry later.")
+        written.append(dict(moments))
+        await original(self, moments)
+
+    monkeypatch.setattr(AccesskeyRepository, "touch_last_used", third_fails)
+    recorder = LastUsedRecorder(services.database, clock, interval=60.0, chunk=4)
+    keys = [uuid.uuid4() for _ in range(14)]
+    for key_id in keys:
+        recorder.mark(key_id)
+    with pytest.raises(Unavailable):
+        await recorder.flush()
+    assert await recorder.flush() == 6  # the failed chunk and the one never tried
+    assert sorted(key for chunk in written for key in chunk) == sorted(keys)

@@ -63,6 +63,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("ACCESSKEY_EXPIRING_NOTICE_DAYS", "400"),
     ("ACCESSKEY_EXPIRING_SCAN_INTERVAL", "0"),
     ("AUDIT_RETENTION_DAYS", "0"),
+    ("EVENT_RETENTION_DAYS", "0"),
     ("WEBHOOK_ALLOWED_NETWORKS", "not-a-network"),
     ("WEBHOOK_KEY", "too-short"),
     ("WEBHOOK_TIMEOUT", "61"),

@@ -57,11 +57,19 @@ MISS = Miss()
 
 
 class _Lru(Generic[V]):
-    """A bounded map of value and deadline, least recently used evicted first."""
+    """A bounded map of value and deadline, least recently used evicted first.
 
-    def __init__(self, max_entries: int) -> None:
+    Entries are also indexed by the group ``group_of`` gives their value (a
+    customer), so that dropping a group costs its own entries, not the map's
+    size. Every removal goes through ``_remove``, which keeps the index
+    consistent with the map.
+    """
+
+    def __init__(self, max_entries: int, group_of: Callable[[V], object | None]) -> None:
         self._max = max_entries
+        self._group_of = group_of
         self._data: OrderedDict[object, tuple[V, float]] = OrderedDict()
+        self._groups: dict[object, set[object]] = {}
 
     def get(self, key: object, now: float) -> V | Miss:
         found = self._data.get(key)
@@ -69,7 +77,7 @@ class _Lru(Generic[V]):
             return MISS
         value, deadline = found
         if deadline <= now:
-            del self._data[key]
+            self._remove(key)
             return MISS
         self._data.move_to_end(key)
         return value
@@ -77,23 +85,47 @@ class _Lru(Generic[V]):
     def put(self, key: object, value: V, deadline: float) -> None:
         if self._max <= 0:
             return
+        if key in self._data:
+            self._remove(key)
         self._data[key] = (value, deadline)
-        self._data.move_to_end(key)
+        group = self._group_of(value)
+        if group is not None:
+            self._groups.setdefault(group, set()).add(key)
         while len(self._data) > self._max:
-            self._data.popitem(last=False)
+            self._remove(next(iter(self._data)))
 
     def pop(self, key: object) -> None:
-        self._data.pop(key, None)
+        if key in self._data:
+            self._remove(key)
 
-    def drop_where(self, predicate: Callable[[V], bool]) -> None:
-        for key in [k for k, (v, _) in self._data.items() if predicate(v)]:
+    def drop_group(self, group: object) -> None:
+        for key in self._groups.pop(group, ()):
             del self._data[key]
+
+    def _remove(self, key: object) -> None:
+        value, _ = self._data.pop(key)
+        group = self._group_of(value)
+        if group is None:
+            return
+        members = self._groups[group]
+        members.discard(key)
+        if not members:
+            del self._groups[group]
 
     def clear(self) -> None:
         self._data.clear()
+        self._groups.clear()
+
+    def group_sizes(self) -> dict[object, int]:
+        """Entries per group (for tests of the index's consistency)."""
+        return {group: len(keys) for group, keys in self._groups.items()}
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def _customer_of(entry: VerifiedKey | VerifiedAgent | None) -> uuid.UUID | None:
+    return None if entry is None else entry.customer_id
 
 
 class VerificationCache:
@@ -106,8 +138,8 @@ class VerificationCache:
         negative_ttl: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._keys: _Lru[VerifiedKey | None] = _Lru(max_entries)
-        self._agents: _Lru[VerifiedAgent | None] = _Lru(max_entries)
+        self._keys: _Lru[VerifiedKey | None] = _Lru(max_entries, _customer_of)
+        self._agents: _Lru[VerifiedAgent | None] = _Lru(max_entries, _customer_of)
         self._ttl = ttl
         self._fallback_ttl = min(fallback_ttl, ttl)
         self._negative_ttl = negative_ttl
@@ -161,11 +193,10 @@ class VerificationCache:
         self._agents.pop(agent_id)
 
     def invalidate_customer(self, customer_id: uuid.UUID) -> None:
+        """Costs the customer's own entries: both maps are indexed by customer."""
         self.generation += 1
-        self._keys.drop_where(lambda key: key is not None and key.customer_id == customer_id)
-        self._agents.drop_where(
-            lambda agent: agent is not None and agent.customer_id == customer_id
-        )
+        self._keys.drop_group(customer_id)
+        self._agents.drop_group(customer_id)
 
     def clear(self) -> None:
         self.generation += 1

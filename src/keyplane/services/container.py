@@ -28,6 +28,7 @@ from keyplane.services.accesskeys import AccesskeyService
 from keyplane.services.audit import AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
+from keyplane.services.events import OutboxRetention
 from keyplane.services.notices import ExpiryNotifier
 from keyplane.services.outbound import OutboundClient
 from keyplane.services.ratelimits import RateLimits
@@ -58,6 +59,7 @@ class Services:
     dispatcher: WebhookDispatcher
     notices: ExpiryNotifier
     audit: AuditService
+    outbox: OutboxRetention
     metrics: Metrics
 
     async def migrate(self) -> None:
@@ -66,15 +68,17 @@ class Services:
 
     async def start(self) -> None:
         """Background work of a serving replica: invalidations, revocation log, last used,
-        webhook delivery, expiring-soon notices, audit retention."""
+        webhook delivery, expiring-soon notices, audit and outbox retention."""
         await self.invalidator.start()
         await self.revocations.start()
         await self.usage.start()
         await self.dispatcher.start()
         await self.notices.start()
         await self.audit.start()
+        await self.outbox.start()
 
     async def close(self) -> None:
+        await self.outbox.stop()
         await self.audit.stop()
         await self.notices.stop()
         await self.dispatcher.stop()
@@ -218,5 +222,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             interval=settings.accesskey_expiring_scan_interval,
         ),
         audit=AuditService(database, clock, retention_days=settings.audit_retention_days),
+        outbox=OutboxRetention(database, clock, retention_days=settings.event_retention_days),
         metrics=metrics,
     )

