@@ -1,0 +1,146 @@
+"""Every example in README.md and docs/*.md is true (the convention: tests/docs_examples.py).
+
+- Every block names a language that says what happens to it, and a block
+  that is not run says why.
+- The shell blocks of each document run in order against a fresh
+  ``keyplane serve`` (its own data directory, a free loopback port), with the
+  first-start credentials in ``$KP``, ``$KEY``, ``$PASSWORD`` and ``$CID``; the
+  output shown is the real output, ids, keys and times masked.
+- A configuration snippet is its shipped file, or a verbatim part of it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import docs_examples
+from tests.docs_examples import ROOT, Block, Shell, Step
+from tests.functional.conftest import ServerLauncher, Workspace, parse_first_start
+
+pytestmark = pytest.mark.e2e
+
+DOCUMENTS = docs_examples.documents()
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(path.relative_to(ROOT)) for path in paths]
+
+
+def test_every_block_is_run_shipped_or_says_why_not() -> None:
+    found = [
+        problem
+        for path in DOCUMENTS
+        for b in docs_examples.blocks(path)
+        for problem in docs_examples.problems(b)
+    ]
+    assert found == [], "\n".join(found)
+
+
+def test_the_convention_refuses_an_unmarked_block_and_a_reasonless_skip(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```\nplain\n```\n"
+        "<!-- not run:  -->\n```sh\nrm -rf /\n```\n"
+        "```nginx\nserver {}\n```\n"
+        "<!-- not run: needs systemd -->\n```sh\nsystemctl restart keyplane\n```\n"
+    )
+    blocks = docs_examples.blocks(page)
+    verdicts = [bool(docs_examples.problems(b)) for b in blocks]
+    assert verdicts == [True, True, True, False]
+    assert [b.runs for b in blocks] == [False, False, False, False]
+
+
+def test_masks_hide_what_changes_from_run_to_run_and_nothing_else() -> None:
+    shown = '{"id": "f0732ee2-6569-4d5a-a1d1-3d8287d5181d", "name": "bootstrap", "page": "Mj…"}'
+    real = '{"id": "284c2e72-2321-4c9d-8570-710067e9dda2", "name": "bootstrap", "page": "MjAy"}'
+    assert docs_examples.agrees(shown, real)
+    assert not docs_examples.agrees(shown, real.replace("bootstrap", "reporting"))
+    assert not docs_examples.agrees("200", "401")
+    assert docs_examples.agrees("first\n…\nlast", "first\nmiddle\nmore\nlast\n")
+    assert not docs_examples.agrees("", "something printed")
+
+
+@pytest.mark.parametrize(
+    ("path", "block"),
+    [
+        pytest.param(path, b, id=b.where)
+        for path in DOCUMENTS
+        for b in docs_examples.blocks(path)
+        if b.marker in ("shipped", "excerpt")
+    ],
+)
+def test_configuration_snippets_are_the_shipped_files(path: Path, block: Block) -> None:
+    shipped = (ROOT / block.marker_value).read_text(encoding="utf-8")
+    if block.marker == "shipped":
+        assert block.text == shipped, f"{block.where} differs from {block.marker_value}"
+    else:
+        assert block.text in shipped, (
+            f"{block.where} is not a verbatim part of {block.marker_value}"
+        )
+
+
+def _documents_that_run() -> list[Path]:
+    return [path for path in DOCUMENTS if any(b.runs for b in docs_examples.blocks(path))]
+
+
+@pytest.fixture
+def shell(launcher: ServerLauncher, workspace: Workspace) -> Shell:
+    """A shell in the server's working directory, as after ``make run`` and the tour's first lines."""
+    server = launcher.start()
+    first = parse_first_start(server.stdout())
+    (workspace.cwd / ".venv").symlink_to(sys.prefix)
+    env = workspace.env
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+            "KP": server.base_url,
+            "KEY": first.token,
+            "PASSWORD": first.password,
+            "CID": first.customer_id,
+            "LC_ALL": "C.UTF-8",
+        }
+    )
+    return Shell(workspace.cwd, env)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """The server runs where ``make run`` would: its data in ``./data``."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "data").mkdir()
+    return Workspace(cwd=cwd, data_dir=cwd / "data")
+
+
+@pytest.mark.parametrize("path", _documents_that_run(), ids=_ids(_documents_that_run()))
+def test_shell_examples_run_and_show_their_real_output(path: Path, shell: Shell) -> None:
+    try:
+        for block in docs_examples.blocks(path):
+            if not block.runs:
+                continue
+            examples = (
+                docs_examples.steps if block.language == "console" else docs_examples.sh_steps
+            )
+            for step in examples(block):
+                _check(block, step, *shell.run(step.command))
+    finally:
+        shell.close()
+
+
+def _check(block: Block, step: Step, status: int, output: str) -> None:
+    where = f"{block.path.relative_to(ROOT)}:{step.line}"
+    if status != 0:
+        pytest.fail(f"{where}: exited {status}\n$ {step.command}\n{output}", pytrace=False)
+    if block.language == "sh":
+        return
+    if not docs_examples.agrees(step.shown, output):
+        pytest.fail(
+            f"{where}: the output shown is not the real output\n$ {step.command}\n"
+            f"--- shown (masked) ---\n{docs_examples.mask(step.shown)}\n"
+            f"--- real (masked) ---\n{docs_examples.mask(output)}",
+            pytrace=False,
+        )
