@@ -235,7 +235,8 @@ class Shell:
 
     def run(self, command: str) -> tuple[int, str]:
         """The exit status and output (standard error included) of ``command``."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self._serial += 1
         sentinel = f"__step_{self._serial}_done__"
         script = f"{command}\n__status=$?; printf '\\n{sentinel} %d\\n' \"$__status\"\n"

@@ -89,7 +89,7 @@ def _documents_that_run() -> list[Path]:
 
 @pytest.fixture
 def shell(launcher: ServerLauncher, workspace: Workspace) -> Shell:
-    """A shell in the server's working directory, as after ``make run`` and the tour's first lines."""
+    """A shell where the server runs, as after ``make run`` and the tour's first lines."""
     server = launcher.start()
     first = parse_first_start(server.stdout())
     (workspace.cwd / ".venv").symlink_to(sys.prefix)
