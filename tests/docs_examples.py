@@ -172,7 +172,8 @@ def sh_steps(block: Block) -> list[Step]:
 
 _MASKS = [
     (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"), "<jwt>"),
-    (re.compile("vb" + r"_[A-Za-z0-9]{32}(?![A-Za-z0-9])"), "<access key>"),
+    # a whole key; a document writes it "vb_…"
+    (re.compile("vb" + r"_(?:[A-Za-z0-9]{32}(?![A-Za-z0-9])|…)"), "<access key>"),
     (re.compile("vb" + r"_[A-Za-z0-9]{8}(?![A-Za-z0-9])"), "<key prefix>"),
     (re.compile("whsec" + r"_[A-Za-z0-9_\-]{20,}"), "<webhook secret>"),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
@@ -220,7 +221,7 @@ class ShellError(AssertionError):
 class Shell:
     """One ``bash`` for one document: the variables a step sets stay for the next."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], timeout: float = 60.0) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str], timeout: float = 30.0) -> None:
         self.timeout = timeout
         self.process = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
@@ -239,7 +240,11 @@ class Shell:
         assert self.process.stdout is not None
         self._serial += 1
         sentinel = f"__step_{self._serial}_done__"
-        script = f"{command}\n__status=$?; printf '\\n{sentinel} %d\\n' \"$__status\"\n"
+        # Commands read /dev/null, not the rest of this script.
+        script = (
+            f"{{ {command}\n__status=$?; }} </dev/null\n"
+            f"printf '\\n{sentinel} %d\\n' \"$__status\"\n"
+        )
         self.process.stdin.write(script.encode())
         self.process.stdin.flush()
         output = b""
@@ -248,7 +253,10 @@ class Shell:
         while (found := end.search(output)) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ShellError(f"no end within {self.timeout} s; so far:\n{output.decode()}")
+                raise ShellError(
+                    f"no end within {self.timeout} s (an unclosed quote?); so far:\n"
+                    f"{output.decode()}"
+                )
             ready, _, _ = select.select([self.process.stdout], [], [], remaining)
             if ready:
                 chunk = self.process.stdout.read1(65536)  # type: ignore[attr-defined]
