@@ -40,6 +40,11 @@ _FENCE = re.compile(r"^(?P<indent> *)```(?P<info>.*)$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not run|shipped|excerpt):\s*(?P<value>.*?)\s*-->\s*$")
 
 
+def shown_path(path: Path) -> str:
+    """A document's path as its reader knows it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def documents() -> list[Path]:
     """README.md and every docs/*.md, in a fixed order."""
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -56,7 +61,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        return f"{shown_path(self.path)}:{self.line}"
 
     @property
     def runs(self) -> bool:
@@ -78,7 +83,7 @@ def blocks(path: Path) -> list[Block]:
         while end < len(lines) and lines[end].strip() != "```":
             end += 1
         if end == len(lines):
-            raise AssertionError(f"{path.relative_to(ROOT)}:{index + 1}: the block never ends")
+            raise AssertionError(f"{shown_path(path)}:{index + 1}: the block never ends")
         body = [
             line[indent:] if line[:indent].strip() == "" else line
             for line in lines[index + 1 : end]

@@ -132,7 +132,7 @@ def test_shell_examples_run_and_show_their_real_output(path: Path, shell: Shell)
 
 
 def _check(block: Block, step: Step, status: int, output: str) -> None:
-    where = f"{block.path.relative_to(ROOT)}:{step.line}"
+    where = f"{docs_examples.shown_path(block.path)}:{step.line}"
     if status != 0:
         pytest.fail(f"{where}: exited {status}\n$ {step.command}\n{output}", pytrace=False)
     if block.language == "sh":
