@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -144,3 +146,68 @@ def _check(block: Block, step: Step, status: int, output: str) -> None:
             f"--- real (masked) ---\n{docs_examples.mask(output)}",
             pytrace=False,
         )
+
+
+NGINX_FILES = sorted((ROOT / "examples" / "nginx").glob("*.conf"))
+NGINX_TEST_CONFIG = """\
+user root;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ }}
+http {{
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {site};
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for the recipes' ``ssl_certificate``."""
+    directory = tmp_path_factory.mktemp("certificate")
+    chain, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=keys.example.com", "-keyout", str(key), "-out", str(chain)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return chain, key
+
+
+@pytest.mark.parametrize("recipe", NGINX_FILES, ids=[path.name for path in NGINX_FILES])
+def test_nginx_accepts_each_shipped_file(
+    recipe: Path, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``nginx -t`` on the file as shipped, with only its certificate and log paths moved here."""
+    chain, key = certificate
+    site = recipe.read_text(encoding="utf-8")
+    for old, new in {
+        "/etc/ssl/keys.example.com/fullchain.pem": str(chain),
+        "/etc/ssl/keys.example.com/privkey.pem": str(key),
+        "/var/log/nginx/": f"{tmp_path}/",
+    }.items():
+        site = site.replace(old, new)
+    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
+    config = tmp_path / "nginx.conf"
+    config.write_text(NGINX_TEST_CONFIG.format(root=tmp_path, site=tmp_path / "site.conf"))
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [binary, "-t", "-c", str(config), "-p", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"nginx -t refuses {recipe.name}:\n{result.stderr}"
+    assert "syntax is ok" in result.stderr
+
+
+def test_nginx_check_refuses_a_broken_file(certificate: tuple[Path, Path], tmp_path: Path) -> None:
+    """The check above can fail: a directive nginx does not know is refused."""
+    broken = tmp_path / "broken.conf"
+    broken.write_text("server { listen 127.0.0.1:1; no_such_directive on; }\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(AssertionError, match="no_such_directive"):
+        test_nginx_accepts_each_shipped_file(broken, certificate, run)
