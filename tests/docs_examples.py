@@ -9,7 +9,9 @@ Every fenced block names its language, and its language says what happens to it
   ``…`` in shown output stands for any text within a line, and a line that is
   ``…`` alone for any number of lines.
 - ``sh``: run; every command must succeed. It shows no output.
-- ``python``: run (tests/functional/test_docs_examples.py, with pytest-examples).
+- ``python``: run (tests/integration/test_docs_python.py, with pytest-examples),
+  unless ``<!-- excerpt: PATH -->`` names the source file it is a verbatim
+  part of (at any indentation).
 - ``nginx``, ``ini``, ``toml``, ``yaml``: configuration. The comment before it,
   ``<!-- shipped: PATH -->`` or ``<!-- excerpt: PATH -->``, names the shipped file
   it equals or is a verbatim part of.
@@ -63,6 +65,15 @@ class Block:
     def where(self) -> str:
         return f"{shown_path(self.path)}:{self.line}"
 
+    def found_in_source(self) -> bool:
+        """Whether an excerpt is a verbatim part of the file it names, at some indentation."""
+        source = (ROOT / self.marker_value).read_text(encoding="utf-8")
+        lines = self.text.split("\n")
+        return any(
+            "\n".join((" " * indent + line) if line else line for line in lines) in source
+            for indent in range(0, 17, 4)
+        )
+
     @property
     def runs(self) -> bool:
         return self.language in RUN and self.marker != "not run"
@@ -115,7 +126,10 @@ def problems(block: Block) -> list[str]:
         return [f"{where}: 'not run' needs a reason"]
     if block.marker == "not run" and block.language not in RUN | PYTHON:
         return [f"{where}: only shell and Python blocks run, so only they can be 'not run'"]
-    if block.language in CONFIGURATION:
+    if block.language in PYTHON and block.marker == "excerpt":
+        if not (ROOT / block.marker_value).is_file():
+            return [f"{where}: {block.marker_value} is not a file of this repository"]
+    elif block.language in CONFIGURATION:
         if block.marker not in ("shipped", "excerpt"):
             return [
                 f"{where}: a {block.language} snippet must be a shipped file: put "
@@ -124,7 +138,7 @@ def problems(block: Block) -> list[str]:
         if not (ROOT / block.marker_value).is_file():
             return [f"{where}: {block.marker_value} is not a file of this repository"]
     elif block.marker in ("shipped", "excerpt"):
-        return [f"{where}: only configuration snippets can be {block.marker}"]
+        return [f"{where}: only configuration snippets (and Python excerpts) can be {block.marker}"]
     if block.language == "console" and not block.text.lstrip().startswith("$ "):
         return [f"{where}: a console block starts with a '$ ' command"]
     return []
