@@ -258,12 +258,15 @@ async def test_the_least_recently_used_entry_goes_first() -> None:
 
 async def test_its_own_client_asks_the_base_url() -> None:
     verifier = KeyplaneVerifier("http://127.0.0.1:9/", timeout=0.5)
+    default = KeyplaneVerifier("http://127.0.0.1:9")
     try:
         assert verifier._url == "http://127.0.0.1:9/auth/verify"
+        assert default._url == "http://127.0.0.1:9/auth/verify"
         assert verifier._client.timeout == httpx.Timeout(0.5)
-        assert KeyplaneVerifier.__init__.__kwdefaults__ is not None
-        assert KeyplaneVerifier.__init__.__kwdefaults__["timeout"] == 2.0
-        assert KeyplaneVerifier.__init__.__kwdefaults__["max_entries"] == 10_000
+        assert default._client.timeout == httpx.Timeout(2.0)
+        assert default._max == 10_000
+        assert default.cache_ttl == REVOCATION_BOUND
     finally:
         await verifier.aclose()
+        await default.aclose()
     assert verifier._client.is_closed
