@@ -8,7 +8,8 @@ Every fenced block names its language, and its language says what happens to it
   compared with the real output once ids, keys, tokens and times are masked.
   ``…`` in shown output stands for any text within a line, and a line that is
   ``…`` alone for any number of lines.
-- ``sh``: run; every command must succeed. It shows no output.
+- ``sh``: run, one command at a time (a line ending in ``\\`` continues it);
+  every command must succeed. It shows no output.
 - ``python``: run (tests/integration/test_docs_python.py, with pytest-examples),
   unless ``<!-- excerpt: PATH -->`` names the source file it is a verbatim
   part of (at any indentation).
@@ -183,8 +184,22 @@ def steps(block: Block) -> list[Step]:
 
 
 def sh_steps(block: Block) -> list[Step]:
-    """An ``sh`` block is one step that shows no output."""
-    return [Step(block.text.rstrip("\n"), "", block.line + 1)]
+    """The commands of an ``sh`` block, each on its own (each must succeed); no output shown."""
+    found: list[Step] = []
+    command: list[str] = []
+    start = 0
+    for offset, line in enumerate(block.text.rstrip("\n").split("\n")):
+        if not command:
+            if not line.strip():
+                continue
+            start = block.line + 1 + offset
+        command.append(line)
+        if not line.endswith("\\"):
+            found.append(Step("\n".join(command), "", start))
+            command = []
+    if command:
+        found.append(Step("\n".join(command), "", start))
+    return found
 
 
 # --- masking and comparing -----------------------------------------------------------
@@ -240,7 +255,7 @@ class ShellError(AssertionError):
 class Shell:
     """One ``bash`` for one document: the variables a step sets stay for the next."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], timeout: float = 30.0) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str], timeout: float = 120.0) -> None:
         self.timeout = timeout
         self.process = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],

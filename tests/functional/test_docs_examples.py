@@ -56,6 +56,23 @@ def test_the_convention_refuses_an_unmarked_block_and_a_reasonless_skip(tmp_path
     assert [b.runs for b in blocks] == [False, False, False, False]
 
 
+def test_each_command_of_an_sh_block_must_succeed_on_its_own(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```sh\nfalse\n\necho a \\\n  b\ntrue\n```\n")
+    (block,) = docs_examples.blocks(page)
+    steps = docs_examples.sh_steps(block)
+    assert [(s.command, s.line) for s in steps] == [
+        ("false", 2),
+        ("echo a \\\n  b", 4),
+        ("true", 6),
+    ]
+    shell = Shell(tmp_path, {"PATH": os.environ["PATH"]})
+    try:
+        assert [shell.run(s.command)[0] for s in steps] == [1, 0, 0]
+    finally:
+        shell.close()
+
+
 def test_masks_hide_what_changes_from_run_to_run_and_nothing_else() -> None:
     shown = '{"id": "f0732ee2-6569-4d5a-a1d1-3d8287d5181d", "name": "bootstrap", "page": "Mj…"}'
     real = '{"id": "284c2e72-2321-4c9d-8570-710067e9dda2", "name": "bootstrap", "page": "MjAy"}'
