@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak
+.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak mutate
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,14 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: setup system-deps ## Long fuzzing: stateful schemathesis and the Hypothesis properties (FUZZ_EXAMPLES=1000)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
 	  tests/functional/test_schemathesis.py tests/integration/test_fuzz_inputs.py
+
+MUTATE_CHILDREN ?= 2
+ONLY ?=
+
+mutate: setup ## Mutation testing of the code that decides who gets in (ONLY='keyplane.domain*'; not in make test; docs/testing.md)
+	rm -rf mutants
+	nice -n 19 $(BIN)/mutmut run --max-children $(MUTATE_CHILDREN) $(ONLY)
+	$(BIN)/python scripts/mutation_score.py --min 90
 
 SOAK_SECONDS ?= 600
 

@@ -43,8 +43,16 @@ FAILURE_BURST = 5
 _addresses = (f"198.51.100.{n}" for n in itertools.count(1))
 
 
-def templated_recipe(keyplane_ports: list[int], calls_port: int, port: int, logs: Path) -> str:
-    """The shipped file with its three addresses and log paths pointed at this test."""
+def templated_recipe(
+    keyplane_ports: list[int], calls_port: int, port: int, logs: Path, *, behind_balancer: bool
+) -> str:
+    """The shipped file with its three addresses and log paths pointed at this test.
+
+    ``behind_balancer``: as docs/deployment.md says for nginx behind another load
+    balancer, nginx passes the X-Forwarded-For it was given, with its peer added.
+    The tests then play that balancer, each naming a client address of its own so
+    that their failure budgets stay apart. As shipped, nginx names its peer only.
+    """
     recipe = RECIPE.read_text()
     replacements = {
         "server 127.0.0.1:8080;": " ".join(f"server 127.0.0.1:{p};" for p in keyplane_ports),
@@ -52,6 +60,10 @@ def templated_recipe(keyplane_ports: list[int], calls_port: int, port: int, logs
         "listen 127.0.0.1:8000;": f"listen 127.0.0.1:{port};",
         "/var/log/nginx/": f"{logs}/",
     }
+    if behind_balancer:
+        replacements["X-Forwarded-For $remote_addr;"] = (
+            "X-Forwarded-For $proxy_add_x_forwarded_for;"
+        )
     for old, new in replacements.items():
         assert old in recipe, f"{RECIPE} no longer contains {old!r}"
         recipe = recipe.replace(old, new)
@@ -121,7 +133,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             replicas.append(replica)
         calls.start()
         port = free_port()
-        site = templated_recipe([r.port for r in replicas], calls.port, port, root)
+        site = templated_recipe(
+            [r.port for r in replicas], calls.port, port, root, behind_balancer=True
+        )
         nginx = NginxServer([], port=port, site=site)
         nginx.start()
         yield Gateway(nginx.url, replicas, calls, nginx, env, root)
@@ -281,6 +295,47 @@ async def test_an_ip_allowlist_holds_through_the_gateway(gateway: Gateway) -> No
             assert_envelope(named, 403, "PERMISSION_DENIED")
             elsewhere = await http.get(calls, headers=_bearer(tokens["192.0.2.0/24"]))
             assert_envelope(elsewhere, 403, "PERMISSION_DENIED")
+
+
+async def test_as_shipped_a_client_cannot_name_its_own_address(gateway: Gateway) -> None:
+    """The shipped file sends nginx's peer in X-Forwarded-For: what a client writes
+    there changes neither the address an allowlist judges nor the one whose failure
+    budget counts (both are the client address keyplane resolves)."""
+    tenant = await _tenant(gateway)
+    port = free_port()
+    site = templated_recipe(
+        [r.port for r in gateway.replicas],
+        gateway.calls.port,
+        port,
+        gateway.root / "as-shipped",
+        behind_balancer=False,
+    )
+    (gateway.root / "as-shipped").mkdir()
+    nginx = NginxServer([], port=port, site=site)
+    nginx.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            made = await http.post(
+                f"{gateway.a}/v1.0/accesskeys",
+                json={"expire": 86_400, "allowed_networks": ["127.0.0.0/8"]},
+                headers=_bearer(tenant.token),
+            )
+            assert made.status_code == 200, made.text
+            local_only = made.json()["token"]
+            gateway.secrets.append(local_only)
+            calls = f"{nginx.url}/v1.0/calls"
+            # Positive control: through the balancer-mode gateway the claim counts.
+            claimed = await http.get(
+                f"{gateway.url}/v1.0/calls", headers={**_bearer(local_only), **_from("192.0.3.10")}
+            )
+            assert_envelope(claimed, 403, "PERMISSION_DENIED")
+            for _ in range(2):  # round robin: each replica answers
+                ignored = await http.get(
+                    calls, headers={**_bearer(local_only), **_from("192.0.3.10")}
+                )
+                assert ignored.status_code == 200, ignored.text
+    finally:
+        nginx.destroy()
 
 
 async def test_the_upstream_never_receives_a_credential(gateway: Gateway) -> None:
@@ -476,7 +531,8 @@ def _bearer(token: str) -> dict[str, str]:
 async def test_keyplane_unreachable_is_503_never_the_api(tmp_path: Path) -> None:
     calls = CallsService(free_port(), tmp_path / "received.jsonl")
     port = free_port()
-    site = templated_recipe([free_port()], calls.port, port, tmp_path)  # nobody on keyplane's
+    # nobody on keyplane's port
+    site = templated_recipe([free_port()], calls.port, port, tmp_path, behind_balancer=False)
     nginx = NginxServer([], port=port, site=site)
     try:
         calls.start()
@@ -502,7 +558,13 @@ async def test_refusals_stay_intact_when_a_replica_is_down(gateway: Gateway) -> 
     port = free_port()
     root = gateway.root / "one-down"
     root.mkdir()
-    site = templated_recipe([free_port(), gateway.replicas[0].port], gateway.calls.port, port, root)
+    site = templated_recipe(
+        [free_port(), gateway.replicas[0].port],
+        gateway.calls.port,
+        port,
+        root,
+        behind_balancer=True,
+    )
     nginx = NginxServer([], port=port, site=site)
     try:
         nginx.start()

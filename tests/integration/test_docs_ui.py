@@ -31,6 +31,9 @@ async def test_docs_page_loads_every_asset_from_keyplane_itself(
 async def test_unknown_docs_asset_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs/assets/nope.js")
     assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["status"], error["reason"]) == ("NOT_FOUND", "ROUTE_NOT_FOUND")
+    assert error["request_id"] == response.headers["x-request-id"]
 
 
 async def test_path_ids_are_uuids_in_openapi(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,83 @@
+"""The Python snippets of README.md and docs/*.md run, with pytest-examples.
+
+A snippet that is an excerpt of keyplane's own code names its file instead
+(``<!-- excerpt: PATH -->``, checked by tests/functional/test_docs_examples.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pytest_examples import CodeExample, EvalExample, find_examples
+
+from keyplane.domain.webhooks import signature
+from tests import docs_examples
+from tests.docs_examples import ROOT
+
+
+def _not_run() -> set[tuple[str, int]]:
+    return {
+        (str(b.path), b.line)
+        for path in docs_examples.documents()
+        for b in docs_examples.blocks(path)
+        if b.marker in ("not run", "excerpt")
+    }
+
+
+EXAMPLES = [
+    example
+    for example in find_examples(*docs_examples.documents())
+    if (str(example.path), example.start_line) not in _not_run()
+]
+
+
+def _where(example: CodeExample) -> str:
+    return f"{example.path.relative_to(ROOT)}:{example.start_line}"
+
+
+def test_every_python_block_is_found() -> None:
+    """pytest-examples and the docs runner see the same Python blocks."""
+    ours = {
+        (str(b.path), b.line)
+        for path in docs_examples.documents()
+        for b in docs_examples.blocks(path)
+        if b.language == "python"
+    }
+    theirs = {(str(e.path), e.start_line) for e in find_examples(*docs_examples.documents())}
+    assert ours == theirs
+    assert len(EXAMPLES) >= 2
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[_where(e) for e in EXAMPLES])
+def test_python_snippet_runs(example: CodeExample, eval_example: EvalExample) -> None:
+    defined = eval_example.run(example)
+    check = CHECKS.get(_where(example).split(":")[0])
+    if check is not None:
+        check(defined)
+
+
+def _webhook_receiver(defined: dict[str, Any]) -> None:
+    """The receiver in docs/webhooks.md accepts what keyplane signs, and only that."""
+    verified = defined["verified"]
+    secret = "whsec_" + "ab" * 32
+    body = b'{"type": "accesskey_created", "data": {}}'
+    now = int(time.time())
+    assert verified(secret, signature(secret, now, body), body)
+    assert not verified(secret, signature(secret, now, body), body + b" ")
+    assert not verified("whsec_" + "cd" * 32, signature(secret, now, body), body)
+    assert not verified(secret, signature(secret, now - 301, body), body)
+
+
+def _python_service(defined: dict[str, Any]) -> None:
+    """The service in docs/gateway.md routes /v1.0/calls behind the middleware."""
+    app = defined["app"]
+    assert "/v1.0/calls" in {getattr(route, "path", None) for route in app.routes}
+    assert any(m.cls.__name__ == "KeyplaneAuthMiddleware" for m in app.user_middleware)
+
+
+CHECKS = {
+    "docs/webhooks.md": _webhook_receiver,
+    "docs/gateway.md": _python_service,
+}
