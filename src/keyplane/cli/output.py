@@ -23,6 +23,13 @@ from keyplane.terminal import visible
 
 UUID_WIDTH = 36
 
+# The exit statuses (docs/cli.md lists them).
+EXIT_OK = 0
+EXIT_REFUSED = 1  # not found, refused, invalid, or a check that failed
+EXIT_USAGE = 2  # wrong arguments or configuration
+EXIT_UNAVAILABLE = 3  # the server or the database cannot be reached, or the server cannot start
+EXIT_UNAUTHENTICATED = 4  # remote mode: not logged in, or the credential was refused
+
 
 def wants_json(flag: bool) -> bool:
     return flag or not sys.stdout.isatty()
@@ -99,6 +106,6 @@ def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = (
     write(_render(table))
 
 
-def fail(message: str, *, hint: str = "", code: int = 1) -> NoReturn:
+def fail(message: str, *, hint: str = "", code: int = EXIT_REFUSED) -> NoReturn:
     say(f"error: {message}", *([f"hint: {hint}"] if hint else []), err=True)
     raise SystemExit(code)
