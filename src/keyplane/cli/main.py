@@ -27,7 +27,7 @@ from keyplane.cli.first_start import announce
 from keyplane.cli.local import OPERATOR, load_settings, parse_uuid, run_local
 from keyplane.cli.options import JsonOption, group
 from keyplane.cli.output import emit, fail, say
-from keyplane.cli.remote import local_only
+from keyplane.cli.remote import local_only, use_server
 from keyplane.domain.views import audit_view, delivery_view
 from keyplane.services.bootstrap import bootstrap
 from keyplane.services.container import Services
@@ -71,6 +71,7 @@ def root(
     ] = None,
 ) -> None:
     """keyplane: issue, manage and verify API access keys and login sessions."""
+    use_server(url)
 
 
 def _settings() -> Settings:

@@ -11,8 +11,6 @@ import os
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-import click
-
 from keyplane.cli import session
 from keyplane.cli.local import hint_for
 from keyplane.cli.output import (
@@ -28,12 +26,19 @@ T = TypeVar("T")
 ACCESSKEY_VARIABLE = "KEYPLANE_ACCESSKEY"
 
 
+_named: list[str] = []  # the one server this command runs against, if any
+
+
+def use_server(url: str | None) -> None:
+    """Called once by the root command with ``--url`` / ``KEYPLANE_URL``."""
+    _named.clear()
+    if url:
+        _named.append(url.rstrip("/"))
+
+
 def server_url() -> str | None:
     """The server named by ``--url`` (or ``KEYPLANE_URL``), or ``None``: local mode."""
-    context = click.get_current_context(silent=True)
-    root = context.find_root() if context is not None else None
-    url = root.params.get("url") if root is not None else None
-    return str(url) if url else None
+    return _named[0] if _named else None
 
 
 def local_only(command: str) -> None:
