@@ -22,6 +22,7 @@ from keyplane.errors import KeyplaneError
 from keyplane.services.container import build_services
 from keyplane.settings import JWT_SECRET_FILENAME, ConfigurationError, Settings
 from keyplane.store import migrate as migrations
+from keyplane.store.engine import sqlite_path
 
 # A clock this far from the server's makes sessions look expired or not yet valid.
 MAX_CLOCK_SKEW_SECONDS = 30.0
@@ -95,6 +96,16 @@ def _secret_check(settings: Settings) -> Check:
 
 
 async def _service_checks(settings: Settings) -> list[Check]:
+    database_file = sqlite_path(settings.database_url)
+    if database_file is not None and not database_file.exists():  # opening would create it
+        return [
+            Check(
+                "database",
+                "failed",
+                f"there is no database at {database_file.resolve()}: run keyplane migrate "
+                "(or set KEYPLANE_DATABASE_URL)",
+            )
+        ]
     services = build_services(settings)
     checks: list[Check] = []
     try:
