@@ -11,21 +11,18 @@ appears when the list takes longer than a second.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from io import StringIO
 from types import TracebackType
 from typing import Any
 
 from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from keyplane.cli.output import say, wants_json, write
+from keyplane.cli.output import progress_bar, render_table, say, wants_json, write
 from keyplane.terminal import visible
 
 PROGRESS_AFTER_SECONDS = 1.0
@@ -119,7 +116,7 @@ class RowStream:
             )
         for row in rows:
             table.add_row(*(Text(column.cell(row)) for column in self._columns))
-        write(_render(table, sum(column.width + 2 for column in self._columns)))
+        write(render_table(table, min_width=sum(column.width + 2 for column in self._columns)))
 
     def _finish(self) -> None:
         if self._json:
@@ -129,46 +126,12 @@ class RowStream:
 
     def _advance(self) -> None:
         if self._progress is None:
-            if self._clock() - self._started < PROGRESS_AFTER_SECONDS or not _on_terminal():
+            if self._clock() - self._started < PROGRESS_AFTER_SECONDS:
                 return
-            self._progress = _progress_bar(self._total)
-            self._task = self._progress.add_task("listing", total=self._total)
+            self._progress = progress_bar(self._total)
+            if self._progress is None:  # nobody is watching
+                self._started = float("inf")
+                return
+            self._task = self._progress.add_task(self._title or "listing", total=self._total)
             self._progress.start()
         self._progress.update(self._task, completed=self._count)
-
-
-def _on_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-def _progress_bar(total: int | None) -> Progress:
-    """On the terminal: standard output when the rows go there (they print above the bar),
-    else standard error."""
-    stdout_is_terminal = sys.stdout.isatty()
-    console = Console(file=sys.stdout if stdout_is_terminal else sys.stderr, highlight=False)
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn() if total is not None else TextColumn(""),
-        MofNCompleteColumn() if total is not None else TextColumn("{task.completed} rows"),
-        console=console,
-        transient=True,
-        redirect_stdout=stdout_is_terminal,
-        redirect_stderr=False,
-    )
-
-
-def _render(table: Table, needed_width: int) -> str:
-    terminal = sys.stdout.isatty()
-    width = max(Console().width if terminal else 200, needed_width)
-    buffer = StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=terminal,
-        width=width,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-    console.print(table)
-    return buffer.getvalue()

@@ -16,6 +16,7 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -51,11 +52,11 @@ def _cell(value: object) -> Text:
     return Text("" if value is None else visible(value))
 
 
-def _render(table: Table | Text) -> str:
+def _render(table: Table | Text, *, min_width: int = 0) -> str:
     """The table as the terminal will show it (colours only when stdout is a terminal)."""
     terminal = sys.stdout.isatty()
     buffer = io.StringIO()
-    width = Console().width if terminal else 200
+    width = max(Console().width if terminal else 200, min_width)
     console = Console(
         file=buffer,
         force_terminal=terminal,
@@ -104,6 +105,33 @@ def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = (
     for key, value in data.items():
         table.add_row(_cell(key), _cell(value))
     write(_render(table))
+
+
+def render_table(table: Table, *, min_width: int = 0) -> str:
+    """A table rendered at least ``min_width`` wide (so fixed-width columns are never cut)."""
+    return _render(table, min_width=min_width)
+
+
+def progress_bar(total: int | None) -> Progress | None:
+    """A transient progress bar when a person is watching, else ``None``.
+
+    It goes to standard output when the rows go there (they print above the
+    bar), else to standard error, so piped output stays clean.
+    """
+    if not sys.stderr.isatty():
+        return None
+    stdout_is_terminal = sys.stdout.isatty()
+    console = Console(file=sys.stdout if stdout_is_terminal else sys.stderr, highlight=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn() if total is not None else TextColumn(""),
+        MofNCompleteColumn() if total is not None else TextColumn("{task.completed} rows"),
+        console=console,
+        transient=True,
+        redirect_stdout=stdout_is_terminal,
+        redirect_stderr=False,
+    )
 
 
 def fail(message: str, *, hint: str = "", code: int = EXIT_REFUSED) -> NoReturn:

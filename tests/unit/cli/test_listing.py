@@ -154,3 +154,40 @@ async def test_local_pages_honour_the_limit() -> None:
     pages = [page async for page in accesskey_commands.local_pages(services, uuid.uuid4(), 120)]  # type: ignore[arg-type]
     assert [len(page) for page in pages] == [100, 20]
     assert services.accesskeys.calls == 2
+
+
+class _FakeProgress:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def add_task(self, description: str, total: int | None) -> int:
+        self.events.append(f"task {total}")
+        return 1
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def update(self, task: int, completed: int) -> None:
+        self.events.append(f"at {completed}")
+
+    def stop(self) -> None:
+        self.events.append("stop")
+
+
+def test_a_progress_bar_only_after_a_second(
+    monkeypatch: pytest.MonkeyPatch, written: list[str]
+) -> None:
+    bar = _FakeProgress()
+    monkeypatch.setattr(listing, "progress_bar", lambda total: bar)
+    moments = iter([0.0, 0.5, 1.5, 2.0])
+    with RowStream(COLUMNS, as_json=True, title="", total=30, clock=lambda: next(moments)) as out:
+        out.page([{"id": "a"}] * 10)  # at 0.5 s: no bar yet
+        assert bar.events == []
+        out.page([{"id": "b"}] * 10)  # at 1.5 s: the bar appears
+        out.page([{"id": "c"}] * 10)
+    assert bar.events == ["task 30", "start", "at 20", "at 30", "stop"]
+
+
+def test_no_progress_bar_when_nobody_watches() -> None:
+    # Under pytest standard error is captured, not a terminal.
+    assert listing.progress_bar(10) is None
