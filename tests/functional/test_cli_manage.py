@@ -6,12 +6,14 @@ One migrated installation for the module; independent commands run side by side.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.functional.conftest import Workspace
+from tests.functional.terminal import run_in_pty
 
 pytestmark = pytest.mark.e2e
 
@@ -171,3 +173,17 @@ def test_doctor_finds_what_is_wrong(tmp_path: Any) -> None:
     assert "keyplane migrate" in statuses["database"]["detail"]
     assert not (data / "keyplane.db").exists()  # the doctor did not create one
     assert "ab" * 32 not in weak.stdout + weak.stderr
+
+
+def test_tables_on_a_narrow_terminal_keep_whole_ids(ws: Workspace, setup: dict[str, Any]) -> None:
+    first = setup["first"]
+    returncode, raw = run_in_pty(ws, "accesskey", "list", "--customer-id", first["id"], columns=80)
+    assert returncode == 0, raw
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode())
+    live = ws.run_json("accesskey", "list", "--customer-id", first["id"])
+    assert live
+    for key in live:
+        assert key["id"] in text
+    for key in setup["keys"]:
+        assert key["token"] not in text
+    assert text.count("token_prefix") == 1  # one header for every page
