@@ -34,6 +34,7 @@ __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
 
 
 class AsyncClient(ClientBase):
@@ -163,6 +164,8 @@ class AsyncAccesskeys:
     async def iter(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, expand: str | None = None
     ) -> AsyncIterator[Accesskey]:
+        # The server serves at most 100 a page (more counts as 100): a shorter page is the last.
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         token: str | None = None
         while True:
             page = await self.list(page_size=page_size, page_token=token, expand=expand)

@@ -34,6 +34,7 @@ __all__ = ["Client"]
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
 
 
 class Client(ClientBase):
@@ -175,6 +176,8 @@ class Accesskeys:
         self, *, page_size: int = DEFAULT_PAGE_SIZE, expand: str | None = None
     ) -> Iterator[Accesskey]:
         """Every live key, newest first, fetching one page at a time as it is consumed."""
+        # The server serves at most 100 a page (more counts as 100): a shorter page is the last.
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         token: str | None = None
         while True:
             page = self.list(page_size=page_size, page_token=token, expand=expand)

@@ -386,3 +386,22 @@ async def test_async_client_pages_and_retries(monkeypatch: pytest.MonkeyPatch) -
         keys = [key async for key in c.accesskeys.iter(page_size=10)]
     assert [key.name for key in keys] == ["ci"]
     assert waits == [0.0]
+
+
+def test_a_page_size_above_the_servers_maximum_still_reads_every_page() -> None:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["page_size"])
+        token = request.url.params.get("page_token")
+        if token:
+            return httpx.Response(
+                200, json={"result": [key_json(str(uuid.uuid4()))], "next_page_token": "z"}
+            )
+        result = [key_json(str(uuid.uuid4())) for _ in range(100)]
+        return httpx.Response(200, json={"result": result, "next_page_token": "p2"})
+
+    with client(handler) as c:
+        keys = list(c.accesskeys.iter(page_size=500))
+    assert len(keys) == 101
+    assert asked == ["100", "100"]
