@@ -22,10 +22,15 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from keyplane.cli.output import progress_bar, render_table, say, wants_json, write
+from keyplane.cli.output import (
+    PROGRESS_AFTER_SECONDS,
+    progress_bar,
+    render_table,
+    say,
+    wants_json,
+    write,
+)
 from keyplane.terminal import visible
-
-PROGRESS_AFTER_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)

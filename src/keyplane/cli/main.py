@@ -26,7 +26,7 @@ from keyplane.cli.doctor import doctor
 from keyplane.cli.first_start import announce
 from keyplane.cli.local import OPERATOR, load_settings, parse_uuid, run_local
 from keyplane.cli.options import JsonOption, group
-from keyplane.cli.output import emit, fail, say
+from keyplane.cli.output import emit, fail, say, spinner
 from keyplane.cli.remote import local_only, use_server
 from keyplane.domain.views import audit_view, delivery_view
 from keyplane.services.bootstrap import bootstrap
@@ -188,7 +188,8 @@ def migrate() -> None:
         async with services.database.mapped_errors():
             return await migrations.current_revision(services.database.engine)
 
-    revision = run_local(work, require_schema=False)
+    with spinner("migrating the database"):
+        revision = run_local(work, require_schema=False)
     say(f"database schema at revision {revision}", err=True)
 
 

@@ -10,9 +10,12 @@ them (ESC, CSI, OSC, C1, line breaks) is shown as an escape such as ``\\x1b``
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -132,6 +135,29 @@ def progress_bar(total: int | None) -> Progress | None:
         redirect_stdout=stdout_is_terminal,
         redirect_stderr=False,
     )
+
+
+PROGRESS_AFTER_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def spinner(description: str, *, after: float = PROGRESS_AFTER_SECONDS) -> Iterator[None]:
+    """A spinner for work of unknown length, shown only if it lasts more than ``after`` s
+    and a person is watching."""
+    bar = progress_bar(None)
+    if bar is None:
+        yield
+        return
+    bar.add_task(description, total=None)
+    timer = threading.Timer(after, bar.start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+        bar.stop()
 
 
 def fail(message: str, *, hint: str = "", code: int = EXIT_REFUSED) -> NoReturn:
