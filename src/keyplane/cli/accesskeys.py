@@ -48,7 +48,7 @@ def key_state(view: dict[str, Any]) -> str:
 
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24),
+    ListColumn("name", 24, flexible=True),
     ListColumn("token_prefix", 12, no_wrap=True),
     ListColumn("state", 8, no_wrap=True, value=key_state),
     ListColumn("tm_expire", 27, no_wrap=True),
@@ -56,7 +56,7 @@ LIST_COLUMNS = (
 )
 CREATED_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24),
+    ListColumn("name", 24, flexible=True),
     ListColumn("token", 35, no_wrap=True),
     ListColumn("tm_expire", 27, no_wrap=True),
 )

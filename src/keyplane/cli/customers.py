@@ -31,7 +31,7 @@ PROFILE_FIELDS = (
 )
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24),
+    ListColumn("name", 24, flexible=True),
     ListColumn("email", 28),
     ListColumn("webhook_uri", 30),
     ListColumn("tm_create", 27, no_wrap=True),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +27,7 @@ from keyplane.cli.output import (
     progress_bar,
     render_table,
     say,
+    terminal_width,
     wants_json,
     write,
 )
@@ -41,6 +42,7 @@ class ListColumn:
     width: int
     no_wrap: bool = False
     value: Callable[[dict[str, Any]], object] | None = None
+    flexible: bool = False  # takes the terminal's spare width (at least ``width``)
 
     def cell(self, row: dict[str, Any]) -> str:
         found = self.value(row) if self.value is not None else row.get(self.name)
@@ -59,7 +61,7 @@ class RowStream:
         total: int | None = None,
         clock: Any = time.monotonic,
     ) -> None:
-        self._columns = list(columns)
+        self._columns = _fit(list(columns), terminal_width())
         self._json = wants_json(as_json)
         self._title = title
         self._total = total
@@ -140,3 +142,17 @@ class RowStream:
             self._task = self._progress.add_task(self._title or "listing", total=self._total)
             self._progress.start()
         self._progress.update(self._task, completed=self._count)
+
+
+def _fit(columns: list[ListColumn], available: int) -> list[ListColumn]:
+    """Widths fixed for the whole list (so pages line up), the flexible ones widened to fill
+    the terminal: a long name is shown whole on a wide terminal and folds on a narrow one."""
+    flexible = [column for column in columns if column.flexible]
+    if not flexible:
+        return columns
+    spare = available - sum(column.width + 2 for column in columns)
+    extra = max(0, spare) // len(flexible)
+    return [
+        replace(column, width=column.width + extra) if column.flexible else column
+        for column in columns
+    ]

@@ -110,6 +110,11 @@ def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = (
     write(_render(table))
 
 
+def terminal_width() -> int:
+    """The width tables are laid out for: the terminal's, or 200 when piped."""
+    return Console().width if sys.stdout.isatty() else 200
+
+
 def render_table(table: Table, *, min_width: int = 0) -> str:
     """A table rendered at least ``min_width`` wide (so fixed-width columns are never cut)."""
     return _render(table, min_width=min_width)
