@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import Workspace
+from tests.functional.conftest import Workspace, free_port
 from tests.functional.terminal import run_in_pty
 
 pytestmark = pytest.mark.e2e
@@ -187,3 +187,13 @@ def test_tables_on_a_narrow_terminal_keep_whole_ids(ws: Workspace, setup: dict[s
     for key in setup["keys"]:
         assert key["token"] not in text
     assert text.count("token_prefix") == 1  # one header for every page
+
+
+def test_doctor_reports_a_redis_that_does_not_answer(ws: Workspace, setup: dict[str, Any]) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    result = ws.run("doctor", env={**ws.env, "KEYPLANE_REDIS_URL": dead})
+    assert result.returncode == 1, result.stderr
+    statuses = {check["check"]: check for check in json.loads(result.stdout)}
+    assert statuses["redis"]["status"] == "failed"
+    assert "KEYPLANE_REDIS_URL" in statuses["redis"]["detail"]
+    assert statuses["database"]["status"] == "ok"
