@@ -186,6 +186,14 @@ def test_stored_values_cannot_drive_the_operators_terminal(
     )
     assert returncode == 0, output[-2000:]
     assert_terminal_safe(output, expect=shown)
+    listings = {
+        ("customer", "list"): shown,
+        ("agent", "list", "--customer-id", customer_id): ("\\x1b[2J",),
+    }
+    for listing, expected in listings.items():
+        returncode, output = run_in_pty(workspace, *listing)
+        assert returncode == 0, output[-2000:]
+        assert_terminal_safe(output, expect=expected)
     for key_id in keys[:2]:
         returncode, output = run_in_pty(workspace, "accesskey", "delete", key_id)
         assert returncode == 0, output[-2000:]

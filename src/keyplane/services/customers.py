@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -112,6 +113,10 @@ def webhook_uri_problem(uri: str, allowed: Networks) -> str:
 
 def _customer_not_found() -> NotFound:
     return NotFound("The customer was not found.", reason="CUSTOMER_NOT_FOUND")
+
+
+def _agent_not_found() -> NotFound:
+    return NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
 
 
 class CustomerService:
@@ -239,6 +244,56 @@ class CustomerService:
             )
         return agent
 
+    async def list_customers(
+        self, identity: Identity, *, after: Customer | None, limit: int
+    ) -> list[Customer]:
+        """Live customers, oldest first; pass the last one seen as ``after`` for the next."""
+        self._require_super_admin(identity)
+        cursor = None if after is None else (after.tm_create, after.id)
+        async with self._db.reader() as repos:
+            return await repos.customers.list_live(after=cursor, limit=limit)
+
+    async def list_agents(self, identity: Identity, customer_id: uuid.UUID) -> list[Agent]:
+        """A live customer's live agents, by username."""
+        self._require_super_admin(identity)
+        async with self._db.reader() as repos:
+            customer = await repos.customers.get(customer_id)
+            if customer is None or customer.tm_delete is not None:
+                raise _customer_not_found()
+            return await repos.agents.list_live(customer_id)
+
+    async def get_agent(self, identity: Identity, agent_id: uuid.UUID) -> Agent:
+        self._require_super_admin(identity)
+        async with self._db.reader() as repos:
+            agent = await repos.agents.get_active(agent_id)
+        if agent is None:
+            raise _agent_not_found()
+        return agent
+
+    async def set_agent_password(
+        self, identity: Identity, agent_id: uuid.UUID, password: str
+    ) -> Agent:
+        """Replace an agent's password (its sessions stay valid until they expire)."""
+        self._require_super_admin(identity)
+        if not password:
+            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        password_hash = await self._passwords.hash(password)
+        async with self._db.transaction() as repos:
+            agent = await repos.agents.get_active(agent_id)
+            if agent is None:
+                raise _agent_not_found()
+            now = self._clock.now()
+            await repos.agents.set_password_hash(agent_id, password_hash, now=now)
+            await record_audit(
+                repos,
+                identity,
+                "agent_password_changed",
+                customer_id=agent.customer_id,
+                subject_id=agent_id,
+                now=now,
+            )
+        return replace(agent, password_hash=password_hash, tm_update=now)
+
     async def delete_customer(self, identity: Identity, customer_id: uuid.UUID) -> Customer:
         """Soft delete: the customer's keys and agents stop authenticating at once."""
         self._require_super_admin(identity)
@@ -268,7 +323,7 @@ class CustomerService:
             now = self._clock.now()
             deleted = await repos.agents.soft_delete(agent_id, now=now)
             if deleted is None:
-                raise NotFound("The agent was not found.", reason="AGENT_NOT_FOUND")
+                raise _agent_not_found()
             await record_revocation(repos, change, now)
             await record_audit(
                 repos,

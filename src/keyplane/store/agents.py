@@ -57,6 +57,16 @@ class AgentRepository:
     async def get_active(self, agent_id: uuid.UUID) -> Agent | None:
         return await self._active(agents.c.id == agent_id)
 
+    async def list_live(self, customer_id: uuid.UUID) -> list[Agent]:
+        """A customer's live agents, by username (a customer has a handful, not thousands)."""
+        query = (
+            select(agents)
+            .where(agents.c.customer_id == customer_id, agents.c.tm_delete.is_(None))
+            .order_by(agents.c.username)
+        )
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [_to_record(row) for row in rows]
+
     async def _active(self, condition: ColumnElement[bool]) -> Agent | None:
         """The live agent of a live customer that matches, or ``None``."""
         query = (
@@ -67,10 +77,14 @@ class AgentRepository:
         row = (await self._conn.execute(query)).mappings().first()
         return _to_record(row) if row is not None else None
 
-    async def set_password_hash(self, agent_id: uuid.UUID, password_hash: str) -> None:
-        await self._conn.execute(
-            update(agents).where(agents.c.id == agent_id).values(password_hash=password_hash)
-        )
+    async def set_password_hash(
+        self, agent_id: uuid.UUID, password_hash: str, *, now: datetime | None = None
+    ) -> None:
+        """A new hash; ``now`` marks a change of password (a rehash leaves ``tm_update``)."""
+        values: dict[str, object] = {"password_hash": password_hash}
+        if now is not None:
+            values["tm_update"] = now
+        await self._conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
 
     async def soft_delete(self, agent_id: uuid.UUID, *, now: datetime) -> Agent | None:
         query = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,17 @@ class CustomerRepository:
         result = await self._conn.execute(select(customers).where(customers.c.id == customer_id))
         row = result.mappings().first()
         return _to_record(row) if row is not None else None
+
+    async def list_live(
+        self, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Customer]:
+        """Live customers, oldest first, after the ``(tm_create, id)`` of the last one seen."""
+        query = select(customers).where(customers.c.tm_delete.is_(None))
+        if after is not None:
+            query = query.where(tuple_(customers.c.tm_create, customers.c.id) > tuple_(*after))
+        query = query.order_by(customers.c.tm_create, customers.c.id).limit(limit)
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [_to_record(row) for row in rows]
 
     async def count(self) -> int:
         result = await self._conn.execute(select(func.count()).select_from(customers))
