@@ -42,7 +42,7 @@ demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints 
 	$(BIN)/python scripts/demo.py
 
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
-	@scripts/system-deps.sh postgresql redis-server nginx openssl
+	@scripts/system-deps.sh postgresql redis-server nginx openssl chromium
 
 # Independent tests run in parallel (pytest-xdist, a module per worker; each
 # worker starts its own PostgreSQL and Redis) and in random order
