@@ -43,6 +43,7 @@ from keyplane.web.admin.session import (
 )
 from keyplane.web.credentials import parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
+from keyplane.web.envelope import error_headers
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 PAGE_SIZE = 20
@@ -173,6 +174,7 @@ def _login_page(
         request,
         "login.html",
         status_code=200 if error is None else status_of(error),
+        headers=None if error is None else error_headers(error),
         session=None,
         csrf=csrf,
         username=username,
