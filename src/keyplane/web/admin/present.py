@@ -80,6 +80,7 @@ class KeyRow:
     last_used: str
     last_used_relative: str
     state: State
+    rotated: bool  # replaced by a rotation: it cannot be rotated again
 
     @property
     def label(self) -> str:
@@ -107,6 +108,7 @@ def key_row(key: Accesskey, now: datetime) -> KeyRow:
         last_used=absolute(key.tm_last_used),
         last_used_relative=relative(key.tm_last_used, now),
         state=state_of(key, now),
+        rotated=key.rotated_to is not None,
     )
 
 
