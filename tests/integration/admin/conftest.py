@@ -37,7 +37,7 @@ async def log_in(client: httpx.AsyncClient, username: str, password: str = PASSW
         data={"csrf": csrf_of(form), "username": username, "password": password},
     )
     assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/admin/keys"
+    assert response.headers["location"] == "/admin"
     return csrf_of(await client.get("/admin/keys"))
 
 

@@ -242,6 +242,10 @@ async def test_the_page_refuses_what_the_api_refuses(
     settings_status: int,
 ) -> None:
     agent = await agent_on_page(client, factory, permission)
+    first_page = (
+        "/admin/settings" if (keys_status, settings_status) == (403, 200) else "/admin/keys"
+    )
+    assert (await client.get("/admin")).headers["location"] == first_page
     assert (await client.get("/admin/keys")).status_code == keys_status
     created = await client.post(
         "/admin/keys", data={"csrf": agent.csrf, "name": "x", "expiry": "30"}

@@ -158,8 +158,14 @@ async def _guarded(
 
 
 @router.get("")
-async def admin_home() -> RedirectResponse:
-    return RedirectResponse(f"{COOKIE_PATH}/keys", status_code=303)
+async def admin_home(request: Request, services: ServicesDep) -> Response:
+    """The first page the agent may see: the keys, or the settings for a manager."""
+
+    async def home(session: AdminSession, _form: dict[str, str]) -> Response:
+        first = "settings" if session.edits_settings and not session.manages_keys else "keys"
+        return RedirectResponse(f"{COOKIE_PATH}/{first}", status_code=303)
+
+    return await _guarded(request, services, home)
 
 
 def _login_page(
@@ -213,7 +219,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
         )
     except KeyplaneError as error:
         return _login_page(request, expected, username=username, error=error)
-    response = RedirectResponse(f"{COOKIE_PATH}/keys", status_code=303)
+    response = RedirectResponse(COOKIE_PATH, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
