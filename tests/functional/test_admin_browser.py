@@ -155,3 +155,28 @@ def test_logout_ends_the_session(page: Page) -> None:
     expect(page.get_by_role("status")).to_have_text("You are logged out.")
     page.goto("/admin/keys")
     expect(page).to_have_url(re.compile(r"/admin/login$"))
+
+
+def test_by_keyboard_at_phone_width(page: Page) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto("/admin/keys")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the page scrolls sideways at phone width ({width} px)"
+    page.get_by_label("Name", exact=True).first.focus()
+    page.keyboard.type("browser-keyboard")
+    page.keyboard.press("Enter")  # submits the create form
+    dialog = page.get_by_role("dialog", name="Key created")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Copy token")).to_be_focused()
+    page.keyboard.press("Escape")  # closing the dialog takes the token off the page
+    expect(page).to_have_url(re.compile(r"/admin/keys$"))
+    expect(page.locator("#new-token")).to_have_count(0)
+    delete = row(page, "browser-keyboard").get_by_role("button", name="Delete")
+    delete.focus()
+    page.keyboard.press("Enter")
+    confirm = page.locator("#confirm-dialog")
+    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("The key was deleted.")
+    expect(row(page, "browser-keyboard")).to_have_count(0)

@@ -70,6 +70,11 @@ document.addEventListener("DOMContentLoaded", () => {
   if (tokenDialog) {
     tokenDialog.close();
     tokenDialog.showModal();
+    // However it is closed (Escape included), the token leaves the page. The
+    // close event of the close() above arrives later, while it is open again.
+    tokenDialog.addEventListener("close", () => {
+      if (!tokenDialog.open) window.location.assign("/admin/keys");
+    });
   }
   customDays();
 });
