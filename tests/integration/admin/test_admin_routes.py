@@ -319,3 +319,16 @@ async def test_no_password_token_or_session_reaches_the_logs(
     assert "/admin/keys" in logged  # the access log was captured
     for secret in (PASSWORD, token, jwt, csrf):
         assert secret not in logged
+
+
+async def test_a_form_with_too_many_fields_is_refused_not_an_error(
+    client: httpx.AsyncClient, admin: Admin
+) -> None:
+    fields = "&".join(f"f{index}=x" for index in range(100))
+    response = await client.post(
+        "/admin/keys",
+        content=f"csrf={admin.csrf}&{fields}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 403
+    assert "Form refused" in response.text

@@ -41,7 +41,7 @@ from keyplane.web.admin.session import (
     csrf_token,
     login_form_token,
 )
-from keyplane.web.credentials import parse_cookies
+from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
 from keyplane.web.envelope import error_headers
 
@@ -50,6 +50,7 @@ PAGE_SIZE = 20
 FILTER_BATCH = 100
 FILTER_SCAN_LIMIT = 20 * FILTER_BATCH  # keys read per filtered page, at most
 DELIVERIES_SHOWN = 20
+MAX_FORM_FIELDS = 16
 KEY_ADMINS = int(Permission.CUSTOMER_ADMIN)
 SETTINGS_EDITORS = int(Permission.CUSTOMER_ADMIN | Permission.CUSTOMER_MANAGER)
 
@@ -119,8 +120,12 @@ async def _session(request: Request, services: Services) -> AdminSession:
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The form's fields; a body with more fields than any form has counts as empty."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=32))
+    try:
+        return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:
+        return {}  # no CSRF token either: refused
 
 
 def _context(session: AdminSession, section: str) -> dict[str, Any]:
@@ -210,7 +215,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
     bind_origin(request)
     form = await _form(request)
     expected = parse_cookies(request.headers.get("cookie"), {LOGIN_COOKIE}).get(LOGIN_COOKIE, "")
-    if not expected or not csrf_matches(expected, form.get(CSRF_FIELD)):
+    if expected in ("", MALFORMED_COOKIE) or not csrf_matches(expected, form.get(CSRF_FIELD)):
         return error_page(request, CsrfRefused(), session=None)
     username = form.get("username", "")
     try:
