@@ -11,6 +11,8 @@ import pytest
 from keyplane.domain.permissions import Permission
 from keyplane.errors import LoginRefused
 from keyplane.services.container import Services
+from keyplane.settings import Settings
+from keyplane.web.app import create_app
 from tests.factories import OPERATOR, Factory
 from tests.integration.admin.conftest import PASSWORD, Admin, agent_on_page, csrf_of, log_in
 from tests.logcapture import captured_logging
@@ -332,3 +334,11 @@ async def test_a_form_with_too_many_fields_is_refused_not_an_error(
     )
     assert response.status_code == 403
     assert "Form refused" in response.text
+
+
+def test_the_admin_routes_come_after_the_apis(settings: Settings, services: Services) -> None:
+    """An API request is matched before the admin page's routes are looked at."""
+    paths = [getattr(route, "path", "") for route in create_app(settings, services=services).routes]
+    first_admin = min(index for index, path in enumerate(paths) if path.startswith("/admin"))
+    assert all(not path.startswith("/admin") for path in paths[:first_admin])
+    assert all(path.startswith("/admin") for path in paths[first_admin:])
