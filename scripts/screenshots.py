@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
-
-from tests.functional.admin_browser import admin_server, launch_chromium, log_in  # noqa: E402
+from tests.functional.admin_browser import (  # noqa: E402
+    admin_server,
+    enhanced,
+    launch_chromium,
+    log_in,
+)
 
 OUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
@@ -28,6 +32,8 @@ def create(page: Page, name: str, detail: str, days: str) -> None:
     page.get_by_label(f"{days} day", exact=False).first.check()
     page.get_by_role("button", name="Create key").click()
     page.get_by_role("button", name="I have copied it").click()
+    expect(page.locator("#new-token")).to_have_count(0)
+    enhanced(page)
 
 
 def confirm(page: Page, name: str, button: str) -> None:
@@ -36,6 +42,11 @@ def confirm(page: Page, name: str, button: str) -> None:
         row.get_by_label("Grace period", exact=False).select_option(label="grace 1 day")
     row.get_by_role("button", name=button).click()
     page.locator("#confirm-dialog").get_by_role("button", name=button).click()
+    if button == "Rotate":
+        expect(page.get_by_role("dialog", name="Key rotated", exact=False)).to_be_visible()
+    else:
+        expect(page.get_by_role("status")).to_be_visible()
+    enhanced(page)
 
 
 def main() -> None:
@@ -58,6 +69,8 @@ def main() -> None:
         confirm(page, "partner-sync", "Disable")
         confirm(page, "reporting", "Rotate")
         page.get_by_role("button", name="I have copied it").click()
+        expect(page.locator("#new-token")).to_have_count(0)
+        enhanced(page)
         page.screenshot(path=OUT / "keys.png", full_page=True)
 
         page.get_by_label("Name", exact=True).first.fill("billing")
@@ -65,6 +78,8 @@ def main() -> None:
         expect(page.get_by_role("dialog", name="Key created")).to_be_visible()
         page.screenshot(path=OUT / "created.png")
         page.get_by_role("button", name="I have copied it").click()
+        expect(page.locator("#new-token")).to_have_count(0)
+        enhanced(page)
 
         page.locator('tr[data-key-name="ci-deploy"]').get_by_role("button", name="Delete").click()
         expect(page.locator("#confirm-dialog")).to_be_visible()

@@ -61,6 +61,11 @@ def launch_chromium(playwright: Playwright) -> Browser:
     )
 
 
+def enhanced(page: Page) -> None:
+    """Wait until the page's script has run (dialogs, copy button), after a navigation."""
+    expect(page.locator("html")).to_have_attribute("data-enhanced", "yes")
+
+
 def log_in(page: Page, base_url: str, username: str, password: str) -> None:
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{base_url}/admin")
@@ -68,3 +73,4 @@ def log_in(page: Page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Access keys", level=1)).to_be_visible()
+    enhanced(page)

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
-from tests.functional.admin_browser import AdminServer, admin_server, launch_chromium, log_in
+from tests.functional.admin_browser import (
+    AdminServer,
+    admin_server,
+    enhanced,
+    launch_chromium,
+    log_in,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN = re.compile("vb" + "_" + r"[A-Za-z0-9]{32}")
@@ -55,6 +61,7 @@ def create_key(page: Page, name: str, days: str = "30") -> str:
     page.get_by_role("button", name="Create key").click()
     dialog = page.get_by_role("dialog", name="Key created")
     expect(dialog).to_be_visible()
+    enhanced(page)
     token = dialog.locator("#new-token").inner_text().strip()
     assert TOKEN.fullmatch(token)
     return token
@@ -99,12 +106,14 @@ def test_create_shows_the_token_once_copies_it_and_warns_of_expiry(page: Page) -
 def test_rename_disable_enable_rotate_delete(page: Page) -> None:
     create_key(page, "browser-life")
     page.get_by_role("button", name="I have copied it").click()
+    enhanced(page)
     key = row(page, "browser-life")
     key.get_by_text("Edit").click()
     key.get_by_label("Name").fill("browser-renamed")
     key.get_by_label("Detail").fill("renamed in the browser")
     key.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_have_text("The key was changed.")
+    enhanced(page)
     key = row(page, "browser-renamed")
     expect(key).to_contain_text("renamed in the browser")
 
@@ -114,6 +123,7 @@ def test_rename_disable_enable_rotate_delete(page: Page) -> None:
         expect(confirm).to_contain_text("“browser-renamed”")
         confirm.get_by_role("button", name=button).click()
         expect(key.locator(".state")).to_have_text(state)
+        enhanced(page)
 
     key.get_by_label(re.compile("Grace period")).select_option(label="grace 1 hour")
     key.get_by_role("button", name="Rotate").click()
@@ -125,6 +135,7 @@ def test_rename_disable_enable_rotate_delete(page: Page) -> None:
     expect(page.locator("tr[data-key-name='browser-renamed'] .state")).to_have_text(
         ["active", "rotating"]
     )
+    enhanced(page)
 
     old = page.locator("tr[data-key-name='browser-renamed']").nth(1)
     old.get_by_role("button", name="Delete").click()
@@ -143,6 +154,7 @@ def test_a_form_with_a_wrong_or_missing_token_is_refused(page: Page) -> None:
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
     page.goto("/admin/keys")
+    enhanced(page)
     page.locator("form.create input[name=csrf]").evaluate("field => field.remove()")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
@@ -160,6 +172,7 @@ def test_logout_ends_the_session(page: Page) -> None:
 def test_by_keyboard_at_phone_width(page: Page) -> None:
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto("/admin/keys")
+    enhanced(page)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page scrolls sideways at phone width ({width} px)"
     page.get_by_label("Name", exact=True).first.focus()
@@ -171,6 +184,7 @@ def test_by_keyboard_at_phone_width(page: Page) -> None:
     page.keyboard.press("Escape")  # closing the dialog takes the token off the page
     expect(page).to_have_url(re.compile(r"/admin/keys$"))
     expect(page.locator("#new-token")).to_have_count(0)
+    enhanced(page)
     delete = row(page, "browser-keyboard").get_by_role("button", name="Delete")
     delete.focus()
     page.keyboard.press("Enter")

@@ -293,6 +293,14 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient, admin: Admin) 
     assert (await client.get("/admin/keys")).headers["location"] == "/admin/login"
 
 
+async def test_the_login_form_sends_a_logged_in_agent_on(
+    client: httpx.AsyncClient, admin: Admin
+) -> None:
+    response = await client.get("/admin/login")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin"
+
+
 async def test_pages_send_a_strict_content_security_policy(
     client: httpx.AsyncClient,
 ) -> None:

@@ -205,8 +205,13 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, done: str = "") -> Response:
-    return _login_page(request, login_form_token(), done=done)
+async def login_form(request: Request, services: ServicesDep, done: str = "") -> Response:
+    """The form; an agent already logged in goes on to the page."""
+    try:
+        await _session(request, services)
+    except (LoginNeeded, KeyplaneError):
+        return _login_page(request, login_form_token(), done=done)
+    return RedirectResponse(COOKIE_PATH, status_code=303)
 
 
 @router.post("/login")

@@ -77,4 +77,5 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   customDays();
+  document.documentElement.dataset.enhanced = "yes";  // read by the browser tests
 });
