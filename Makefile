@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak mutate
+.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak mutate screenshots
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,8 +41,12 @@ demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints 
 	@scripts/system-deps.sh nginx
 	$(BIN)/python scripts/demo.py
 
+screenshots: setup ## Photograph each /admin screen into docs/screenshots/ (Debian's Chromium)
+	@scripts/system-deps.sh chromium
+	$(BIN)/python scripts/screenshots.py
+
 system-deps: ## Install the system packages the tests need (as root, with apt-get)
-	@scripts/system-deps.sh postgresql redis-server nginx openssl
+	@scripts/system-deps.sh postgresql redis-server nginx openssl chromium
 
 # Independent tests run in parallel (pytest-xdist, a module per worker; each
 # worker starts its own PostgreSQL and Redis) and in random order

@@ -18,6 +18,7 @@ from keyplane import __version__
 from keyplane.logs import configure_logging
 from keyplane.services.container import Services, build_services
 from keyplane.settings import Settings
+from keyplane.web.admin import install_admin
 from keyplane.web.connections import apply_connection_limits
 from keyplane.web.deps import SECURITY_SCHEMES, current_identity
 from keyplane.web.docs_ui import install_docs_ui
@@ -109,6 +110,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(me.router)
     app.include_router(accesskeys.router)
     app.include_router(audit.router)
+    # Last: API requests are matched before the admin page's routes are looked at.
+    install_admin(app, settings.resolve_jwt_secret())
     _document_errors_truthfully(app)
     _document_security(app)
     _document_uuid_parameters(app)

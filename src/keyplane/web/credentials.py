@@ -22,6 +22,10 @@ from keyplane.domain.tokens import looks_like_accesskey
 from keyplane.services.auth import Credential
 
 CREDENTIAL_COOKIES = frozenset({"accesskey", "token"})
+# The /admin page's session and login-form cookies (``keyplane.web.admin``):
+# kept on the request like the credential cookies, never read as API credentials.
+ADMIN_COOKIES = frozenset({"keyplane_admin", "keyplane_admin_login"})
+KEPT_COOKIES = CREDENTIAL_COOKIES | ADMIN_COOKIES
 # What a cookie carrying an access key or a JWT can hold; anything else is
 # passed on as this placeholder, which is present (so it takes its place in
 # the precedence) and refused like any malformed credential.
@@ -49,10 +53,10 @@ def parse_cookies(header: str | None, names: Iterable[str] = CREDENTIAL_COOKIES)
 
 
 def canonical_cookie_header(header: str) -> str:
-    """Only the credential cookies, each value plain or :data:`MALFORMED_COOKIE`."""
+    """Only the credential and admin cookies, each value plain or :data:`MALFORMED_COOKIE`."""
     return "; ".join(
         f"{name}={value if _CREDENTIAL_CHARACTERS.fullmatch(value) else MALFORMED_COOKIE}"
-        for name, value in parse_cookies(header).items()
+        for name, value in parse_cookies(header, KEPT_COOKIES).items()
     )
 
 

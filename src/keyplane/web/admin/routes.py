@@ -1,0 +1,549 @@
+"""The /admin routes: log in and out, the customer's keys, and its webhook settings.
+
+Every change goes through the same services as the API, with the caller's
+identity, so what the API refuses the page refuses. Forms are read with the
+standard library (``application/x-www-form-urlencoded``), after the body limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from keyplane.domain.pagination import Cursor, decode_cursor, encode_cursor
+from keyplane.domain.permissions import Identity, Permission, has_permission
+from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.errors import (
+    InvalidArgument,
+    KeyplaneError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from keyplane.services.accesskeys import MAX_EXPIRE
+from keyplane.services.auth import Credential
+from keyplane.services.container import Services
+from keyplane.web.admin import present
+from keyplane.web.admin.render import error_page, page, status_of
+from keyplane.web.admin.session import (
+    COOKIE_PATH,
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    LOGIN_FORM_SECONDS,
+    SESSION_COOKIE,
+    csrf_matches,
+    csrf_token,
+    login_form_token,
+)
+from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
+from keyplane.web.deps import ServicesDep, bind_origin, client_address
+from keyplane.web.envelope import error_headers
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+PAGE_SIZE = 20
+FILTER_BATCH = 100
+FILTER_SCAN_LIMIT = 20 * FILTER_BATCH  # keys read per filtered page, at most
+DELIVERIES_SHOWN = 20
+MAX_FORM_FIELDS = 16
+KEY_ADMINS = int(Permission.CUSTOMER_ADMIN)
+SETTINGS_EDITORS = int(Permission.CUSTOMER_ADMIN | Permission.CUSTOMER_MANAGER)
+
+
+class CsrfRefused(PermissionDenied):
+    default_reason = "CSRF_TOKEN_INVALID"
+    default_message = (
+        "This form was refused: it did not carry this page's security token "
+        "(it may have come from another site, or the page is older than the session). "
+        "Reload the page and try again."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    identity: Identity
+    agent: Agent
+    customer: Customer
+    csrf: str
+
+    @property
+    def manages_keys(self) -> bool:
+        return has_permission(self.identity, self.identity.customer_id, KEY_ADMINS)
+
+    @property
+    def edits_settings(self) -> bool:
+        return has_permission(self.identity, self.identity.customer_id, SETTINGS_EDITORS)
+
+
+class LoginNeeded(Exception):
+    """No session, or one that is no longer valid: back to the login form."""
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _to_login(request: Request, reason: str = "") -> RedirectResponse:
+    target = f"{COOKIE_PATH}/login" + (f"?{urlencode({'done': reason})}" if reason else "")
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE, path=COOKIE_PATH, secure=_secure(request), httponly=True, samesite="strict"
+    )
+    return response
+
+
+async def _session(request: Request, services: Services) -> AdminSession:
+    bind_origin(request)
+    value = parse_cookies(request.headers.get("cookie"), {SESSION_COOKIE}).get(SESSION_COOKIE)
+    if not value:
+        raise LoginNeeded()
+    try:
+        identity, _ = await services.auth.authenticate(
+            Credential("session", value, "cookie"),
+            client=client_address(request),
+            method=request.method,
+            path=request.url.path,
+        )
+        agent = await services.customers.me(identity)
+        customer = await services.customers.get_customer(identity, identity.customer_id)
+    except Unauthenticated:
+        raise LoginNeeded() from None
+    if not isinstance(agent, Agent):
+        raise LoginNeeded()
+    key: bytes = request.app.state.admin_csrf_key
+    return AdminSession(identity, agent, customer, csrf_token(key, value))
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The form's fields; a body with more fields than any form has counts as empty."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:
+        return {}  # no CSRF token either: refused
+
+
+def _context(session: AdminSession, section: str) -> dict[str, Any]:
+    return {"session": session, "section": section}
+
+
+Action = Callable[[AdminSession, dict[str, str]], Awaitable[Response]]
+
+
+async def _guarded(
+    request: Request, services: Services, action: Action, *, changes: bool = False
+) -> Response:
+    """Run ``action`` for a valid session; a change also needs the form's CSRF token.
+
+    No session: the login form. A refusal from a service: a plain error page.
+    """
+    try:
+        session = await _session(request, services)
+    except LoginNeeded:
+        return _to_login(request)
+    except KeyplaneError as error:  # rate limited, database unavailable
+        return error_page(request, error, session=None)
+    form: dict[str, str] = {}
+    if changes:
+        form = await _form(request)
+        if not csrf_matches(session.csrf, form.get(CSRF_FIELD)):
+            return error_page(request, CsrfRefused(), **_context(session, ""))
+    try:
+        return await action(session, form)
+    except KeyplaneError as error:
+        return error_page(request, error, **_context(session, ""))
+
+
+# ---------------------------------------------------------------- log in and out
+
+
+@router.get("")
+async def admin_home(request: Request, services: ServicesDep) -> Response:
+    """The first page the agent may see: the keys, or the settings for a manager."""
+
+    async def home(session: AdminSession, _form: dict[str, str]) -> Response:
+        first = "settings" if session.edits_settings and not session.manages_keys else "keys"
+        return RedirectResponse(f"{COOKIE_PATH}/{first}", status_code=303)
+
+    return await _guarded(request, services, home)
+
+
+def _login_page(
+    request: Request,
+    csrf: str,
+    *,
+    username: str = "",
+    error: KeyplaneError | None = None,
+    done: str = "",
+) -> Response:
+    response = page(
+        request,
+        "login.html",
+        status_code=200 if error is None else status_of(error),
+        headers=None if error is None else error_headers(error),
+        session=None,
+        csrf=csrf,
+        username=username,
+        error=error,
+        done=done,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        csrf,
+        max_age=LOGIN_FORM_SECONDS,
+        path=COOKIE_PATH,
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, services: ServicesDep, done: str = "") -> Response:
+    """The form; an agent already logged in goes on to the page."""
+    try:
+        await _session(request, services)
+    except (LoginNeeded, KeyplaneError):
+        return _login_page(request, login_form_token(), done=done)
+    return RedirectResponse(COOKIE_PATH, status_code=303)
+
+
+@router.post("/login")
+async def login(request: Request, services: ServicesDep) -> Response:
+    """The same rate limits, lockouts and failure message as ``POST /auth/login``."""
+    bind_origin(request)
+    form = await _form(request)
+    expected = parse_cookies(request.headers.get("cookie"), {LOGIN_COOKIE}).get(LOGIN_COOKIE, "")
+    if expected in ("", MALFORMED_COOKIE) or not csrf_matches(expected, form.get(CSRF_FIELD)):
+        return error_page(request, CsrfRefused(), session=None)
+    username = form.get("username", "")
+    try:
+        _, token = await services.auth.login(
+            username, form.get("password", ""), client=client_address(request)
+        )
+    except KeyplaneError as error:
+        return _login_page(request, expected, username=username, error=error)
+    response = RedirectResponse(COOKIE_PATH, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=services.settings.session_ttl,
+        path=COOKIE_PATH,
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    response.delete_cookie(
+        LOGIN_COOKIE, path=COOKIE_PATH, secure=_secure(request), httponly=True, samesite="strict"
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, services: ServicesDep) -> Response:
+    async def end(_session: AdminSession, _form: dict[str, str]) -> Response:
+        return _to_login(request, "logged_out")
+
+    return await _guarded(request, services, end, changes=True)
+
+
+# ---------------------------------------------------------------- keys
+
+
+async def _visible_page(
+    services: Services, session: AdminSession, name_filter: str, cursor: Cursor | None
+) -> tuple[list[Accesskey], str]:
+    """A page of keys, newest first; with a filter, read on until a page is full.
+
+    The next token is the cursor of the last key read, so paging a filtered
+    list still visits every key once; at most ``FILTER_SCAN_LIMIT`` keys are
+    read for one page.
+    """
+    wanted = name_filter.strip().casefold()
+    identity, customer_id = session.identity, session.identity.customer_id
+    if not wanted:
+        found = await services.accesskeys.list_page(
+            identity, customer_id, page_size=PAGE_SIZE, cursor=cursor
+        )
+        more = len(found.items) == PAGE_SIZE
+        return found.items, found.next_page_token if more else ""
+    shown: list[Accesskey] = []
+    scanned = 0
+    next_token = ""
+    while len(shown) < PAGE_SIZE and scanned < FILTER_SCAN_LIMIT:
+        batch = await services.accesskeys.list_page(
+            identity, customer_id, page_size=FILTER_BATCH, cursor=cursor
+        )
+        if not batch.items:
+            return shown, ""
+        for key in batch.items:
+            scanned += 1
+            if wanted in key.name.casefold():
+                shown.append(key)
+            next_token = batch.next_page_token
+            if len(shown) == PAGE_SIZE:
+                return shown, encode_cursor(key.tm_create, key.id)
+        if len(batch.items) < FILTER_BATCH:
+            return shown, ""
+        cursor = decode_cursor(batch.next_page_token)
+    return shown, next_token
+
+
+def _cursor(page_token: str) -> Cursor | None:
+    if not page_token:
+        return None
+    try:
+        return decode_cursor(page_token)
+    except ValueError:
+        raise InvalidArgument(
+            "This page link is not valid any more: start again from the first page.",
+            reason="INVALID_PAGE_TOKEN",
+        ) from None
+
+
+DONE = {
+    "updated": "The key was changed.",
+    "disabled": "The key was disabled: requests with it are refused until it is enabled.",
+    "enabled": "The key was enabled.",
+    "deleted": "The key was deleted.",
+}
+
+
+async def _keys_page(
+    request: Request,
+    services: Services,
+    session: AdminSession,
+    *,
+    name_filter: str = "",
+    page_token: str = "",
+    done: str = "",
+    created: tuple[present.KeyRow, str, str] | None = None,
+    problem: str = "",
+    status_code: int = 200,
+) -> Response:
+    """The list; ``created`` is a new key, its token (shown this once) and what made it."""
+    now = services.clock.now()
+    keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
+    rows = [present.key_row(key, now) for key in keys]
+    return page(
+        request,
+        "keys.html",
+        status_code=status_code,
+        rows=rows,
+        name_filter=name_filter,
+        page_token=page_token,
+        next_token=next_token,
+        notice=DONE.get(done, ""),
+        created=created,
+        problem=problem,
+        expiry_days=present.EXPIRY_DAYS,
+        grace_choices=present.GRACE_CHOICES,
+        confirmation=present.confirmation,
+        max_expire_days=(services.accesskeys.max_expire or MAX_EXPIRE) // 86_400,
+        **_context(session, "keys"),
+    )
+
+
+@router.get("/keys")
+async def keys(
+    request: Request, services: ServicesDep, name: str = "", page_token: str = "", done: str = ""
+) -> Response:
+    async def show(session: AdminSession, _form: dict[str, str]) -> Response:
+        if not session.manages_keys:
+            raise PermissionDenied(
+                "Managing access keys needs the customer admin permission.",
+                reason="PERMISSION_DENIED",
+            )
+        return await _keys_page(
+            request, services, session, name_filter=name, page_token=page_token, done=done
+        )
+
+    return await _guarded(request, services, show)
+
+
+@router.post("/keys")
+async def create_key(request: Request, services: ServicesDep) -> Response:
+    async def create(session: AdminSession, form: dict[str, str]) -> Response:
+        expire = present.expire_seconds(form.get("expiry", ""), form.get("custom_days", ""))
+        if isinstance(expire, str):
+            return await _keys_page(request, services, session, problem=expire, status_code=400)
+        try:
+            key, token = await services.accesskeys.create(
+                session.identity,
+                session.identity.customer_id,
+                name=form.get("name", ""),
+                detail=form.get("detail", ""),
+                expire=expire,
+            )
+        except InvalidArgument as error:
+            return await _keys_page(
+                request, services, session, problem=error.message, status_code=400
+            )
+        row = present.key_row(key, services.clock.now())
+        return await _keys_page(request, services, session, created=(row, token, "created"))
+
+    return await _guarded(request, services, create, changes=True)
+
+
+def _key_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("The access key was not found.", reason="RESOURCE_NOT_FOUND") from None
+
+
+@router.post("/keys/{key_id}/update")
+async def update_key(request: Request, services: ServicesDep, key_id: str) -> Response:
+    async def update(session: AdminSession, form: dict[str, str]) -> Response:
+        key = await services.accesskeys.update(
+            session.identity,
+            _key_id(key_id),
+            name=form.get("name", ""),
+            detail=form.get("detail", ""),
+        )
+        return _done("updated", key)
+
+    return await _guarded(request, services, update, changes=True)
+
+
+def _done(what: str, _key: Accesskey) -> RedirectResponse:
+    """After a change, the list again (a reload does not repeat the change)."""
+    return RedirectResponse(f"{COOKIE_PATH}/keys?{urlencode({'done': what})}", status_code=303)
+
+
+def _grace(raw: str) -> int:
+    try:
+        return int(raw or "0")
+    except ValueError:
+        raise InvalidArgument(
+            "The grace period must be a whole number of seconds.", reason="INVALID_ARGUMENT"
+        ) from None
+
+
+@router.post("/keys/{key_id}/{action}")
+async def change_key(request: Request, services: ServicesDep, key_id: str, action: str) -> Response:
+    """Rotate, disable, enable or delete; without ``confirmed=yes``, the question first."""
+
+    async def change(session: AdminSession, form: dict[str, str]) -> Response:
+        if action not in present.ACTIONS:
+            raise NotFound("There is no such change for a key.", reason="NOT_FOUND")
+        kind: present.KeyAction = action
+        identity, found = session.identity, _key_id(key_id)
+        grace = _grace(form.get("grace", "0"))
+        if form.get("confirmed") != "yes":
+            key = await services.accesskeys.get(identity, found)
+            row = present.key_row(key, services.clock.now())
+            return page(
+                request,
+                "confirm.html",
+                row=row,
+                action=kind,
+                grace=grace,
+                question=present.confirmation(kind, row, grace),
+                **_context(session, "keys"),
+            )
+        if kind == "rotate":
+            new, token, _old = await services.accesskeys.rotate(identity, found, grace=grace)
+            row = present.key_row(new, services.clock.now())
+            return await _keys_page(request, services, session, created=(row, token, "rotated"))
+        if kind == "disable":
+            return _done("disabled", await services.accesskeys.disable(identity, found))
+        if kind == "enable":
+            return _done("enabled", await services.accesskeys.enable(identity, found))
+        return _done("deleted", await services.accesskeys.delete(identity, found))
+
+    return await _guarded(request, services, change, changes=True)
+
+
+# ---------------------------------------------------------------- customer settings
+
+
+async def _settings_page(
+    request: Request,
+    services: Services,
+    session: AdminSession,
+    *,
+    saved: bool = False,
+    problem: str = "",
+    uri: str | None = None,
+    method: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    customer_id = session.identity.customer_id
+    deliveries = await services.webhooks.deliveries(
+        session.identity, customer_id, limit=DELIVERIES_SHOWN, before=None
+    )
+    now = services.clock.now()
+    return page(
+        request,
+        "settings.html",
+        status_code=status_code,
+        uri=session.customer.webhook_uri if uri is None else uri,
+        method=(session.customer.webhook_method if method is None else method) or "POST",
+        deliveries=deliveries,
+        absolute=present.absolute,
+        relative=lambda moment: present.relative(moment, now),
+        saved=saved,
+        problem=problem,
+        **_context(session, "settings"),
+    )
+
+
+def _require_settings_editor(session: AdminSession) -> None:
+    if not session.edits_settings:
+        raise PermissionDenied(
+            "The customer's settings need the customer admin or manager permission.",
+            reason="PERMISSION_DENIED",
+        )
+
+
+@router.get("/settings")
+async def settings(request: Request, services: ServicesDep, done: str = "") -> Response:
+    async def show(session: AdminSession, _form: dict[str, str]) -> Response:
+        _require_settings_editor(session)
+        return await _settings_page(request, services, session, saved=done == "saved")
+
+    return await _guarded(request, services, show)
+
+
+@router.post("/settings")
+async def save_settings(request: Request, services: ServicesDep) -> Response:
+    async def save(session: AdminSession, form: dict[str, str]) -> Response:
+        _require_settings_editor(session)
+        customer = session.customer
+        # PUT /v1.0/customer replaces every field: the profile is sent back unchanged.
+        profile = {
+            "name": customer.name,
+            "detail": customer.detail,
+            "email": customer.email,
+            "phone_number": customer.phone_number,
+            "address": customer.address,
+            "webhook_uri": form.get("webhook_uri", ""),
+            "webhook_method": form.get("webhook_method", ""),
+        }
+        try:
+            await services.customers.update_customer(
+                session.identity,
+                customer.id,
+                profile=profile,
+                webhook_allowed=services.settings.webhook_networks,
+            )
+        except InvalidArgument as error:
+            return await _settings_page(
+                request,
+                services,
+                session,
+                problem=error.message,
+                uri=profile["webhook_uri"],
+                method=profile["webhook_method"],
+                status_code=400,
+            )
+        return RedirectResponse(f"{COOKIE_PATH}/settings?done=saved", status_code=303)
+
+    return await _guarded(request, services, save, changes=True)
