@@ -33,6 +33,7 @@ from keyplane.store.tables import accesskeys
 
 PAGE = 100
 PER_CUSTOMER = 100  # S5/S6: cached entries per customer
+FULL_CLI_KEYS = 100_000  # S4's targets are for this many keys
 KEYS = "/v1.0/accesskeys"
 
 
@@ -266,12 +267,14 @@ def cli_figures(bench: Bench, server: Keyplane, plan: Plan) -> list[Figure]:
     note = "" if process.returncode == 0 else f"exit {process.returncode}: {errors[-300:]}"
     bench.log(f"  {seconds:.1f} s, peak {peak_mib:.0f} MiB, {lines:,} lines; target 10 s, 150 MB")
     details = {"keys": plan.big, "output_lines": lines, "exit_status": process.returncode}
+    # The targets are for 100,000 keys: a smaller run reports, it does not judge.
+    full = plan.big >= FULL_CLI_KEYS
     return [
         Figure(
             "S4 time",
             f"`keyplane accesskey list` of {plan.big:,} keys: wall time",
             "s",
-            10.0,
+            10.0 if full else None,
             False,
             seconds if not note else None,
             details=details,
@@ -281,7 +284,7 @@ def cli_figures(bench: Bench, server: Keyplane, plan: Plan) -> list[Figure]:
             "S4 memory",
             f"`keyplane accesskey list` of {plan.big:,} keys: peak resident memory",
             "MiB",
-            150.0,
+            150.0 if full else None,
             False,
             peak_mib if not note else None,
             details=details,
