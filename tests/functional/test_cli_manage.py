@@ -124,7 +124,11 @@ def test_accesskey_get_update_and_list_limit(ws: Workspace, setup: dict[str, Any
 
 
 def test_verify_says_why_without_printing_the_token(ws: Workspace, setup: dict[str, Any]) -> None:
-    live, gone = setup["keys"][1], setup["keys"][2]
+    live = setup["keys"][1]
+    # Its own key to delete: the other tests (in any order) see the setup's keys live.
+    gone = ws.run_json(
+        "accesskey", "create", "--customer-id", setup["first"]["id"], "--expire", "86400"
+    )
     deleted = ws.run_json("accesskey", "delete", gone["id"])
     assert deleted["tm_delete"] is not None
     valid, invalid, malformed, unknown = ws.run_many(
