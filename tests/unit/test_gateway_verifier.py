@@ -165,6 +165,8 @@ async def test_an_unreachable_keyplane_is_a_503_envelope() -> None:
     assert refused.value.status == 503
     error = json.loads(refused.value.body)["error"]
     assert (error["status"], error["reason"]) == ("UNAVAILABLE", "UNAVAILABLE")
+    assert error["message"] == "The authentication service did not answer; retry later."
+    assert error["request_id"] == ""
     assert set(error) == {"status", "reason", "message", "request_id"}
     assert dict(refused.value.headers) == {"content-type": "application/json", "retry-after": "1"}
 
