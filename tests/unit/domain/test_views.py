@@ -45,7 +45,7 @@ def test_an_access_key_as_the_caller() -> None:
 
 
 def test_an_agent_never_shows_its_password_hash() -> None:
-    agent = Agent(IDS[0], IDS[1], "alice", "$argon2id$secret", "Alice", "ops", 32, AT, None, LATER)
+    agent = Agent(IDS[0], IDS[1], "alice", "$argon2id$secret", "Alice", "ops", 32, AT, AT, LATER)
     assert agent_view(agent) == {
         "id": str(IDS[0]),
         "customer_id": str(IDS[1]),
@@ -54,13 +54,13 @@ def test_an_agent_never_shows_its_password_hash() -> None:
         "detail": "ops",
         "permission": 32,
         "tm_create": SHOWN,
-        "tm_update": None,
+        "tm_update": SHOWN,
         "tm_delete": "2026-12-27T21:29:11.635878Z",
     }
 
 
 def test_a_delivery() -> None:
-    delivery = Delivery(7, IDS[0], "accesskey_created", "pending", 2, "HTTP 503", AT, LATER, None)
+    delivery = Delivery(7, IDS[0], "accesskey_created", "pending", 2, "HTTP 503", AT, LATER, AT)
     assert delivery_view(delivery) == {
         "id": str(IDS[0]),
         "type": "accesskey_created",
@@ -69,7 +69,7 @@ def test_a_delivery() -> None:
         "last_error": "HTTP 503",
         "tm_create": SHOWN,
         "tm_next_attempt": "2026-12-27T21:29:11.635878Z",
-        "tm_delivered": None,
+        "tm_delivered": SHOWN,
     }
 
 

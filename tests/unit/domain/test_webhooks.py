@@ -69,6 +69,10 @@ def test_another_secret_does_not_verify() -> None:
     assert verify_signature("whsec_" + "cd" * 32, header, BODY, now=1000, tolerance=300) is False
 
 
+def test_a_value_holding_an_equals_sign_is_refused_not_an_error() -> None:
+    assert verify_signature(SECRET, "t=1000,v1=a=b", BODY, now=1000, tolerance=300) is False
+
+
 def test_items_without_a_value_are_ignored() -> None:
     header = "junk," + signature(SECRET, 1000, BODY) + ",v0"
     assert verify_signature(SECRET, header, BODY, now=1000, tolerance=300)
