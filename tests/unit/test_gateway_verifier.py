@@ -264,6 +264,9 @@ async def test_its_own_client_asks_the_base_url() -> None:
     try:
         assert verifier._url == "http://127.0.0.1:9/auth/verify"
         assert default._url == "http://127.0.0.1:9/auth/verify"
+        below = KeyplaneVerifier("http://127.0.0.1:9/X/")
+        assert below._url == "http://127.0.0.1:9/X/auth/verify"
+        await below.aclose()
         assert verifier._client.timeout == httpx.Timeout(0.5)
         assert default._client.timeout == httpx.Timeout(2.0)
         assert default._max == 10_000
@@ -272,3 +275,11 @@ async def test_its_own_client_asks_the_base_url() -> None:
         await verifier.aclose()
         await default.aclose()
     assert verifier._client.is_closed
+
+
+async def test_a_cache_of_one_entry_keeps_one() -> None:
+    keyplane = Keyplane()
+    verifier = verifier_for(keyplane, max_entries=1)
+    for _ in range(2):
+        await verifier.verify(path="/", query="", authorization=BEARER, cookie=None)
+    assert len(keyplane.seen) == 1
