@@ -165,6 +165,8 @@ async def test_an_unreachable_keyplane_is_a_503_envelope() -> None:
     assert refused.value.status == 503
     error = json.loads(refused.value.body)["error"]
     assert (error["status"], error["reason"]) == ("UNAVAILABLE", "UNAVAILABLE")
+    assert error["message"] == "The authentication service did not answer; retry later."
+    assert error["request_id"] == ""
     assert set(error) == {"status", "reason", "message", "request_id"}
     assert dict(refused.value.headers) == {"content-type": "application/json", "retry-after": "1"}
 
@@ -262,6 +264,9 @@ async def test_its_own_client_asks_the_base_url() -> None:
     try:
         assert verifier._url == "http://127.0.0.1:9/auth/verify"
         assert default._url == "http://127.0.0.1:9/auth/verify"
+        below = KeyplaneVerifier("http://127.0.0.1:9/X/")
+        assert below._url == "http://127.0.0.1:9/X/auth/verify"
+        await below.aclose()
         assert verifier._client.timeout == httpx.Timeout(0.5)
         assert default._client.timeout == httpx.Timeout(2.0)
         assert default._max == 10_000
@@ -270,3 +275,11 @@ async def test_its_own_client_asks_the_base_url() -> None:
         await verifier.aclose()
         await default.aclose()
     assert verifier._client.is_closed
+
+
+async def test_a_cache_of_one_entry_keeps_one() -> None:
+    keyplane = Keyplane()
+    verifier = verifier_for(keyplane, max_entries=1)
+    for _ in range(2):
+        await verifier.verify(path="/", query="", authorization=BEARER, cookie=None)
+    assert len(keyplane.seen) == 1

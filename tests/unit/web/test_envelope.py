@@ -135,6 +135,12 @@ async def test_a_405_names_every_method_of_the_path_head_after_get() -> None:
     assert response.headers["allow"] == "GET, HEAD, DELETE"
 
 
+async def test_a_405_on_a_get_only_path_allows_get_then_head() -> None:
+    response = await _get("/http/404", method="DELETE")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
 async def test_a_405_on_a_path_with_head_of_its_own_lists_it_once() -> None:
     app = _app()
 
