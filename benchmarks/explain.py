@@ -264,7 +264,8 @@ revocation-log polling).
 }
 
 REPRODUCE = """
-```
+<!-- not run: takes two to thirty-five minutes; tests/functional/test_bench.py runs the benchmarks in smoke mode -->
+```sh
 make bench            # the full run (about 35 minutes; 1,000,000 keys for F3/F4, S1-S4)
 make bench QUICK=1    # about two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4,
                       # 30,000 keys for S1-S4
