@@ -264,7 +264,7 @@ revocation-log polling).
 }
 
 REPRODUCE = """
-<!-- not run: takes two to thirty-five minutes; tests/functional/test_bench.py runs the benchmarks in smoke mode -->
+<!-- not run: minutes long; tests/functional/test_bench.py runs the smoke mode -->
 ```sh
 make bench            # the full run (about 35 minutes; 1,000,000 keys for F3/F4, S1-S4)
 make bench QUICK=1    # about two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4,
