@@ -208,8 +208,8 @@ async def test_a_flush_writes_in_bounded_chunks_each_its_own_transaction(
 ) -> None:
     writes = spy_on_writes(monkeypatch)
     commits: list[int] = []
-    engine = services.database.engine.sync_engine
-    event.listen(engine, "commit", lambda _conn: commits.append(len(writes)))
+    for engine in services.database.engines():
+        event.listen(engine, "commit", lambda _conn: commits.append(len(writes)))
     recorder = LastUsedRecorder(services.database, clock, interval=60.0, chunk=7)
     keys = [uuid.uuid4() for _ in range(30)]
     for key_id in keys:

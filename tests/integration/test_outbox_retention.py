@@ -75,15 +75,17 @@ async def test_each_batch_is_its_own_bounded_transaction(
         if statement.lstrip().upper().startswith("DELETE"):
             deleted_per_statement.append(cursor.rowcount)  # type: ignore[attr-defined]
 
-    engine = services.database.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
+    engines = services.database.engines()
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", count)
     try:
         retention = OutboxRetention(services.database, clock, retention_days=30, batch=5, pause=0)
         batches = []
         while pruned := await retention.prune_batch():
             batches.append(pruned)
     finally:
-        event.remove(engine, "after_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", count)
     assert batches == [5, 5, 5, 5, 3]
     assert deleted_per_statement == batches
     assert await _left(services) == {"pending": 2}

@@ -177,6 +177,18 @@ class Database:
             self._writer = _sqlite_writer(self.engine, self.timeout)
         return self._writer
 
+    def engines(self) -> list[Engine]:
+        """Every engine this database sends statements through, for listeners of its events.
+
+        On a SQLite file that is three: the async engine's, the inline reads'
+        and the write queue's.
+        """
+        found = [self.engine.sync_engine, self._inline_reads(), None]
+        writer = self._sqlite_writes()
+        if writer is not None:
+            found[2] = writer.inline_engine
+        return [engine for engine in found if engine is not None]
+
     @staticmethod
     @contextmanager
     def one_budget() -> Iterator[None]:

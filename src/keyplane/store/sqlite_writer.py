@@ -153,5 +153,10 @@ class SqliteWriter:
             finally:
                 await conn.exec_driver_sql(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
+    @property
+    def inline_engine(self) -> Engine:
+        """The engine the write transactions run on, on the event loop's thread."""
+        return self._inline
+
     def dispose(self) -> None:
         self._inline.dispose()
