@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import BatchingLimiter, Policy, RedisLimiter
@@ -439,6 +440,48 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_replica_never_admits_more_than_the_budget_across_redis_failures(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis failing, or coming back, in the middle of a burst hands it no fresh budget."""
+    policy = unique_policy()
+    limiter = RedisLimiter(redis_url, key_secret=KEY_SECRET)
+    real_script = limiter._script
+
+    async def unreachable(*args: object, **kwargs: object) -> object:
+        raise RedisConnectionError("Timeout connecting to server")
+
+    monkeypatch.setattr(ratelimit, "RETRY_REDIS_AFTER", 0.0)  # ask Redis on every call
+
+    async def allowed(key: str, count: int) -> list[bool]:
+        return [(await limiter.hit(policy, key)).allowed for _ in range(count)]
+
+    try:
+        # Two spent through Redis, then Redis fails: one is left, not a fresh three.
+        assert await allowed("spent-in-redis", 2) == [True, True]
+        monkeypatch.setattr(limiter, "_script", unreachable)
+        assert await allowed("spent-in-redis", 3) == [True, False, False]
+        # Spent while Redis was away, then Redis answers again (holding nothing of it).
+        assert await allowed("spent-in-memory", 3) == [True, True, True]
+        monkeypatch.setattr(limiter, "_script", real_script)
+        assert await allowed("spent-in-memory", 2) == [False, False]
+        # A refusal by Redis (another replica spent the budget) takes nothing here.
+        other = RedisLimiter(redis_url, key_secret=KEY_SECRET)
+        try:
+            assert [(await other.hit(policy, "shared")).allowed for _ in range(4)] == [
+                True,
+                True,
+                True,
+                False,
+            ]
+        finally:
+            await other.close()
+        assert await allowed("shared", 2) == [False, False]
+        assert (await limiter._fallback.peek(policy, "shared")).remaining == 2
+    finally:
+        await limiter.close()
 
 
 async def test_concurrent_wrong_passwords_cannot_exceed_the_login_budget(
