@@ -409,10 +409,9 @@ async def test_redis_limiter_falls_back_to_memory_and_recovers(
         assert (await one.hit(policy, "k")).remaining == 2
         try:
             redis_server.stop()
-            # Keeps answering, promptly, from memory: this replica's own budget.
-            started = time.monotonic()
+            # Keeps answering from memory: this replica's own budget. (That it does
+            # not wait on Redis for every request is counted in the test below.)
             decisions = [await one.hit(policy, "down") for _ in range(4)]
-            assert time.monotonic() - started < 1.0
             assert [d.allowed for d in decisions] == [True, True, True, False]
             assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
             assert decisions[3].retry_after > 0
@@ -502,8 +501,11 @@ async def test_concurrent_wrong_passwords_cannot_exceed_the_login_budget(
         assert statuses.count(400) <= 3, statuses
 
 
-async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_request() -> None:
+async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Verification is the hot path: a hung Redis may cost one timeout, not one per request."""
+    monkeypatch.setattr(ratelimit, "RETRY_REDIS_AFTER", 3600.0)  # however slow the machine
     release = asyncio.Event()
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -514,13 +516,21 @@ async def test_redis_limiter_does_not_wait_on_an_unresponsive_redis_for_every_re
     port = server.sockets[0].getsockname()[1]
     limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", key_secret=KEY_SECRET)
     policy = unique_policy()
+    asked: list[object] = []
+    script = limiter._script
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        asked.append(args)
+        return await script(*args, **kwargs)
+
+    monkeypatch.setattr(limiter, "_script", counting)
     try:
-        first = await limiter.hit(policy, "k")  # may wait for the timeout once
+        first = await limiter.hit(policy, "k")  # waits for the timeout once
         assert first.allowed
-        started = time.monotonic()
+        assert len(asked) == 1
         for _ in range(3):
             await limiter.hit(policy, "k")
-        assert time.monotonic() - started < 0.3
+        assert len(asked) == 1  # answered from memory, without waiting on Redis again
     finally:
         release.set()
         await limiter.close()
