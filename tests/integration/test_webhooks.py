@@ -22,7 +22,14 @@ from tests.integration.conftest import KEYS, assert_error, key_url
 from tests.integration.test_voipbin_compat import assert_voipbin
 from tests.webhook_receiver import Receiver, running_receiver
 
-LOOPBACK = {"webhook_allowed_networks": "127.0.0.0/8", "webhook_backoff_base": 10.0}
+# A receiver on loopback answers in milliseconds; the timeout is far above that
+# so a loaded machine cannot turn an answer into "no answer" (the test of the
+# timeout itself sets a short one).
+LOOPBACK = {
+    "webhook_allowed_networks": "127.0.0.0/8",
+    "webhook_backoff_base": 10.0,
+    "webhook_timeout": 60.0,
+}
 DELIVERIES = "/v1.0/customer/webhook_deliveries"
 
 
@@ -223,19 +230,23 @@ async def test_private_addresses_are_refused_unless_allowed(
 async def test_redirects_are_not_followed_and_slow_receivers_time_out(
     tmp_path: Path, database_url: str, clock: FrozenClock, receiver: Receiver
 ) -> None:
+    impatient = {**LOOPBACK, "webhook_timeout": 0.5}
     with running_receiver() as elsewhere:
         receiver.redirect_to = elsewhere.url
-        async with replica(tmp_path, database_url, clock, webhook_timeout=0.5, **LOOPBACK) as one:
+        async with replica(tmp_path, database_url, clock, **LOOPBACK) as one:
             auth = await tenant_auth(one)
             async with one.client() as http:
                 await hook(http, auth, receiver.url)
                 await http.post(KEYS, json={"expire": 86_400}, headers=auth)
                 await drain(one)
                 redirected = (await http.get(DELIVERIES, headers=auth)).json()["result"][0]
-                receiver.redirect_to = None
-                receiver.hold = threading.Event()  # answers only after the test
-                clock.advance(10)
-                await drain(one)
+        receiver.redirect_to = None
+        receiver.hold = threading.Event()  # answers only after the test
+        clock.advance(10)
+        # Another replica on the same database, with a short timeout, retries it.
+        async with replica(tmp_path, database_url, clock, fresh=False, **impatient) as two:
+            await drain(two)
+            async with two.client() as http:
                 slow = (await http.get(DELIVERIES, headers=auth)).json()["result"][0]
         assert elsewhere.received == []
     assert "redirects are not followed" in redirected["last_error"]

@@ -87,12 +87,17 @@ class MemoryLimiter:
     async def refund(self, policy: Policy, key: str) -> None:
         self.give_back(policy, key)
 
-    def give_back(self, policy: Policy, key: str) -> None:
-        """Return one request's worth of budget (never more than a full bucket)."""
+    def give_back(self, policy: Policy, key: str, cost: int = 1) -> None:
+        """Return ``cost`` requests' worth of budget (never more than a full bucket)."""
         full_key = f"{policy.name}:{key}"
         tat = self._tats.get(full_key)
         if tat is not None:
-            self._tats[full_key] = max(time.monotonic(), tat - policy.interval)
+            self._tats[full_key] = max(time.monotonic(), tat - policy.interval * cost)
+
+    def _evict(self, full_key: str) -> None:
+        self._tats.move_to_end(full_key)
+        while len(self._tats) > self._max:
+            self._tats.popitem(last=False)
 
     def step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
         now = time.monotonic()
@@ -100,9 +105,7 @@ class MemoryLimiter:
         decision, new_tat = _decide(policy, self._tats.get(full_key, now), now, cost)
         if store and new_tat is not None:
             self._tats[full_key] = new_tat
-            self._tats.move_to_end(full_key)
-            while len(self._tats) > self._max:
-                self._tats.popitem(last=False)
+            self._evict(full_key)
         return decision
 
     async def close(self) -> None:
@@ -148,7 +151,16 @@ RETRY_REDIS_AFTER = 1.0
 
 
 class RedisLimiter:
-    """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away."""
+    """Shared limits; falls back to a per-replica ``MemoryLimiter`` while Redis is away.
+
+    The fallback also keeps this replica's own account while Redis answers:
+    a request takes its share there first (refused at once when this replica
+    alone has spent the budget), gives it back when Redis refuses, and keeps it
+    when Redis admits it or cannot be asked. So a replica never admits more
+    than one budget of a key by itself, even when Redis stops answering (or
+    comes back) in the middle of a burst; only while Redis is away can N
+    replicas admit up to N budgets between them.
+    """
 
     def __init__(
         self,
@@ -201,11 +213,11 @@ class RedisLimiter:
         if self._skipping_redis():
             self._fallback.give_back(policy, key)
             return
+        self._fallback.give_back(policy, key)
         try:
             await self._refund(keys=[self.redis_key(policy, key)], args=[policy.interval * 1000])
         except (RedisError, OSError) as error:
             self._redis_failed(error)
-            self._fallback.give_back(policy, key)
 
     async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
         return await self._step(policy, key, cost, store=True)
@@ -216,6 +228,13 @@ class RedisLimiter:
     async def _step(self, policy: Policy, key: str, cost: int, *, store: bool) -> Decision:
         if self._skipping_redis():
             return self._fallback.step(policy, key, cost, store=store)
+        local: Decision | None = None
+        if store:
+            # This replica's own account, taken before the round trip: a floor
+            # for the shared count, and the answer if Redis cannot be asked.
+            local = self._fallback.step(policy, key, cost, store=True)
+            if not local.allowed:
+                return local
         interval_ms = policy.interval * 1000
         try:
             allowed, reset_ms, third = await self._script(
@@ -224,7 +243,9 @@ class RedisLimiter:
             )
         except (RedisError, OSError) as error:
             self._redis_failed(error)
-            return self._fallback.step(policy, key, cost, store=store)
+            if local is not None:
+                return local
+            return self._fallback.step(policy, key, cost, store=False)
         if self._down:
             self._down = False
             log.info("redis_recovered", effect="rate limits shared again")
@@ -232,6 +253,8 @@ class RedisLimiter:
         if int(allowed) == 1:
             remaining = math.floor(float(third) / interval_ms + 1e-9)
             return Decision(True, policy.burst, remaining, reset_after, 0.0)
+        if store:
+            self._fallback.give_back(policy, key, cost)
         return Decision(False, policy.burst, 0, reset_after, float(third) / 1000)
 
     async def close(self) -> None:
