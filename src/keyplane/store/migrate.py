@@ -68,18 +68,22 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(_upgrade, revision)
 
 
-_ALEMBIC_LOG = logging.getLogger("alembic.runtime.migration")
+def _no_dialect_notes(record: logging.LogRecord) -> bool:
+    """Drop alembic's "Context impl …" and "Will assume … DDL" lines.
+
+    They tell an operator nothing, appear on every connection alembic
+    configures (every command reads the revision), and "non-transactional
+    DDL" is wrong on SQLite, where keyplane runs the migrations in one
+    transaction. "Running upgrade …" lines are kept.
+    """
+    return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_no_dialect_notes)
 
 
 def _current(connection: Connection) -> str | None:
-    # Reading the revision is no news: without this, every command would log
-    # alembic's "Context impl" and "Will assume ... DDL" lines.
-    level = _ALEMBIC_LOG.level
-    _ALEMBIC_LOG.setLevel(logging.WARNING)
-    try:
-        return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        _ALEMBIC_LOG.setLevel(level)
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
