@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -10,13 +9,10 @@ from keyplane.background import BackgroundTask
 from keyplane.domain.audit import AuditEntry, current_origin
 from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import Identity, Permission, has_permission
-from keyplane.errors import KeyplaneError, PermissionDenied
-from keyplane.logs import get_logger
+from keyplane.errors import PermissionDenied
+from keyplane.services.pruning import prune_every_hour
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
-
-log = get_logger("keyplane.audit")
-PRUNE_EVERY_SECONDS = 3600.0
 
 
 async def record_audit(
@@ -82,13 +78,4 @@ class AuditService:
         await self._task.stop()
 
     async def _run(self) -> None:
-        last = -PRUNE_EVERY_SECONDS
-        while True:
-            if time.monotonic() - last >= PRUNE_EVERY_SECONDS:
-                try:
-                    await self.prune()
-                    last = time.monotonic()
-                except KeyplaneError as error:
-                    log.warning("audit_prune_failed", reason=error.reason)
-            if not await self._task.pause(60.0):
-                return
+        await prune_every_hour(self._task, self.prune, "keyplane.audit", "audit_prune_failed")

@@ -3,20 +3,16 @@ and the outbox's retention."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 from keyplane.background import BackgroundTask
 from keyplane.domain.clock import Clock
 from keyplane.domain.records import Accesskey
 from keyplane.domain.views import accesskey_view
-from keyplane.errors import KeyplaneError
-from keyplane.logs import get_logger
+from keyplane.services.pruning import prune_every_hour
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
 
-log = get_logger("keyplane.events")
-PRUNE_EVERY_SECONDS = 3600.0
 PRUNE_BATCH = 500  # rows per transaction: a few ms of write lock
 PRUNE_BATCH_PAUSE = 0.05  # seconds between batches, for the writers of requests
 
@@ -85,13 +81,4 @@ class OutboxRetention:
         await self._task.stop()
 
     async def _run(self) -> None:
-        last = -PRUNE_EVERY_SECONDS
-        while True:
-            if time.monotonic() - last >= PRUNE_EVERY_SECONDS:
-                try:
-                    await self.prune()
-                    last = time.monotonic()
-                except KeyplaneError as error:
-                    log.warning("outbox_prune_failed", reason=error.reason)
-            if not await self._task.pause(60.0):
-                return
+        await prune_every_hour(self._task, self.prune, "keyplane.events", "outbox_prune_failed")
