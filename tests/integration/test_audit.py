@@ -12,6 +12,7 @@ import pytest
 
 from keyplane.domain.clock import FrozenClock
 from keyplane.domain.permissions import Identity
+from keyplane.services.audit import AuditRetention
 from tests.conftest import Replica, replica
 from tests.factories import ONE_DAY, Factory, bearer, login
 from tests.integration.conftest import KEYS, PASSWORD, assert_error, fmt, key_url, quick_agent
@@ -157,6 +158,23 @@ async def test_entries_older_than_the_retention_are_pruned(
     await factory.accesskey(customer)
     clock.advance(31 * ONE_DAY)
     _, newer = await factory.accesskey(customer)
-    await one.services.audit.prune()
+    # customer_created and the first accesskey_created are past the retention.
+    assert await one.services.audit_retention.prune() == 2
+    found = await entries(one, bearer(newer))
+    assert [entry["type"] for entry in found] == ["accesskey_created"]
+
+
+async def test_pruning_goes_in_bounded_batches_oldest_first(
+    one: Replica, clock: FrozenClock
+) -> None:
+    factory = Factory(one.services)
+    customer = await factory.customer()
+    for _ in range(6):
+        await factory.accesskey(customer)
+    clock.advance(31 * ONE_DAY)
+    _, newer = await factory.accesskey(customer)
+    audit = AuditRetention(one.services.database, clock, retention_days=30, batch=3, pause=0)
+    # Seven entries past the retention (the customer, six keys): 3 + 3 + 1.
+    assert [await audit.prune_batch() for _ in range(4)] == [3, 3, 1, 0]
     found = await entries(one, bearer(newer))
     assert [entry["type"] for entry in found] == ["accesskey_created"]

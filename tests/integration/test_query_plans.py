@@ -267,6 +267,15 @@ QUERIES: dict[str, tuple[Query, tuple[str, ...]]] = {
         lambda r: r.events.deliveries(BIG, limit=100, before=2_000),
         ("ix_events_customer_seq", "seq"),
     ),
+    # Background, hourly: one batch reads its own rows, not the whole log.
+    "audit retention: a batch": (
+        lambda r: r.audit.prune(created_at(AUDIT // 2), limit=100),
+        (),
+    ),
+    "outbox retention: a batch": (
+        lambda r: r.events.prune_finished(created_at(EVENTS // 2), limit=100),
+        (),
+    ),
     "webhook outbox: lease what is due": (
         lambda r: r.events.lease_due(created_at(EVENTS), created_at(EVENTS + 1), limit=50),
         ("ix_events_status_seq",),

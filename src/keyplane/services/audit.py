@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from keyplane.background import BackgroundTask
 from keyplane.domain.audit import AuditEntry, current_origin
 from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.errors import PermissionDenied
-from keyplane.services.pruning import prune_every_hour
+from keyplane.services.pruning import PRUNE_BATCH, PRUNE_BATCH_PAUSE, Retention
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
 
@@ -38,12 +37,38 @@ async def record_audit(
     )
 
 
+async def _forget_old(repos: Repositories, before: datetime, limit: int) -> int:
+    return await repos.audit.prune(before, limit=limit)
+
+
+class AuditRetention(Retention):
+    """Forgets audit entries older than ``KEYPLANE_AUDIT_RETENTION_DAYS``."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        retention_days: int,
+        batch: int = PRUNE_BATCH,
+        pause: float = PRUNE_BATCH_PAUSE,
+    ) -> None:
+        super().__init__(
+            database,
+            clock,
+            _forget_old,
+            retention_days=retention_days,
+            name="keyplane-audit-retention",
+            logger="keyplane.audit",
+            failed_event="audit_prune_failed",
+            batch=batch,
+            pause=pause,
+        )
+
+
 class AuditService:
-    def __init__(self, database: Database, clock: Clock, *, retention_days: int) -> None:
+    def __init__(self, database: Database) -> None:
         self._db = database
-        self._clock = clock
-        self._retention = timedelta(days=retention_days)
-        self._task = BackgroundTask("keyplane-audit-retention", self._run)
 
     async def page(
         self,
@@ -65,17 +90,3 @@ class AuditService:
             return await repos.audit.page(
                 customer_id, types=types, since=since, until=until, before=before, limit=limit
             )
-
-    async def prune(self) -> None:
-        """Forget entries older than the retention (``KEYPLANE_AUDIT_RETENTION_DAYS``)."""
-        async with self._db.transaction() as repos:
-            await repos.audit.prune(self._clock.now() - self._retention)
-
-    async def start(self) -> None:
-        self._task.start()
-
-    async def stop(self) -> None:
-        await self._task.stop()
-
-    async def _run(self) -> None:
-        await prune_every_hour(self._task, self.prune, "keyplane.audit", "audit_prune_failed")

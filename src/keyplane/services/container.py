@@ -25,7 +25,7 @@ from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
 from keyplane.metrics import Metrics
 from keyplane.services.accesskeys import AccesskeyService
-from keyplane.services.audit import AuditService
+from keyplane.services.audit import AuditRetention, AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
 from keyplane.services.events import OutboxRetention
@@ -59,6 +59,7 @@ class Services:
     dispatcher: WebhookDispatcher
     notices: ExpiryNotifier
     audit: AuditService
+    audit_retention: AuditRetention
     outbox: OutboxRetention
     metrics: Metrics
 
@@ -74,12 +75,12 @@ class Services:
         await self.usage.start()
         await self.dispatcher.start()
         await self.notices.start()
-        await self.audit.start()
+        await self.audit_retention.start()
         await self.outbox.start()
 
     async def close(self) -> None:
         await self.outbox.stop()
-        await self.audit.stop()
+        await self.audit_retention.stop()
         await self.notices.stop()
         await self.dispatcher.stop()
         await self.usage.stop()
@@ -221,7 +222,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             lead_days=settings.expiring_notice_days,
             interval=settings.accesskey_expiring_scan_interval,
         ),
-        audit=AuditService(database, clock, retention_days=settings.audit_retention_days),
+        audit=AuditService(database),
+        audit_retention=AuditRetention(
+            database, clock, retention_days=settings.audit_retention_days
+        ),
         outbox=OutboxRetention(database, clock, retention_days=settings.event_retention_days),
         metrics=metrics,
     )

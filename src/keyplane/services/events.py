@@ -3,18 +3,14 @@ and the outbox's retention."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from keyplane.background import BackgroundTask
 from keyplane.domain.clock import Clock
 from keyplane.domain.records import Accesskey
 from keyplane.domain.views import accesskey_view
-from keyplane.services.pruning import prune_every_hour
+from keyplane.services.pruning import PRUNE_BATCH, PRUNE_BATCH_PAUSE, Retention
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
-
-PRUNE_BATCH = 500  # rows per transaction: a few ms of write lock
-PRUNE_BATCH_PAUSE = 0.05  # seconds between batches, for the writers of requests
 
 ACCESSKEY_CREATED = "accesskey_created"
 ACCESSKEY_UPDATED = "accesskey_updated"
@@ -32,15 +28,16 @@ async def record_accesskey_event(
     await repos.events.append(key.customer_id, event_type, accesskey_view(key), now)
 
 
-class OutboxRetention:
+async def _forget_finished(repos: Repositories, before: datetime, limit: int) -> int:
+    return await repos.events.prune_finished(before, limit=limit)
+
+
+class OutboxRetention(Retention):
     """Forgets finished events older than ``KEYPLANE_EVENT_RETENTION_DAYS``.
 
     Finished: delivered, or skipped because the customer had no webhook.
     Pending events (still to be delivered or retried) and failed ones (retries
-    used up, kept for the customer's delivery status) are never pruned. Every
-    replica prunes once an hour, in batches of ``batch`` rows, each its own
-    short transaction with a pause between them; replicas pruning at the same
-    time only find less to do.
+    used up, kept for the customer's delivery status) are never pruned.
     """
 
     def __init__(
@@ -52,33 +49,14 @@ class OutboxRetention:
         batch: int = PRUNE_BATCH,
         pause: float = PRUNE_BATCH_PAUSE,
     ) -> None:
-        self._db = database
-        self._clock = clock
-        self._retention = timedelta(days=retention_days)
-        self._batch = batch
-        self._pause = pause
-        self._task = BackgroundTask("keyplane-outbox-retention", self._run)
-
-    async def prune_batch(self) -> int:
-        """One batch, one transaction; returns how many events it forgot."""
-        before = self._clock.now() - self._retention
-        async with self._db.transaction() as repos:
-            return await repos.events.prune_finished(before, limit=self._batch)
-
-    async def prune(self) -> int:
-        """Batches until one comes back short (or the task is asked to stop)."""
-        total = 0
-        while True:
-            pruned = await self.prune_batch()
-            total += pruned
-            if pruned < self._batch or not await self._task.pause(self._pause):
-                return total
-
-    async def start(self) -> None:
-        self._task.start()
-
-    async def stop(self) -> None:
-        await self._task.stop()
-
-    async def _run(self) -> None:
-        await prune_every_hour(self._task, self.prune, "keyplane.events", "outbox_prune_failed")
+        super().__init__(
+            database,
+            clock,
+            _forget_finished,
+            retention_days=retention_days,
+            name="keyplane-outbox-retention",
+            logger="keyplane.events",
+            failed_event="outbox_prune_failed",
+            batch=batch,
+            pause=pause,
+        )

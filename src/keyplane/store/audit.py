@@ -79,5 +79,16 @@ class AuditRepository:
         rows = (await self._conn.execute(query)).mappings()
         return [AuditEntry(**row) for row in rows]
 
-    async def prune(self, before: datetime) -> None:
-        await self._conn.execute(delete(audit_log).where(audit_log.c.tm_create < before))
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Forget up to ``limit`` entries created before ``before``, oldest first: one range
+        of the ``tm_create`` index, so a batch costs its own rows."""
+        query = (
+            select(audit_log.c.seq)
+            .where(audit_log.c.tm_create < before)
+            .order_by(audit_log.c.tm_create)
+            .limit(limit)
+        )
+        seqs = list((await self._conn.execute(query)).scalars())
+        if seqs:
+            await self._conn.execute(delete(audit_log).where(audit_log.c.seq.in_(seqs)))
+        return len(seqs)
