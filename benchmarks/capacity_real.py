@@ -46,12 +46,19 @@ SCENARIO = Scenario(
 )
 IN_FLIGHT = 16
 _COUNTER = re.compile(r'^keyplane_verification_cache_total\{result="(hit|miss)"\} (\S+)$', re.M)
+_LOG_LAG = re.compile(r"^keyplane_revocation_lag_seconds_(sum|count) (\S+)$", re.M)
 
 
 def _cache_counts(url: str) -> tuple[float, float]:
     text = httpx.get(url + "/metrics", timeout=5).text
     found = dict((kind, float(value)) for kind, value in _COUNTER.findall(text))
     return found.get("hit", 0.0), found.get("miss", 0.0)
+
+
+async def _log_lag(client: httpx.AsyncClient) -> tuple[float, float]:
+    """The revocation log's lag histogram on one replica: (sum of seconds, count)."""
+    found = dict(_LOG_LAG.findall((await client.get("/metrics")).text))
+    return float(found.get("sum", 0.0)), float(found.get("count", 0.0))
 
 
 class Replicas:
@@ -109,8 +116,12 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
     clients = [
         httpx.AsyncClient(base_url=replicas.url(r), timeout=10, limits=limits) for r in (0, 1)
     ]
+    # The revocations' own connections, so that a poll never queues behind the traffic.
+    probes = [httpx.AsyncClient(base_url=replicas.url(r), timeout=10) for r in (0, 1)]
     answers: dict[str, int] = {}
     lags: list[float] = []
+    log_lags: list[float] = []  # when replica 1's revocation-log follower applied each
+    by_pubsub = 0  # refused before the log's follower applied it: pub/sub came first
     request_ms: list[float] = []
     restart_at, restarted, _ = scenario.restarts[0]
     downtime = 0.0
@@ -139,7 +150,9 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
         downtime = time.monotonic() - down
 
     async def revoke(number: int) -> None:
-        """Delete a rarely used key on replica 0; time until replica 1 refuses it."""
+        """Delete a rarely used key on replica 0; time until replica 1 refuses it, and
+        whether pub/sub or the revocation log told replica 1 first."""
+        nonlocal by_pubsub
         await asyncio.sleep(2.0 + number / scenario.revocations_per_second)
         customer = number % scenario.customers
         victim = customer + (per_customer - 1 - number // scenario.customers) * scenario.customers
@@ -149,10 +162,11 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
             return
         with contextlib.suppress(httpx.TransportError):
             probe = time.perf_counter()
-            await clients[1].get("/auth/verify", headers=token)  # cached on replica 1
+            await probes[1].get("/auth/verify", headers=token)  # cached on replica 1
             # One request's own time on this machine, now: the lag holds at least one.
             request_ms.append((time.perf_counter() - probe) * 1000)
-            answer = await clients[0].delete(
+            log_sum, log_count = await _log_lag(probes[1])
+            answer = await probes[0].delete(
                 f"/v1.0/accesskeys/{key_id(victim)}",
                 headers={"Authorization": "Bearer " + seeded_token(actor)},
             )
@@ -161,9 +175,20 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
                 answers[f"delete {answer.status_code}"] = 1
                 return
             # Polling is the measurement: the first refusal ends it.
-            while (await clients[1].get("/auth/verify", headers=token)).status_code == 200:  # noqa: ASYNC110
+            while (await probes[1].get("/auth/verify", headers=token)).status_code == 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.002)
-            lags.append((time.perf_counter() - committed) * 1000)
+            lag = (time.perf_counter() - committed) * 1000
+            lags.append(lag)
+            # The follower reads the log every 0.25 s; its histogram has this one's lag
+            # once it has (one revocation at a time: 5 s apart).
+            for _ in range(100):
+                new_sum, new_count = await _log_lag(probes[1])
+                if new_count > log_count:
+                    log_lag = (new_sum - log_sum) * 1000
+                    log_lags.append(log_lag)
+                    by_pubsub += lag < log_lag
+                    break
+                await asyncio.sleep(0.05)
 
     revocations = int(scenario.seconds * scenario.revocations_per_second) - 1
     background = [asyncio.create_task(restart())]
@@ -178,7 +203,7 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
         task.add_done_callback(pending.discard)
     await asyncio.gather(*pending, *background)
     elapsed = loop.time() - started
-    for client in clients:
+    for client in clients + probes:
         await client.aclose()
     return {
         "answers": answers,
@@ -191,6 +216,10 @@ async def _drive(replicas: Replicas, scenario: Scenario) -> dict[str, Any]:
             "count": len(lags),
             # The lag includes the refused request itself: its p50 time on the replica.
             "one_request_p50": round(statistics.median(request_ms), 2) if request_ms else None,
+            # How replica 1 heard of each: refused before its log follower applied it.
+            "by_pubsub": by_pubsub,
+            "log_p50": round(statistics.median(log_lags), 2) if log_lags else None,
+            "log_max": round(max(log_lags), 2) if log_lags else None,
         },
     }
 
