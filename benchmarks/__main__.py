@@ -4,8 +4,10 @@ and the page."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import load, report, scale
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         "--figures",
         choices=("all", "speed", "scale"),
         default="all",
-        help="speed: F1..F10 only; scale: S1..S6 only (default: all)",
+        help="speed: F1..F10 only; scale: S1..S6 only, keeping the other group's figures "
+        "from the last results (default: all)",
     )
     args = parser.parse_args(argv)
     mode = MODES[args.mode]
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "schema": report.SCHEMA_VERSION,
         "mode": mode.name,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": report.machine(),
         "seconds_total": round(time.monotonic() - started, 1),
         "settings": {
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         json_path = args.out / "latest.json"
         plot, page = args.out / "benchmarks.png", args.out / "benchmarks.md"
+    if args.figures != "all" and json_path.exists():
+        result = report.keep_unmeasured(result, json.loads(json_path.read_text()))
     report.write_json(json_path, result)
     report.write_plot(plot, result)
     report.write_markdown(page, result, plot.name)

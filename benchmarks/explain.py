@@ -270,7 +270,9 @@ REPRODUCE = """
 make bench            # the full run (about 35 minutes; 1,000,000 keys for F3/F4, S1-S4)
 make bench QUICK=1    # about two minutes: 1 s runs, 2 rounds, 10,000 keys for F3/F4,
                       # 30,000 keys for S1-S4
-python -m benchmarks --mode quick --figures scale   # S1-S6 only (speed: F1-F10 only)
+python -m benchmarks --mode quick --figures scale   # S1-S6 only (speed: F1-F10 only);
+                      # the other group's figures are kept from the last results, and
+                      # the page says which run measured which
 python -m benchmarks.seed DATABASE_URL --customers 1001 --keys 1000000 --big 100000
 ```
 

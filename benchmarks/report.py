@@ -29,6 +29,43 @@ def machine() -> dict[str, Any]:
     }
 
 
+def group(figure_id: str) -> str:
+    """``speed`` for F1..F10, ``scale`` for S1..S6."""
+    return "scale" if figure_id.startswith("S") else "speed"
+
+
+def keep_unmeasured(result: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """A run of one group (``--figures speed`` or ``scale``) keeps the other group's figures
+    from the earlier results, each still labelled with the run that measured it."""
+    if earlier is None or earlier.get("schema") != result["schema"]:
+        return result
+    measured = {group(figure["id"]) for figure in result["figures"]}
+    kept = []
+    for figure in earlier["figures"]:
+        if group(figure["id"]) not in measured:
+            figure.setdefault("run", {"mode": earlier["mode"], "date": earlier.get("date", "")})
+            kept.append(figure)
+    merged = dict(result)
+    merged["figures"] = sorted(
+        result["figures"] + kept, key=lambda figure: group(figure["id"]) == "scale"
+    )
+    return merged
+
+
+def _runs_line(result: dict[str, Any]) -> str:
+    runs: dict[tuple[str, str], list[str]] = {}
+    for figure in result["figures"]:
+        run = figure.get("run") or {"mode": result["mode"], "date": result.get("date", "")}
+        runs.setdefault((run["mode"], run["date"]), []).append(figure["id"].split()[0])
+    if len(runs) == 1:
+        return f"mode `{result['mode']}`" + (f" on {result['date']}" if result.get("date") else "")
+    parts = []
+    for (mode, date), ids in runs.items():
+        names = sorted(set(ids), key=lambda name: (name[0], int(name[1:])))
+        parts.append(f"{names[0]}..{names[-1]} in mode `{mode}` on {date or 'an earlier run'}")
+    return "; ".join(parts)
+
+
 def write_json(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
@@ -78,8 +115,8 @@ def write_markdown(path: Path, result: dict[str, Any], plot_name: str) -> None:
     lines = [INTRO.strip(), ""]
     m = result["machine"]
     lines += [
-        f"Last run: mode `{result['mode']}`, {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
-        f"Python {m['python']}, {result['seconds_total']:.0f} s in all.",
+        f"Last run: {_runs_line(result)}, {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
+        f"Python {m['python']}; the last run took {result['seconds_total']:.0f} s.",
         "",
         f"![The figures against their targets]({plot_name})",
         "",
