@@ -229,3 +229,26 @@ def test_json_round_trip() -> None:
     assert scopes_to_json(READ_ONLY_SCOPES) == [
         {"methods": ["GET", "HEAD", "OPTIONS"], "path_prefix": "/"}
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "v1.0/calls",
+        "*",
+        "",
+        "/../v1.0/accesskeys",
+        "/./v1.0",
+        "//v1.0/accesskeys",
+        "/v1.0/calls\\..\\accesskeys",
+        "/v1.0/%2e%2e/accesskeys",
+    ],
+)
+def test_even_read_only_refuses_a_path_that_could_mean_something_else(path: str) -> None:
+    """``/`` is a prefix like any other: it matches no ambiguous or relative path."""
+    assert not allows(READ_ONLY_SCOPES, "GET", path)
+
+
+def test_a_backslash_under_the_prefix_is_refused() -> None:
+    assert CALLS is not None
+    assert not allows(CALLS, "GET", "/v1.0/calls/a\\..\\..\\accesskeys")
