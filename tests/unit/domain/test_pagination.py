@@ -73,7 +73,7 @@ def test_page_size(raw: str | None, size: int) -> None:
 
 @pytest.mark.parametrize("raw", ["abc", "1.5", "1e2", " ", " 5", "0x10", "\u0665"])
 def test_page_size_that_is_not_an_integer_is_refused(raw: str) -> None:
-    with pytest.raises(ValueError, match="not an integer"):
+    with pytest.raises(ValueError, match=exactly("page_size is not an integer")):
         page_size_from_query(raw)
 
 
@@ -81,6 +81,8 @@ def test_page_size_that_is_not_an_integer_is_refused(raw: str) -> None:
     ("raw", "size"),
     [
         ("007", 7),
+        ("+007", 7),
+        ("-007", 100),
         ("0" * 19 + "7", 7),
         ("0" * 5000 + "7", 7),
         ("+0" + "0" * 30 + "100", 100),
