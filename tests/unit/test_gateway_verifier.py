@@ -128,6 +128,16 @@ async def test_the_credential_free_query_and_cookie_are_what_keyplane_says() -> 
     assert cookie_only.upstream_cookie == ""  # keyplane removed every cookie
 
 
+async def test_a_question_mark_inside_the_query_stays_in_the_query() -> None:
+    """Only the first ``?`` ends the path; a later one is part of the query."""
+    headers = {**ALLOWED, "x-keyplane-upstream-uri": "/v1.0/calls?next=/a?b=1&c=2"}
+    verifier = verifier_for(Keyplane(headers=headers))
+    verdict = await verifier.verify(
+        path="/v1.0/calls", query="next=/a?b=1&c=2&accesskey=x", authorization=None, cookie=None
+    )
+    assert verdict.upstream_query == "next=/a?b=1&c=2"
+
+
 @pytest.mark.parametrize("status", [401, 403, 429, 503])
 async def test_a_refusal_is_passed_back_with_its_own_headers_only(status: int) -> None:
     keyplane = Keyplane(

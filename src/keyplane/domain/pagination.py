@@ -42,10 +42,12 @@ def page_size_from_query(raw: str | None) -> int:
         return DEFAULT_PAGE_SIZE
     if not _INTEGER.fullmatch(raw):
         raise ValueError("page_size is not an integer")
-    if len(raw) > 20:
-        return DEFAULT_PAGE_SIZE  # far out of range; int() of thousands of digits is refused
-    size = int(raw)
-    return size if 1 <= size <= MAX_PAGE_SIZE else DEFAULT_PAGE_SIZE
+    # Leading zeros do not make a number larger: 0007 is 7, however many zeros.
+    digits = raw.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_PAGE_SIZE)):
+        return DEFAULT_PAGE_SIZE  # out of range; int() of thousands of digits is refused
+    size = int(digits or "0")
+    return size if 1 <= size <= MAX_PAGE_SIZE and not raw.startswith("-") else DEFAULT_PAGE_SIZE
 
 
 def encode_cursor(tm_create: datetime, key_id: uuid.UUID) -> str:

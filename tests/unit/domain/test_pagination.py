@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import string
 import uuid
 from datetime import UTC, datetime
 
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from keyplane.domain.pagination import decode_cursor, encode_cursor, page_size_from_query
 from keyplane.domain.timefmt import format_timestamp
+from tests.unit.domain import exactly
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -70,5 +73,73 @@ def test_page_size(raw: str | None, size: int) -> None:
 
 @pytest.mark.parametrize("raw", ["abc", "1.5", "1e2", " ", " 5", "0x10", "\u0665"])
 def test_page_size_that_is_not_an_integer_is_refused(raw: str) -> None:
-    with pytest.raises(ValueError, match="not an integer"):
+    with pytest.raises(ValueError, match=exactly("page_size is not an integer")):
         page_size_from_query(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [
+        ("007", 7),
+        ("+007", 7),
+        ("-007", 100),
+        ("0" * 19 + "7", 7),
+        ("0" * 5000 + "7", 7),
+        ("+0" + "0" * 30 + "100", 100),
+        ("-" + "0" * 30 + "5", 100),
+        ("-0", 100),
+        ("000", 100),
+        ("99", 99),
+        ("1000", 100),
+        ("-100", 100),
+        ("-" + "9" * 5000, 100),
+    ],
+)
+def test_leading_zeros_and_signs(raw: str, size: int) -> None:
+    """An integer is read by its value, as VoIPBIN does, whatever its spelling."""
+    assert page_size_from_query(raw) == size
+
+
+@given(st.integers(min_value=-(10**30), max_value=10**30))
+def test_page_size_is_the_integer_when_in_range_and_100_otherwise(value: int) -> None:
+    assert page_size_from_query(str(value)) == (value if 1 <= value <= 100 else 100)
+
+
+@given(moments, st.uuids())
+def test_own_tokens_are_86_url_safe_characters_without_padding(
+    moment: datetime, key_id: uuid.UUID
+) -> None:
+    token = encode_cursor(moment, key_id)
+    assert len(token) == 86
+    assert set(token) <= set(string.ascii_letters + string.digits + "-_")
+
+
+def _base64(text: bytes) -> str:
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "é",
+        "2026-12-01T10:15:30.123456Z|",
+        _base64(b"2026-12-01T10:15:30.123456Z|not-a-uuid"),
+        _base64(b"2026-12-01T10:15:30.123456Z"),
+        _base64(b"\xff\xfe|\xff"),
+        _base64("2026-12-01T10:15:30.123456Z|é".encode()),
+        _base64(b"2026-12-01T10:15:30.123456Z|" + str(uuid.UUID(int=7)).encode())[:-1],
+        "A" * 129,
+        "2026-12-01T10:15:30.123456Z" + " " * 200,
+    ],
+)
+def test_tokens_that_are_neither_form_are_refused(garbage: str) -> None:
+    with pytest.raises(ValueError, match=exactly("not a page token issued by this service")):
+        decode_cursor(garbage)
+
+
+def test_a_token_of_ours_with_its_padding_is_read_too() -> None:
+    key_id = uuid.UUID(int=7)
+    moment = datetime(2026, 12, 1, 10, 15, 30, 123456, tzinfo=UTC)
+    padded = base64.urlsafe_b64encode(f"{format_timestamp(moment)}|{key_id}".encode()).decode()
+    assert decode_cursor(padded) == decode_cursor(encode_cursor(moment, key_id))
+    assert decode_cursor(padded).id == key_id

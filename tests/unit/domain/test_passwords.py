@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import pytest
+import base64
+import string
 
-from keyplane.domain.passwords import Argon2Parameters, PasswordHashing
+import pytest
+from argon2 import extract_parameters
+
+from keyplane.domain.passwords import Argon2Parameters, PasswordHashing, generate_password
+from tests.unit.domain import exactly
 
 FLOOR = Argon2Parameters(memory_kib=19 * 1024, time_cost=2, parallelism=1)
 
@@ -63,6 +68,8 @@ class CountingHasher:
         return self.inner.hash(password)
 
     def verify(self, stored: str, password: str) -> bool:
+        # A stored value that is not an argon2 hash is refused before any computation.
+        extract_parameters(stored)
         self.computations += 1
         return self.inner.verify(stored, password)
 
@@ -88,3 +95,44 @@ def test_every_verification_costs_one_argon2_computation_from_the_first() -> Non
         hashing.verify(password_hash, password)
         costs.append(counter.computations - before)
     assert costs == [1, 1, 1, 1, 1]
+
+
+def _encoded(stored: str) -> tuple[str, int, int]:
+    """The parameters, salt length and hash length an encoded argon2 hash records."""
+    _, variant, _version, parameters, salt, digest = stored.split("$")
+    return (
+        f"{variant} {parameters}",
+        len(base64.b64decode(salt + "==")),
+        len(base64.b64decode(digest + "==")),
+    )
+
+
+def test_a_hash_records_the_parameters_a_16_byte_salt_and_32_bytes() -> None:
+    assert _encoded(PasswordHashing(FLOOR).hash("pw")) == ("argon2id m=19456,t=2,p=1", 16, 32)
+
+
+def test_the_documented_defaults() -> None:
+    """64 MiB, 3 passes, 4 lanes (docs/configuration.md)."""
+    assert Argon2Parameters() == Argon2Parameters(memory_kib=65536, time_cost=3, parallelism=4)
+    assert _encoded(PasswordHashing().hash("pw"))[0] == "argon2id m=65536,t=3,p=4"
+    assert _encoded(PasswordHashing(None).hash("pw"))[0] == "argon2id m=65536,t=3,p=4"
+
+
+def test_the_floor_itself_is_accepted_and_named_in_the_refusal() -> None:
+    assert Argon2Parameters(memory_kib=19456, time_cost=2, parallelism=1) == FLOOR
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            "argon2id parameters below the OWASP floor "
+            "(memory >= 19456 KiB, time_cost >= 2, parallelism >= 1)"
+        ),
+    ):
+        Argon2Parameters(memory_kib=1024)
+
+
+def test_generated_passwords_are_32_url_safe_characters_and_differ() -> None:
+    passwords = {generate_password() for _ in range(20)}
+    assert len(passwords) == 20
+    for password in passwords:
+        assert len(password) == 32
+        assert set(password) <= set(string.ascii_letters + string.digits + "-_")

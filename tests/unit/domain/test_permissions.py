@@ -4,7 +4,15 @@ import uuid
 
 import pytest
 
-from keyplane.domain.permissions import Identity, Permission, has_permission
+from keyplane.domain.networks import parse_networks
+from keyplane.domain.permissions import (
+    Identity,
+    Permission,
+    has_permission,
+    is_documented,
+    is_super_admin,
+)
+from keyplane.domain.scopes import parse_scopes
 
 OWN = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -38,3 +46,65 @@ def test_an_access_key_is_a_customer_admin_and_never_a_super_admin() -> None:
     assert not identity.permission & Permission.PROJECT_SUPER_ADMIN
     assert has_permission(identity, OWN, ADMIN)
     assert not has_permission(identity, OTHER, ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("permission", "documented"),
+    [
+        (1, True),
+        (16, True),
+        (32, True),
+        (64, True),
+        (1 | 16 | 32 | 64, True),
+        (16 | 64, True),
+        (65535, True),
+        (0, False),
+        (2, False),
+        (128, False),
+        (32 | 128, False),
+        (65534, False),
+        (65536, False),
+        (-1, False),
+    ],
+)
+def test_documented_permissions(permission: int, documented: bool) -> None:
+    """The API accepts 1, 16, 32, 64, their combinations, and 65535 (all)."""
+    assert is_documented(permission) is documented
+
+
+def test_the_documented_bits() -> None:
+    assert {bit.name: int(bit) for bit in Permission} == {
+        "PROJECT_SUPER_ADMIN": 1,
+        "CUSTOMER_AGENT": 16,
+        "CUSTOMER_ADMIN": 32,
+        "CUSTOMER_MANAGER": 64,
+    }
+    assert (int(Permission.NONE), int(Permission.ALL)) == (0, 65535)
+
+
+@pytest.mark.parametrize(
+    ("permission", "super_admin"),
+    [(1, True), (65535, True), (1 | 32, True), (32, False), (0, False)],
+)
+def test_super_admin_is_the_bit_one(permission: int, super_admin: bool) -> None:
+    assert is_super_admin(permission) is super_admin
+
+
+def test_an_access_key_carries_its_scopes_and_networks() -> None:
+    key_id = uuid.uuid4()
+    scopes = parse_scopes("read_only")
+    networks = parse_networks(["203.0.113.0/24"])
+    identity = Identity.for_accesskey(key_id, OWN, scopes, networks)
+    assert (identity.type, identity.id, identity.customer_id) == ("accesskey", key_id, OWN)
+    assert (identity.scopes, identity.allowed_networks) == (scopes, networks)
+    unrestricted = Identity.for_accesskey(key_id, OWN)
+    assert (unrestricted.scopes, unrestricted.allowed_networks) == (None, None)
+
+
+def test_the_operator_is_a_project_super_admin_of_no_customer() -> None:
+    operator = Identity.operator()
+    assert operator.type == "operator"
+    assert operator.id == operator.customer_id == uuid.UUID(int=0)
+    assert operator.permission == 65535
+    assert (operator.scopes, operator.allowed_networks) == (None, None)
+    assert has_permission(operator, OTHER, ADMIN)

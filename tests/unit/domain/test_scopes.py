@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from keyplane.domain.scopes import READ_ONLY_SCOPES, allows, covers, parse_scopes
+from keyplane.domain.scopes import (
+    READ_ONLY_SCOPES,
+    allows,
+    covers,
+    parse_scopes,
+    scopes_from_json,
+    scopes_to_json,
+)
+from tests.unit.domain import exactly
 
 CALLS = parse_scopes([{"methods": ["GET", "post"], "path_prefix": "/v1.0/calls"}])
 
@@ -78,3 +86,169 @@ def test_covering() -> None:
     assert not covers(wide, other)
     assert covers(READ_ONLY_SCOPES, narrow)
     assert not covers(READ_ONLY_SCOPES, wide)
+
+
+def _rule(methods: list[str], prefix: str) -> list[dict[str, object]]:
+    return [{"methods": methods, "path_prefix": prefix}]
+
+
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def test_every_http_method_of_the_api_may_be_named_at_once() -> None:
+    scopes = parse_scopes(_rule([method.lower() for method in ALL_METHODS], "/v1.0"))
+    assert scopes_to_json(scopes) == [{"methods": sorted(ALL_METHODS), "path_prefix": "/v1.0"}]
+    assert scopes is not None
+    for method in ALL_METHODS:
+        assert allows(scopes, method, "/v1.0/calls")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_read_only_allows_the_read_methods_anywhere(method: str) -> None:
+    assert allows(READ_ONLY_SCOPES, method, "/v1.0/accesskeys/7")
+    assert allows(READ_ONLY_SCOPES, method.lower(), "/")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_read_only_refuses_the_other_methods(method: str) -> None:
+    assert not allows(READ_ONLY_SCOPES, method, "/v1.0/accesskeys/7")
+
+
+def test_at_most_fifty_rules() -> None:
+    assert len(parse_scopes(_rule(["GET"], "/") * 50) or ()) == 50
+    with pytest.raises(ValueError, match=exactly("at most 50 rules")):
+        parse_scopes(_rule(["GET"], "/") * 51)
+
+
+def test_a_path_prefix_has_at_most_512_characters() -> None:
+    longest = "/" + "a" * 511
+    assert scopes_to_json(parse_scopes(_rule(["GET"], longest))) == [
+        {"methods": ["GET"], "path_prefix": longest}
+    ]
+    with pytest.raises(ValueError, match="path_prefix"):
+        parse_scopes(_rule(["GET"], longest + "a"))
+
+
+RULE_SHAPE = 'each rule is an object {"methods": [...], "path_prefix": "/..."}'
+METHODS_LIST = "'methods' must be a non-empty list of HTTP methods"
+METHODS_KNOWN = "'methods' may hold only DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+PLAIN_PREFIX = (
+    "'path_prefix' must be a plain absolute path such as /v1.0/calls "
+    "(no query, no dot or empty segments, no percent-encoding)"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("write", 'give "read_only" or a non-empty list of rules'),
+        ([], 'give "read_only" or a non-empty list of rules'),
+        (["GET /"], RULE_SHAPE),
+        ([{"methods": "GET", "path_prefix": "/"}], METHODS_LIST),
+        ([{"path_prefix": "/"}], METHODS_LIST),
+        (_rule([], "/"), METHODS_LIST),
+        (_rule(["TRACE"], "/"), METHODS_KNOWN),
+        (_rule(["GET", 1], "/"), METHODS_KNOWN),
+        (_rule([1], "/"), METHODS_KNOWN),
+        (_rule(["GET"], "v1.0"), PLAIN_PREFIX),
+        ([{"methods": ["GET"]}], PLAIN_PREFIX),
+        (_rule(["GET"], "/a%2fb"), PLAIN_PREFIX),
+        (_rule(["GET"], "/a%41"), PLAIN_PREFIX),
+        (_rule(["GET"], "/a b"), PLAIN_PREFIX),
+        (_rule(["GET"], "/a//b"), PLAIN_PREFIX),
+        (_rule(["GET"], "/a/./b"), PLAIN_PREFIX),
+        (_rule(["GET"], "/a\\b"), PLAIN_PREFIX),
+    ],
+)
+def test_the_message_says_what_is_wrong(raw: object, message: str) -> None:
+    """The message is the one the API answers with (after ``'scopes': ``)."""
+    with pytest.raises(ValueError, match=exactly(message)):
+        parse_scopes(raw)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1.0/call%73/7", True),  # the server reads /v1.0/calls/7
+        ("GET", "/v1.0/%63alls", True),
+        ("GET", "/v1.0/calls?next=/a//b/../c", True),  # the query is not the path
+        ("GET", "/v1.0/calls?", True),
+        ("GET", "/v1.0/calls/", True),
+        ("GET", "/v1.0/calls//", False),
+        ("GET", "/v1.0/calls/x/", True),
+        ("GET", "/v1.0/calls/%2E%2E/accesskeys", False),
+        ("GET", "/v1.0/calls/%2F", False),
+        ("GET", "/v1.0/calls/%5Cx", False),
+        ("GET", "/v1.0/calls/%5cx", False),
+        ("GET", "/v1.0/calls/%25", False),
+        ("GET", "/v1.0/calls/..", False),
+        ("GET", "/v1.0/calls/x/../..", False),
+        ("GET", "/./v1.0/calls", False),
+        ("GET", "//v1.0/calls", False),
+        ("GET", "?/v1.0/calls", False),
+        ("GET", "", False),
+    ],
+)
+def test_the_path_is_read_as_the_server_reads_it(method: str, path: str, allowed: bool) -> None:
+    assert CALLS is not None
+    assert allows(CALLS, method, path) is allowed
+
+
+def test_a_prefix_ending_in_a_slash_allows_only_what_is_below_it() -> None:
+    below = parse_scopes(_rule(["GET"], "/v1.0/calls/"))
+    assert below is not None
+    assert allows(below, "GET", "/v1.0/calls/7")
+    assert allows(below, "GET", "/v1.0/calls/")
+    assert not allows(below, "GET", "/v1.0/calls")
+    assert not allows(below, "GET", "/v1.0/callsign")
+
+
+def test_a_rule_covers_itself_and_narrower_rules_only() -> None:
+    narrow = parse_scopes(_rule(["GET"], "/v1.0/calls"))
+    assert covers(narrow, narrow)
+    assert covers(narrow, parse_scopes(_rule(["GET"], "/v1.0/calls/7")))
+    assert not covers(narrow, parse_scopes(_rule(["GET", "POST"], "/v1.0/calls")))
+    assert not covers(narrow, parse_scopes(_rule(["GET"], "/v1.0")))
+    two = parse_scopes(_rule(["GET"], "/v1.0/calls") + _rule(["POST"], "/v1.0/agents"))
+    assert covers(two, parse_scopes(_rule(["POST"], "/v1.0/agents/7")))
+    assert not covers(narrow, two)
+    assert covers(parse_scopes(_rule(["GET"], "/")), READ_ONLY_SCOPES) is False
+    assert covers(parse_scopes(_rule(["GET", "HEAD", "OPTIONS"], "/")), READ_ONLY_SCOPES)
+
+
+def test_json_round_trip() -> None:
+    scopes = parse_scopes(_rule(["post", "GET"], "/v1.0/calls") + _rule(["DELETE"], "/v1.0/agents"))
+    stored = scopes_to_json(scopes)
+    assert stored == [
+        {"methods": ["GET", "POST"], "path_prefix": "/v1.0/calls"},
+        {"methods": ["DELETE"], "path_prefix": "/v1.0/agents"},
+    ]
+    assert scopes_from_json(stored) == scopes
+    assert scopes_to_json(None) is None
+    assert scopes_from_json(None) is None
+    assert scopes_to_json(READ_ONLY_SCOPES) == [
+        {"methods": ["GET", "HEAD", "OPTIONS"], "path_prefix": "/"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "v1.0/calls",
+        "*",
+        "",
+        "/../v1.0/accesskeys",
+        "/./v1.0",
+        "//v1.0/accesskeys",
+        "/v1.0/calls\\..\\accesskeys",
+        "/v1.0/%2e%2e/accesskeys",
+    ],
+)
+def test_even_read_only_refuses_a_path_that_could_mean_something_else(path: str) -> None:
+    """``/`` is a prefix like any other: it matches no ambiguous or relative path."""
+    assert not allows(READ_ONLY_SCOPES, "GET", path)
+
+
+def test_a_backslash_under_the_prefix_is_refused() -> None:
+    assert CALLS is not None
+    assert not allows(CALLS, "GET", "/v1.0/calls/a\\..\\..\\accesskeys")

@@ -8,6 +8,7 @@ import pytest
 
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import InvalidCredentials
+from tests.unit.domain import exactly
 
 SECRET = b"s" * 64
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -95,3 +96,113 @@ def test_issued_in_the_future_is_refused() -> None:
     token = codec().issue(uuid.uuid4(), uuid.uuid4(), NOW + timedelta(minutes=5))
     with pytest.raises(InvalidCredentials):
         codec().decode(token, NOW)
+
+
+def test_a_secret_of_32_bytes_is_enough() -> None:
+    SessionCodec(b"k" * 32, timedelta(days=1))
+    with pytest.raises(ValueError, match=exactly("the JWT secret must be at least 32 bytes")):
+        SessionCodec(b"k" * 31, timedelta(days=1))
+
+
+def _read(token: str) -> dict[str, object]:
+    """The claims, checked as PyJWT checks them but for the time claims (``NOW`` is fixed)."""
+    return jwt.decode(
+        token,
+        SECRET,
+        algorithms=["HS256"],
+        audience="keyplane",
+        issuer="keyplane",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+
+
+def test_issued_claims() -> None:
+    """What a token says, as any HS256 JWT library reads it with the shared secret."""
+    agent, customer = uuid.uuid4(), uuid.uuid4()
+    token = codec().issue(agent, customer, NOW)
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims = _read(token)
+    assert {key: claims[key] for key in ("sub", "cid", "iss", "aud", "iat", "exp")} == {
+        "sub": str(agent),
+        "cid": str(customer),
+        "iss": "keyplane",
+        "aud": "keyplane",
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 7 * 86400,
+    }
+    assert isinstance(claims["jti"], str)
+    assert len(claims["jti"]) == 32
+    other = _read(codec().issue(agent, customer, NOW))
+    assert other["jti"] != claims["jti"]  # two logins in one second are two tokens
+
+
+def test_a_token_signed_with_the_secret_by_another_library_is_accepted() -> None:
+    customer = uuid.uuid4()
+    token = jwt.encode(_claims(cid=str(customer)), SECRET, algorithm="HS256")
+    claims = codec().decode(token, NOW)
+    assert claims.customer_id == customer
+    assert claims.expires_at == NOW + timedelta(hours=1)
+
+
+def test_time_is_the_injected_clock_not_the_system_clock() -> None:
+    """A token is checked against ``now`` as given, whatever the machine's date."""
+    for moment in (datetime(2001, 9, 10, tzinfo=UTC), datetime(2280, 1, 1, tzinfo=UTC)):
+        token = codec().issue(uuid.uuid4(), uuid.uuid4(), moment)
+        assert codec().decode(token, moment).expires_at == moment + timedelta(days=7)
+
+
+def test_sixty_seconds_of_clock_skew_are_allowed_for_iat() -> None:
+    at_the_edge = codec().issue(uuid.uuid4(), uuid.uuid4(), NOW + timedelta(seconds=60))
+    codec().decode(at_the_edge, NOW)
+    beyond = codec().issue(uuid.uuid4(), uuid.uuid4(), NOW + timedelta(seconds=61))
+    with pytest.raises(InvalidCredentials):
+        codec().decode(beyond, NOW)
+
+
+def _signed(**changes: object) -> str:
+    return jwt.encode(_claims(**changes), SECRET, algorithm="HS256")
+
+
+def test_numeric_dates_from_2001_to_2286_are_read() -> None:
+    token = _signed(iat=10**9, exp=10**10)
+    assert codec().decode(token, NOW).expires_at == datetime.fromtimestamp(10**10, tz=UTC)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"iat": 10**9 - 1},
+        {"exp": 10**10 + 1},
+        {"iat": float(int(NOW.timestamp()))},
+        {"exp": float(int(NOW.timestamp()) + 3600)},
+        {"iat": str(int(NOW.timestamp()))},
+        {"iat": True},
+        {"exp": 2**70},
+        {"cid": None},
+        {"cid": "not-a-uuid"},
+    ],
+    ids=[
+        "iat-before-2001",
+        "exp-after-2286",
+        "float-iat",
+        "float-exp",
+        "string-iat",
+        "bool-iat",
+        "huge-exp",
+        "no-cid",
+        "bad-cid",
+    ],
+)
+def test_claims_it_never_issues_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(InvalidCredentials):
+        codec().decode(_signed(**changes), NOW)
+
+
+def test_expiry_is_exclusive_and_follows_the_ttl() -> None:
+    short = SessionCodec(SECRET, timedelta(minutes=5))
+    token = short.issue(uuid.uuid4(), uuid.uuid4(), NOW)
+    assert short.decode(token, NOW + timedelta(seconds=299)).expires_at == NOW + timedelta(
+        minutes=5
+    )
+    with pytest.raises(InvalidCredentials):
+        short.decode(token, NOW + timedelta(minutes=5))

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keyplane.domain.timefmt import format_timestamp, parse_timestamp
+from keyplane.domain.timefmt import format_timestamp, parse_cursor_timestamp, parse_timestamp
+from tests.unit.domain import exactly
 
 FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 moments = st.datetimes(
@@ -57,3 +59,31 @@ def test_naive_datetimes_are_refused() -> None:
 def test_parse_refuses_other_forms(text: str) -> None:
     with pytest.raises(ValueError, match="timestamp"):
         parse_timestamp(text)
+
+
+FORM = "not a timestamp of the form YYYY-MM-DDTHH:MM:SS.ffffffZ"
+
+
+@pytest.mark.parametrize(
+    ("call", "text", "message"),
+    [
+        (parse_timestamp, "2026-12-01T10:15:30.12345xZ", FORM),
+        (parse_timestamp, "2026-12-01T10:15:30.1234567Z", FORM),
+        (parse_timestamp, "2026-12-01T10:15:30.123456z", FORM),
+        (parse_cursor_timestamp, "2026-12-01", "not a timestamp cursor: '2026-12-01'"),
+        (parse_cursor_timestamp, "x", "not a timestamp cursor: 'x'"),
+    ],
+)
+def test_a_refusal_names_the_form_expected(
+    call: Callable[[str], datetime], text: str, message: str
+) -> None:
+    """The message a developer reads; the API and the command line say it their own way."""
+    with pytest.raises(ValueError, match=exactly(message)):
+        call(text)
+
+
+def test_a_naive_datetime_is_refused_with_the_reason() -> None:
+    with pytest.raises(
+        ValueError, match=exactly("naive datetimes are not allowed; keyplane works in UTC")
+    ):
+        format_timestamp(datetime(2026, 1, 1))
