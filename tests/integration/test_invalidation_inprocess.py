@@ -296,9 +296,10 @@ async def test_the_listener_keeps_a_quiet_channel_alive_with_pings(redis_url: st
 
 async def test_stop_leaves_nothing_subscribed_or_connected(redis_url: str) -> None:
     async with redis_client(redis_url) as redis:
-        async with listening(redis_url) as (_, invalidator):
+        async with listening(redis_url) as (cache, invalidator):
             await invalidator.publish(Invalidation("agent", uuid.uuid4()))  # opens the publisher
             assert await redis.pubsub_numsub(CHANNEL) == [(CHANNEL.encode(), 1)]
+        assert cache.connected is False  # a stopped listener vouches for nothing
         assert await redis.pubsub_numsub(CHANNEL) == [(CHANNEL.encode(), 0)]
         clients = await redis.client_list()
         assert len(clients) == 1, clients  # this one
@@ -441,6 +442,14 @@ async def test_a_redis_that_never_answers_is_noticed_and_left_in_fallback(
                 await cache.until(lambda: not cache.connected, "the silence noticed")
                 assert cache.get_key(token_hash) is MISS
                 assert cache.positive_ttl == 1.0
+                # It keeps trying (each attempt times out) rather than waiting for good.
+                reports = cache.reports
+                await cache.until(lambda: cache.reports >= reports + 4, "two more attempts")
+                assert cache.states == [True, False]
+                # A publish gives up after its timeout: the request is not held for good.
+                await asyncio.wait_for(
+                    invalidator.publish(Invalidation("agent", uuid.uuid4())), PATIENCE
+                )
             await cache.until(lambda: cache.connected, "subscribed again")
         [down] = events(logs.getvalue(), "redis_unavailable")
         assert down["error"] == "TimeoutError"
