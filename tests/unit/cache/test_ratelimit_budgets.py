@@ -265,3 +265,17 @@ async def test_peek_refund_and_close_pass_through(ticker: Ticker) -> None:
     await limiter.refund(policy, "c")
     assert await limiter.peek(policy, "c") == Decision(True, 3, 0, 3.0, 0.0)
     await limiter.close()
+
+
+async def test_by_default_a_reserve_is_held_one_second(ticker: Ticker) -> None:
+    """docs/security.md: a worker spends its batch up to a second after it took it."""
+    clock = Clock()
+    shared = Recording()
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=clock)
+    await limiter.hit(CUSTOMER, "c")
+    clock.now += 0.999
+    await limiter.hit(CUSTOMER, "c")
+    assert shared.costs == [10]
+    clock.now += 0.001
+    await limiter.hit(CUSTOMER, "c")
+    assert shared.costs == [10, 10]
