@@ -200,3 +200,28 @@ async def test_a_request_refused_by_redis_takes_nothing_of_the_replicas_own_budg
         # Redis goes away: this replica has spent nothing of its own budget.
         Outage(limiter, monkeypatch).down = True
         assert (await limiter.hit(policy, "k", cost=3)).allowed
+
+
+async def test_a_refund_gives_back_exactly_one_interval(redis_url: str) -> None:
+    hourly = Policy(f"h{uuid.uuid4().hex[:8]}", rate=1, period=3600.0, burst=2)
+    async with limiters(redis_url) as [limiter]:
+        await limiter.hit(hourly, "k", cost=2)
+        await limiter.refund(hourly, "k")
+        assert (await limiter.hit(hourly, "k")).allowed
+        refused = await limiter.peek(hourly, "k")
+        assert not refused.allowed
+        # One interval (an hour) to wait, less the moments these calls took.
+        assert 3599.0 < refused.retry_after <= 3600.0
+        assert 7199.0 < refused.reset_after <= 7200.0
+
+
+async def test_a_failed_refund_is_reported_with_its_error(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, ticker: Ticker
+) -> None:
+    policy = a_policy()
+    async with limiters(redis_url) as [limiter]:
+        Outage(limiter, monkeypatch).down = True
+        with captured_logging() as logs:
+            await limiter.refund(policy, "k")
+        [down] = events(logs.getvalue(), "redis_unavailable")
+        assert down["error"] == "ConnectionError"

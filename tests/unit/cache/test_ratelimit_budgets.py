@@ -279,3 +279,11 @@ async def test_by_default_a_reserve_is_held_one_second(ticker: Ticker) -> None:
     clock.now += 0.001
     await limiter.hit(CUSTOMER, "c")
     assert shared.costs == [10, 10]
+
+
+async def test_the_answers_of_a_batch_are_those_of_the_shared_limiter(ticker: Ticker) -> None:
+    limiter = BatchingLimiter(MemoryLimiter(), {"customer"}, batch=10, monotonic=Clock())
+    first = await limiter.hit(CUSTOMER, "c")  # reserves 10: 30 left in the shared budget
+    assert first == Decision(True, 40, 39, 10 * CUSTOMER.interval, 0.0)
+    second = await limiter.hit(CUSTOMER, "c")  # from the reserve: the same shared answer
+    assert second == Decision(True, 40, 38, 10 * CUSTOMER.interval, 0.0)
