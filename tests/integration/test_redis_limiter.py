@@ -7,9 +7,12 @@ a ticker, so the edges are exact.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import Decision, Policy, RedisLimiter
 from tests.logcapture import captured_logging
+from tests.servers import RedisServer
 
 SECRET = b"limiter-test-" + b"s" * 20
 
@@ -54,6 +58,15 @@ async def limiters(redis_url: str, count: int = 1) -> AsyncIterator[list[RedisLi
     finally:
         for limiter in made:
             await limiter.close()
+
+
+@asynccontextmanager
+async def redis_admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client: aioredis.Redis = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 class Outage:
@@ -99,7 +112,7 @@ async def test_a_cost_takes_that_many_requests_of_the_shared_budget(redis_url: s
     policy = a_policy()
     async with limiters(redis_url, 2) as [one, two]:
         first = await one.hit(policy, "k", cost=2)
-        assert (first.allowed, first.limit, first.remaining) == (True, 3, 1)
+        assert (first.allowed, first.limit, first.remaining, first.retry_after) == (True, 3, 1, 0.0)
         assert 119.9 <= first.reset_after <= 120.01
         refused = await two.hit(policy, "k", cost=2)
         assert (refused.allowed, refused.remaining) == (False, 0)
@@ -225,3 +238,57 @@ async def test_a_failed_refund_is_reported_with_its_error(
             await limiter.refund(policy, "k")
         [down] = events(logs.getvalue(), "redis_unavailable")
         assert down["error"] == "ConnectionError"
+
+
+async def test_an_hourly_limit_says_an_hour(redis_url: str) -> None:
+    """Redis counts in milliseconds; the answers are in seconds."""
+    hourly = Policy(f"h{uuid.uuid4().hex[:8]}", rate=1, period=3600.0, burst=1)
+    async with limiters(redis_url) as [limiter]:
+        admitted = await limiter.hit(hourly, "k")
+        assert (admitted.allowed, admitted.retry_after) == (True, 0.0)
+        assert 3599.0 < admitted.reset_after <= 3600.0
+        refused = await limiter.hit(hourly, "k")
+        assert not refused.allowed
+        assert 3599.0 < refused.retry_after <= 3600.0
+        assert 3599.0 < refused.reset_after <= 3600.0
+
+
+async def test_a_peek_that_finds_redis_away_answers_from_this_replicas_account(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, ticker: Ticker
+) -> None:
+    policy = a_policy()
+    async with limiters(redis_url) as [limiter]:
+        outage = Outage(limiter, monkeypatch)
+        for _ in range(3):
+            assert (await limiter.hit(policy, "k")).allowed
+        outage.down = True
+        peeked = await limiter.peek(policy, "k")  # asks Redis, which fails
+        assert outage.calls == 4
+        assert not peeked.allowed  # the three spent here still count
+        assert (await limiter.peek(policy, "other")).allowed
+
+
+async def test_a_redis_that_stops_answering_costs_a_request_one_timeout(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Connections are open, Redis is stopped (SIGSTOP): the call gives up, the request goes on."""
+    policy = a_policy()
+    async with limiters(redis_url) as [limiter]:
+        assert (await limiter.hit(policy, "k")).allowed  # a connection is open now
+        assert redis_server.process is not None
+        pid = redis_server.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            decision = await asyncio.wait_for(limiter.hit(policy, "k"), 10.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert (decision.allowed, decision.remaining) == (True, 1)  # from this replica's count
+
+
+async def test_a_burst_holds_at_most_fifty_connections_to_redis(redis_url: str) -> None:
+    policy = Policy(f"b{uuid.uuid4().hex[:8]}", rate=1000, period=1.0, burst=1000)
+    async with limiters(redis_url) as [limiter], redis_admin(redis_url) as admin:
+        decisions = await asyncio.gather(*(limiter.hit(policy, f"k{i}") for i in range(200)))
+        assert all(decision.allowed for decision in decisions)
+        clients = await admin.client_list()
+        assert 1 < len(clients) <= 50 + 1, len(clients)  # the pool's, and this one

@@ -223,6 +223,14 @@ async def test_a_batch_of_one_is_no_batching(ticker: Ticker) -> None:
     assert shared.costs == [1, 1, 1]
 
 
+async def test_a_batch_of_two_is_batching(ticker: Ticker) -> None:
+    shared = Recording()
+    limiter = BatchingLimiter(shared, {"customer"}, batch=2, monotonic=Clock())
+    decisions = [await limiter.hit(CUSTOMER, "c") for _ in range(3)]
+    assert shared.costs == [2, 2]
+    assert [d.remaining for d in decisions] == [39, 38, 37]
+
+
 async def test_a_cost_other_than_one_passes_through(ticker: Ticker) -> None:
     shared = Recording()
     limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
