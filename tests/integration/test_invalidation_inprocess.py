@@ -396,7 +396,8 @@ async def test_a_killed_redis_means_fallback_until_it_is_back_then_a_fresh_start
         assert invalidator.listener_failures == 0
         [down] = events(logs.getvalue(), "redis_unavailable")
         assert down["level"] == "warning"
-        assert down["error"] == "ConnectionError"
+        # The reset connection, or the silence limit when a loaded machine reads it late.
+        assert down["error"] in {"ConnectionError", "TimeoutError"}, down
         assert down["effect"] == "verification cache falls back to its short TTL"
         [back] = events(logs.getvalue(), "redis_recovered")
         assert back["level"] == "info"
