@@ -107,3 +107,16 @@ def test_a_malformed_message_is_rejected_with_value_error(raw: str) -> None:
     """The listener treats ValueError as a bad message; anything else would kill it."""
     with pytest.raises(ValueError):  # noqa: PT011 (any message will do)
         Invalidation.from_json(raw)
+
+
+def test_the_kind_decides_what_is_evicted_whatever_else_the_message_carries() -> None:
+    """A hash on an agent's or customer's message does not turn it into a key's."""
+    cache, key, agent = _cache_with_entries()
+    apply(cache, Invalidation("agent", agent.id, hash_token(TOKEN)))
+    assert cache.get_agent(agent.id) is MISS
+    assert cache.get_key(hash_token(TOKEN)) == key
+
+    cache, key, agent = _cache_with_entries()
+    apply(cache, Invalidation("customer", key.customer_id, "some-other-hash"))
+    assert cache.get_key(hash_token(TOKEN)) is MISS
+    assert cache.get_agent(agent.id) is MISS

@@ -290,3 +290,25 @@ def test_clear_drops_everything(ticker: Ticker) -> None:
     cache.clear()
     assert len(cache) == 0
     assert cache.get_key("h") is MISS
+
+
+def test_a_put_that_raced_several_invalidations_of_any_kind_is_dropped(ticker: Ticker) -> None:
+    """Whatever mix of invalidations arrived during the read, the result is not cached."""
+    cache = make_cache(ticker)
+    key = key_of()
+    agent = agent_of()
+    generation = cache.generation
+    cache.invalidate_key("other")
+    cache.invalidate_customer(key.customer_id)
+    cache.put_key("h", key, generation)
+    assert cache.get_key("h") is MISS
+    generation = cache.generation
+    cache.invalidate_agent(uuid.uuid4())
+    cache.invalidate_customer(agent.customer_id)
+    cache.put_agent(agent.id, agent, generation)
+    assert cache.get_agent(agent.id) is MISS
+    generation = cache.generation
+    cache.clear()
+    cache.invalidate_customer(key.customer_id)
+    cache.put_key("h", key, generation)
+    assert cache.get_key("h") is MISS
