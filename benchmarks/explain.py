@@ -151,49 +151,66 @@ of the memory is the interpreter with keyplane's imports (rich, SQLAlchemy,
 FastAPI); most of the time is the rendering of each row.
 """,
     "F1": """
-In process (the ASGI app called directly, no server) a cache-hit verification
-costs about 19 µs on a quiet machine; the bare app's whole request, server
-included, about 20 µs. The rest is keyplane's own work, each a few µs:
+Measured by the CPU each server spends per request (from `/proc`, during the
+same alternating `wrk` runs; steadier than requests/s on a shared machine,
+load average 12): the bare app 15.5 µs, keyplane's `/auth/verify` 54 µs, so
+F1 is about 0.29 by CPU. What the 38 µs are: keyplane's own verification,
+19 µs in process on a quiet machine (25-35 µs loaded; about 126 Python calls:
 reading the headers, the well-formedness check and SHA-256 of the key, the
-cache lookup, the customer's GCRA step, a request id and the `/metrics`
-counters and histogram; and the answer's fourteen headers (identity, rate
-limit, request id, security headers), each of which uvicorn checks against two
-regular expressions before writing it, several µs in all that the bare app's
-one header does not pay. keyplane is also served through uvicorn's
-proxy-headers middleware and its own guarded httptools protocol (header size
-and time limits: two timer operations per request, connection cap). Tried,
-with effect: answering `/auth/verify` before FastAPI's own middleware (its
-telemetry middleware looks up OpenTelemetry providers on every request): 34 →
-19 µs in process, F1 0.23 → 0.29 on the same run. Then: no request-wide
-database budget on `/auth/verify` (it uses the database at most once, and that
-read has its own timeout), a request id from `os.urandom` instead of `uuid4`,
-one clock read per verification instead of two, the rate-limit headers
-written as bytes: Python calls per verification 153 → 123 (cProfile), in
-process 41-127 → 19-44 µs and F1 0.25 → 0.39 in quick runs on a machine with a
-load average of 10 to 19. Not yet tried: fewer response headers (they are the
-gateway contract), header validation outside uvicorn's per-header loop.
+cache lookup, the customer's GCRA step, a request id, the answer's headers,
+and the `/metrics` counters and histogram, about a sixth of it, each
+`inc`/`observe` taking a lock); uvicorn's per-header loop (two regular
+expressions, a lower-casing and three comparisons per header: 15 headers cost
+about 10 µs against 2 µs for the bare app's 3, timed on the loaded machine);
+keyplane's guarded httptools protocol, whose Python overrides of four parser
+callbacks and `data_received` cost the bare app 2.6 µs per request (14.6 →
+17.2 µs); uvicorn's proxy-headers middleware, about 1 µs. Tried, with effect:
+answering `/auth/verify` before FastAPI's own middleware: 34 → 19 µs in
+process, F1 0.23 → 0.29; no request-wide database budget on `/auth/verify`, a
+request id from `os.urandom` instead of `uuid4`, one clock read per
+verification, the rate-limit headers written as bytes: Python calls 153 → 123,
+F1 0.25 → 0.39 in quick runs; the header read timeout as one timer per
+connection instead of a timer armed and cancelled per request (17.9 → 17.2 µs
+of CPU per request for the bare app behind the guarded protocol); the request
+id read in the same pass as the other headers (Python calls 127.8 → 125.8 in
+this profile, below what a run can show). Not done: fewer response
+headers (they are the gateway contract and are tested on every answer);
+skipping uvicorn's header checks, which would mean replacing its
+`RequestResponseCycle.send`; cheaper `/metrics` counters (plain integers read
+at scrape time instead of locked `prometheus_client` values). Meeting 0.6
+needs about 26 µs of CPU per verification, server included: all three.
 """,
     "F2": """
-An authenticated API read costs about 0.7-1 ms of CPU in process, against well
-under 100 µs for the minimal route. It is spread thin, not in one place
-(cProfile: about 2,100 Python calls per request): SQLAlchemy Core building the
-statement, its cache key, running it and processing the row into a record
-(`store/accesskeys.py`: about half of the request); FastAPI's dependency
-resolution and route matching over every route; the `keyplane.access` log line,
-75-95 µs (kept: it is documented and tested, and `KEYPLANE_LOG_LEVEL=WARNING`
-turns it off). Tried, with effect: resolving the services without FastAPI's
-thread pool (a plain `def` dependency ran in a worker thread on every request)
-and SQLite reads on the loop's thread (below): 600-670 → 700-1,000
-requests/s. Then: the five security schemes are written into `/openapi.json`
-by the app (`_document_security` in `web/app.py`, the document is unchanged)
-instead of being five dependencies run on every request; the request's
-database budget is kept by `RequestContextMiddleware` instead of a middleware
-of its own; the key read and the list return the view keyplane built without
-a response-model pass (`web/responses.py`): Python calls per request 2,634 →
-2,110 (cProfile). The quick runs of that change were too noisy to show it in
-F2 (spreads of 0.03 to 0.11 on a machine with a load average of 10 to 19).
-The next step is a prepared statement per repository method (no statement
-building and cache key per call) and a cheaper row-to-record mapping.
+Server CPU per request, same run (5 alternating rounds of 2 s, load average
+12): the minimal FastAPI route 71 µs; keyplane's authenticated
+`GET /v1.0/accesskeys/{id}` 898 µs before this round of work and 722 µs after
+(F2 by requests/s 0.061 → 0.110, spreads 0.034..0.163 and 0.066..0.229). The
+cost is spread thin (cProfile, 1,836 Python calls per request, shares of the
+request, as cProfile counts them): the `keyplane.access` log line about a
+fifth (structlog, the
+standard library's logging and the redaction of every field; kept: it is
+documented and tested, and `KEYPLANE_LOG_LEVEL=WARNING` turns it off);
+FastAPI's dependency resolution about an eighth beyond the identity check
+itself (a pass per dependency, four parameter groups each); the key read
+about a seventh (the statement execution, the transaction and connection of
+`Database.reader`); route matching about a tenth (seven matches: the access
+key routes are the seventh router; moving them first would also reorder
+`/openapi.json`); keyplane's and Starlette's middleware layers the rest.
+Tried, with effect: resolving the services without FastAPI's thread pool and
+SQLite reads on the loop's thread: 600-670 → 700-1,000 requests/s; the
+security schemes written into `/openapi.json` instead of run as
+dependencies, one request-wide database budget, no response-model pass on the
+reads: Python calls 2,634 → 2,110; the key reads by id and by hash as
+statements built once with bind parameters, rows mapped by position (the
+statement build alone took about 50 µs per call on the loaded machine): calls
+2,110 → 1,912; the services read from the request instead of a dependency on
+the two access key reads: 1,912 → 1,836. Together, the last two took the
+request from 898 to 722 µs of CPU. Reaching 0.8 means about 90 µs per
+request: the API's framework, log line and database read each cost more than
+that alone, so the target needs the read answered from the verification
+cache's record (no database), a route table that dispatches the hot paths
+directly, and an access log written without the standard library's
+`logging` record per line.
 """,
     "F3": """
 SQLite meets it. PostgreSQL's spread is wide in short runs on a shared 2-core
@@ -236,8 +253,12 @@ steps.
 """,
     "F7": """
 DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
-one synchronous worker; keyplane's `/auth/verify` answers from its cache. The
-API read is bound by the same costs as F2.
+one synchronous worker; keyplane's `/auth/verify` answers from its cache, and
+meets the target when F1's server is not starved (quick runs: 16.6 with a
+load average above 10). The API read (1.34 in the last quick run) is bound
+by the same costs as F2: about 720 µs of CPU per request after the work
+described there, against DRF's whole request (Django, DRF, the key's hasher,
+SQLite) in one synchronous process; 5 needs the API read near 150 µs.
 """,
     "F8": """
 Memory growth stays small once the cache is full; a short run mostly shows the

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, tuple_, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.domain.networks import networks_from_json, networks_to_json
@@ -16,10 +16,22 @@ from keyplane.domain.scopes import scopes_from_json, scopes_to_json
 from keyplane.store.tables import accesskeys, customers, expiry_notices
 
 _COLUMNS = tuple(accesskeys.columns)
+_NAMES = tuple(column.name for column in _COLUMNS)
+
+# The reads run on every authenticated request (get) and every cache miss
+# (get_by_hash): built once here, so a call only binds its value and SQLAlchemy
+# finds the compiled form in its cache, instead of building the statement again.
+_GET = select(*_COLUMNS).where(accesskeys.c.id == bindparam("key_id"))
+_GET_BY_HASH = (
+    select(*_COLUMNS)
+    .join(customers, customers.c.id == accesskeys.c.customer_id)
+    .where(accesskeys.c.token_hash == bindparam("token_hash"), customers.c.tm_delete.is_(None))
+)
 
 
-def _to_record(row: RowMapping) -> Accesskey:
-    values = {column.name: row[column.name] for column in _COLUMNS}
+def _to_record(row: RowMapping | Row[Any]) -> Accesskey:
+    """A row of ``_COLUMNS`` (by position or by name) as a record."""
+    values = dict(zip(_NAMES, row, strict=True)) if isinstance(row, Row) else dict(row)
     values["scopes"] = scopes_from_json(values["scopes"])
     values["allowed_networks"] = networks_from_json(values["allowed_networks"])
     return Accesskey(**values)
@@ -48,21 +60,12 @@ class AccesskeyRepository:
         )
 
     async def get(self, key_id: uuid.UUID) -> Accesskey | None:
-        row = (
-            (await self._conn.execute(select(*_COLUMNS).where(accesskeys.c.id == key_id)))
-            .mappings()
-            .first()
-        )
+        row = (await self._conn.execute(_GET, {"key_id": key_id})).first()
         return _to_record(row) if row is not None else None
 
     async def get_by_hash(self, token_hash: str) -> Accesskey | None:
         """The key with this hash whose customer still exists (deleted or expired included)."""
-        query = (
-            select(*_COLUMNS)
-            .join(customers, customers.c.id == accesskeys.c.customer_id)
-            .where(accesskeys.c.token_hash == token_hash, customers.c.tm_delete.is_(None))
-        )
-        row = (await self._conn.execute(query)).mappings().first()
+        row = (await self._conn.execute(_GET_BY_HASH, {"token_hash": token_hash})).first()
         return _to_record(row) if row is not None else None
 
     async def list_live(

@@ -93,26 +93,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._reading_head = False
-        self._head_deadline: asyncio.TimerHandle | None = None
+        # When the current request head became due (the connection opened, or
+        # the previous response ended); None while a request is being answered.
+        self._head_since: float | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
 
     # -- the header read timeout ---------------------------------------------------------
+    #
+    # One timer per connection, not one per request: a request only notes the
+    # moment its head became due (a clock read), and the timer, when it fires,
+    # closes the connection if that head is overdue or looks again when the
+    # current head will be. A keep-alive connection answering thousands of
+    # requests a second costs one timer every KEYPLANE_HEADER_TIMEOUT seconds.
 
-    def _arm_head_deadline(self) -> None:
-        if self._head_deadline is None:
-            self._head_deadline = self.loop.call_later(
-                self.limits.header_timeout, self._head_timed_out
-            )
-
-    def _disarm_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_timed_out(self) -> None:
-        self._head_deadline = None
-        if not self.transport.is_closing():
-            log.info("request_head_timeout", client=(self.client or ("", 0))[0])
-            self.transport.close()
+    def _check_head(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        timeout = self.limits.header_timeout
+        since = self._head_since
+        left = timeout if since is None else since + timeout - self.loop.time()
+        if left > 0:
+            self._head_timer = self.loop.call_later(left, self._check_head)
+            return
+        log.info("request_head_timeout", client=(self.client or ("", 0))[0])
+        self.transport.close()
 
     # -- uvicorn's protocol, with the limits added -------------------------------------------
 
@@ -126,10 +131,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 client=(self.client or ("", 0))[0],
             )
             self.app = _over_capacity  # answered once its request head has arrived
-        self._arm_head_deadline()
+        self._head_since = self.loop.time()
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_deadline()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -143,22 +151,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._head_bytes = 0
-        self._arm_head_deadline()
+        if self._head_since is None:  # a pipelined head: due from now
+            self._head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._disarm_head_deadline()
+        self._head_since = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         next_head_pending = not self.pipeline  # a pipelined request's head is complete
         super().on_response_complete()
-        if next_head_pending and not self.transport.is_closing():
-            self._arm_head_deadline()  # the next request's head has the same time
+        if next_head_pending and self._head_since is None:
+            self._head_since = self.loop.time()  # the next request's head has the same time
 
     def _refuse_large_head(self) -> None:
         self._reading_head = False
-        self._disarm_head_deadline()
         log.info("request_head_too_large", client=(self.client or ("", 0))[0])
         body = envelope(
             "INVALID_ARGUMENT",

@@ -65,9 +65,14 @@ _accesskey_query = APIKeyQuery(
 )
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's services, read directly: for hot routes, where a dependency costs a pass."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

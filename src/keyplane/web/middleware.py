@@ -43,15 +43,20 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
+def sane_request_id(value: bytes) -> str | None:
+    """An incoming ``X-Request-ID`` value when it is safe to reuse, else ``None``."""
+    if len(value) > MAX_REQUEST_ID_LENGTH:
+        return None
+    text: str = value.decode("latin-1")
+    if _SANE_REQUEST_ID.fullmatch(text) and "vb_" not in text and "eyJ" not in text:
+        return text
+    return None
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            if len(value) > MAX_REQUEST_ID_LENGTH:
-                return None
-            text: str = value.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(text) and "vb_" not in text and "eyJ" not in text:
-                return text
-            return None
+            return sane_request_id(value)  # the first one only
     return None
 
 

@@ -35,8 +35,7 @@ from keyplane.services.auth import AuthService
 from keyplane.web.credentials import find_credential, parse_cookies
 from keyplane.web.deps import RATELIMIT_HEADERS, ratelimit_values
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
-from keyplane.web.middleware import SECURITY_HEADERS, new_request_id
-from keyplane.web.middleware import _incoming_request_id as incoming_request_id
+from keyplane.web.middleware import SECURITY_HEADERS, new_request_id, sane_request_id
 from keyplane.web.upstream import cookie_without_credentials, uri_without_credentials
 
 VERIFY_PATH = "/auth/verify"
@@ -71,7 +70,9 @@ class _Incoming:
 
 
 def _read_headers(scope: Scope) -> _Incoming:
+    """Every header the verification reads, in one pass over the request's headers."""
     found = _Incoming()
+    request_id: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             found.authorization = value.decode("latin-1")
@@ -85,7 +86,10 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.original_method = value.decode("latin-1")
         elif name == b"x-forwarded-method":
             found.forwarded_method = value.decode("latin-1")
-    found.request_id = incoming_request_id(scope)
+        elif name == b"x-request-id" and request_id is None:
+            request_id = value  # the first one, as for the API
+    if request_id is not None:
+        found.request_id = sane_request_id(request_id)
     return found
 
 
