@@ -241,11 +241,22 @@ class AuthService:
 
         The slot is taken first, so a burst of N requests can never test more
         than the budget; it is given back unless the credential was refused.
+        An access key this replica found valid within the cache's TTL is no
+        guess: its re-verification (its positive entry lived only the fallback
+        TTL) reads the database without a slot, so it never queues behind the
+        slots of pending logins from its address.
         """
+        if credential.kind == "accesskey" and self._recently_valid(credential.value):
+            return await self.authenticate_accesskey(credential.value)
         async with self._ratelimits.auth_attempt(client):
             if credential.kind == "accesskey":
                 return await self.authenticate_accesskey(credential.value)
             return await self.authenticate_session(credential.value)
+
+    def _recently_valid(self, token: str) -> bool:
+        return tokens.is_wellformed(token) and self._lookups.cache.recently_valid(
+            tokens.hash_token(token)
+        )
 
     def already_verified(self, credential: Credential) -> Identity | None:
         """The identity when this replica's cache already vouches for the credential.
