@@ -219,37 +219,58 @@ with `wrk` and keyplane, and a B-tree one level deeper costs microseconds
 against that noise. Run the full mode for the 1,000,000-key table.
 """,
     "F4": """
-The median is far inside the target (SQLite about 0.25 ms, PostgreSQL under
-1 ms); the 99th percentile is what other processes on a shared 2-core machine
-do to a 2,000-sample run (a descheduled process, a garbage collection). SQLite
-reads now run on the event loop's thread (`store/engine.py`,
-`_InlineConnection`): before, each statement was a round trip to aiosqlite's
-worker thread, whose thread contends for the GIL with the loop (median 0.67 →
-0.26 ms). The failure-budget slot around a miss is two more limiter calls (two
-Redis round trips with Redis).
+SQLite meets it. On PostgreSQL the median is inside the target on a quiet
+machine (1.7 ms p50 measured before the change below, with a load average
+around 3); the 99th percentile is what other processes on a shared 2-core
+machine do to a 2,000-sample run (a descheduled process, a garbage
+collection): 14 ms then, 20-50 ms with a load average of 10. A miss used to
+make two round trips: the pool's `pool_pre_ping` on every checkout, then the
+indexed read. The pool now pings a connection only when it sat idle for a
+second (`store/engine.py`, `PING_AFTER_IDLE_SECONDS`), so a miss under load
+is one round trip; in four alternating rounds in one process at a load
+average of 10 the p50 went 7.1/3.6/3.1/3.4 → 2.7/3.0/3.4/3.2 ms, noise
+larger than the round trip saved. SQLite reads run on the event loop's
+thread (`_InlineConnection`; median 0.67 → 0.26 ms). The failure-budget
+slot around a miss is two more limiter calls (two Redis round trips with
+Redis; in memory here). Next: measure on a quiet machine; a prepared
+statement for the read by hash.
 """,
     "F5": """
-The event loop serves connections in turn, and the flood has ten times the
-connections; every unknown key is a new one, so it costs what a cache miss
-costs (hash, database read, a failure-budget slot from a fresh address, a
-negative cache entry), several times a cached valid key. The valid client's
-share of the loop is therefore small by construction, and it got smaller when
-SQLite reads moved onto the loop (before, the flood's reads waited on
-aiosqlite's thread and left the loop to the valid client). Meeting the target
-needs admission control: cache hits served ahead of misses, with a small
-bound on concurrent misses per process; not built yet.
+The event loop served connections in turn, and the flood has ten times the
+connections; every unknown key costs what a cache miss costs (hash, database
+read, a failure-budget slot from a fresh address, a negative cache entry),
+several times a cached valid key, so the valid client got about 1/30 of its
+rate (0.036). Cache misses are now admitted through a gate
+(`services/admission.py`): `KEYPLANE_VERIFY_MISS_CONCURRENCY` at once (1 on
+a SQLite file, whose inline reads never wait), each admitted one first
+yields to the loop so hits already read run ahead, up to
+`KEYPLANE_VERIFY_MISS_QUEUE` (512) wait, and beyond that 503 with
+`Retry-After: 1` before any work. The flood's connections then wait in the
+queue at no cost, and the valid client keeps its rate: 0.036 → 1.05-1.08 in
+quick runs (spread 0.25-1.75 at a load average of 9). With 4 misses at once
+on SQLite it was 0.34: misses that never suspend all run in the same loop
+turn. On PostgreSQL (4 at once) misses wait on the network, so hits run
+meanwhile; not measured by this figure.
 """,
     "F6": """
-50 continuous logins keep every password-hashing thread busy: argon2id is
-memory-hard by design (19 MiB, 2 passes here), `KEYPLANE_PASSWORD_HASH_CONCURRENCY`
-defaults to the number of CPUs, and on 2 cores that leaves the event loop no
-core of its own. A second effect was found with this figure: without Redis a
-verified key stays cached for only `KEYPLANE_CACHE_FALLBACK_TTL` (1 s), and its
-re-verification takes a failure-budget slot of its address, which queues
-behind the pending logins from the same address (`services/ratelimits.py`,
-`_take_slot`). Setting `KEYPLANE_PASSWORD_HASH_CONCURRENCY=1` on a 2-core
-machine, and re-verifying a recently verified key without a slot, are the next
-steps.
+Two effects made verification wait behind logins. First, the 50 logins are
+the same user from one address: beyond the username's failure budget (10)
+a pending login blocked the username for a minute, so 99% of the logins
+were answered 429 at once, about 700 a second through the full API stack,
+and the loop served those 50 busy connections ahead of the 32 verifying
+ones (0.04). Logins of one user beyond the budget now wait for the pending
+ones, as the address budget already did (a right password gives its slot
+back), so the logins all succeed at about 30 a second and wait, at no cost
+to the loop, for argon2. Second, without Redis a verified key stays cached
+for only `KEYPLANE_CACHE_FALLBACK_TTL` (1 s), and its re-verification took
+a slot of its address's failure budget, which queued behind the pending
+logins' slots from the same address: the username's slot is now taken
+before the address's (waiting logins hold no address slot), and a key found
+valid within `KEYPLANE_CACHE_TTL` is re-verified without a slot
+(`VerificationCache.recently_valid`). Quick run: 0.04 → 0.72 (spread
+0.36-2.6, load average 7-10). Not changed: `KEYPLANE_PASSWORD_HASH_CONCURRENCY`
+defaults to the number of CPUs, so on 2 cores argon2 (which releases the
+GIL) can take both; 1 would leave the loop a core at half the login rate.
 """,
     "F7": """
 DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
@@ -265,23 +286,37 @@ Memory growth stays small once the cache is full; a short run mostly shows the
 allocator settling.
 """,
     "F9": """
-On a 2-core machine the load generator needs a core of its own at these rates
-(it is two `wrk` threads here), and other processes share the machine: two
-workers cannot both have a core. The figure is meaningful on a machine with
+Measured: the two workers share one listening socket, and whichever worker
+wakes first accepts every connection waiting (asyncio accepts up to its
+backlog per wake-up). `wrk` opens its 32 keep-alive connections in a burst,
+so in two of three probes one worker held about 34 of the sockets and the
+other 0-4 for the whole run (CPU time 318 vs 153 ticks in the third),
+and one worker did almost all the work while the second, the supervisor and
+`wrk`'s two threads competed for the same two cores. That is keyplane's
+(how its workers share the port), and explains a ratio below 1 (0.60, spread
+0.30-1.16 in a quick run). Not yet built: one `SO_REUSEPORT` socket per
+worker, so the kernel spreads connections evenly. Even balanced, on a
+2-core machine the load generator needs a core of its own at these rates
+(two `wrk` threads here), so the figure is meaningful only on a machine with
 more cores than workers plus the load generator.
 """,
     "F10": """
 With Redis, each request with a valid credential used to make one Redis round
 trip for the customer's rate limit even on a cache hit. The customer's budget
-is now taken from Redis in batches (`BatchingLimiter`, 5% of the burst per
-round trip; the bound on how far a customer can exceed its rate across N
-processes is in [security](security.md#rate-limits-against-guessing)): 0.32 →
-0.52 on the same run. A cache hit now makes no Redis or database round trip on
-either side (no request-wide database budget either); what remains is the
+is taken from Redis in batches (`BatchingLimiter`, 5% of the burst per round
+trip; the bound on how far a customer can exceed its rate across N processes
+is in [security](security.md#rate-limits-against-guessing)): 0.32 → 0.52.
+Then a measurement found the batching defeated under concurrency: requests
+arriving while a batch was being reserved each reserved their own, so with
+32 connections a process made an `EVALSHA` for about one request in four
+(2,689 requests: 658 round trips, 32 Redis connections opened) and spent up
+to 32 batches of the customer's budget for one. One batch per customer is
+now in flight per process (18,700 requests: 260 round trips): 0.33 → 0.60
+in a quick run with the test suite running beside it (spread 0.22-1.18). A
+cache hit makes no database round trip on either side; what remains is the
 noise of a shared 2-core machine (PostgreSQL, Redis and their clients compete
-for the cores: the quick runs' spreads went from 0.1 to 1.3) and the
-background work of a replica with PostgreSQL and Redis (invalidation listener,
-revocation-log polling).
+for the cores) and the background work of a replica with PostgreSQL and
+Redis (invalidation listener, revocation-log polling).
 """,
 }
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     cache_fallback_ttl: float = Field(default=1.0, ge=0, le=1.0)
     cache_negative_ttl: float = Field(default=10.0, ge=0)
     cache_max_entries: int = Field(default=100_000, ge=0)
+    # Verification cache misses per process: at once (None: 1 on a SQLite file,
+    # whose reads never wait; 4 elsewhere) and waiting their turn beyond that.
+    verify_miss_concurrency: int | None = Field(default=None, ge=1)
+    verify_miss_queue: int = Field(default=512, ge=0)
 
     ratelimit_customer_per_second: float = Field(default=1000.0, gt=0)
     ratelimit_customer_burst: int = Field(default=2000, ge=1)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -298,20 +299,40 @@ class BatchingLimiter:
         self._max = max_keys
         self._now = monotonic
         self._reserves: OrderedDict[str, _Reserve] = OrderedDict()
+        self._refills: dict[str, anyio.Event] = {}
 
     async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
         batch = min(self._batch, policy.burst)
         if policy.name not in self._policies or cost != 1 or batch <= 1:
             return await self.inner.hit(policy, key, cost=cost)
         full_key = f"{policy.name}:{key}"
-        now = self._now()
-        reserve = self._reserves.get(full_key)
-        if reserve is not None and reserve.left > 0 and reserve.until > now:
-            reserve.left -= 1
-            shared = reserve.decision
-            return Decision(
-                True, shared.limit, shared.remaining + reserve.left, shared.reset_after, 0.0
-            )
+        while True:
+            now = self._now()
+            reserve = self._reserves.get(full_key)
+            if reserve is not None and reserve.left > 0 and reserve.until > now:
+                reserve.left -= 1
+                shared = reserve.decision
+                return Decision(
+                    True, shared.limit, shared.remaining + reserve.left, shared.reset_after, 0.0
+                )
+            refill = self._refills.get(full_key)
+            if refill is None:
+                break
+            # One batch at a time per key: the requests arriving meanwhile wait
+            # for it instead of each reserving a batch that would then lapse.
+            await refill.wait()
+            if full_key not in self._reserves:
+                return await self.inner.hit(policy, key, cost=1)  # the batch was refused
+        refill = self._refills[full_key] = anyio.Event()
+        try:
+            return await self._refill(policy, key, full_key, batch, now)
+        finally:
+            del self._refills[full_key]
+            refill.set()
+
+    async def _refill(
+        self, policy: Policy, key: str, full_key: str, batch: int, now: float
+    ) -> Decision:
         decision = await self.inner.hit(policy, key, cost=batch)
         if not decision.allowed:
             self._reserves.pop(full_key, None)

@@ -14,6 +14,11 @@ Three rules keep a deleted key from coming back:
 - while invalidations cannot be received (no Redis, or Redis unreachable),
   positive entries live at most ``fallback_ttl`` (one second by default).
 
+Meanwhile the cache still remembers, for the full ``ttl``, which token hashes
+it found valid (``recently_valid``): not to answer from (the database is read
+again), only so that re-verifying a key known to be real costs no slot of the
+failure budget.
+
 Expiry needs no invalidation: ``tm_expire`` is checked on every hit.
 """
 
@@ -140,6 +145,8 @@ class VerificationCache:
     ) -> None:
         self._keys: _Lru[VerifiedKey | None] = _Lru(max_entries, _customer_of)
         self._agents: _Lru[VerifiedAgent | None] = _Lru(max_entries, _customer_of)
+        # Token hashes found valid while positive entries live only the fallback TTL.
+        self._valid: _Lru[VerifiedKey | None] = _Lru(max_entries, _customer_of)
         self._ttl = ttl
         self._fallback_ttl = min(fallback_ttl, ttl)
         self._negative_ttl = negative_ttl
@@ -169,6 +176,18 @@ class VerificationCache:
         ttl = self.positive_ttl if key is not None else self._negative_ttl
         if ttl > 0:
             self._keys.put(token_hash, key, self._now() + ttl)
+        if key is None:
+            self._valid.pop(token_hash)
+        elif ttl < self._ttl:
+            self._valid.put(token_hash, key, self._now() + self._ttl)
+
+    def recently_valid(self, token_hash: str) -> bool:
+        """Whether this hash was found valid within the TTL, though no longer cached.
+
+        Never an answer by itself (the key may have been revoked since): it only
+        tells a real key's re-verification from a guess.
+        """
+        return not isinstance(self._valid.get(token_hash, self._now()), Miss)
 
     # Agents (sessions) -------------------------------------------------------
 
@@ -187,6 +206,7 @@ class VerificationCache:
     def invalidate_key(self, token_hash: str) -> None:
         self.generation += 1
         self._keys.pop(token_hash)
+        self._valid.pop(token_hash)
 
     def invalidate_agent(self, agent_id: uuid.UUID) -> None:
         self.generation += 1
@@ -196,11 +216,13 @@ class VerificationCache:
         """Costs the customer's own entries: both maps are indexed by customer."""
         self.generation += 1
         self._keys.drop_group(customer_id)
+        self._valid.drop_group(customer_id)
         self._agents.drop_group(customer_id)
 
     def clear(self) -> None:
         self.generation += 1
         self._keys.clear()
+        self._valid.clear()
         self._agents.clear()
 
     def __len__(self) -> int:

@@ -26,6 +26,7 @@ from keyplane.domain.records import Agent
 from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import InvalidCredentials, LoginRefused, PermissionDenied
 from keyplane.metrics import Metrics, login_result, verify_result
+from keyplane.services.admission import MissAdmission
 from keyplane.services.audit import record_audit
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.usage import LastUsedRecorder
@@ -127,6 +128,7 @@ class AuthService:
         lookups: VerificationLookups,
         ratelimits: RateLimits,
         usage: LastUsedRecorder,
+        admission: MissAdmission | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -136,6 +138,7 @@ class AuthService:
         self._ratelimits = ratelimits
         self._usage = usage
         self._metrics = lookups.metrics
+        self._admission = admission or MissAdmission(concurrency=4, queue=512)
 
     async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
@@ -241,11 +244,23 @@ class AuthService:
 
         The slot is taken first, so a burst of N requests can never test more
         than the budget; it is given back unless the credential was refused.
+        An access key this replica found valid within the cache's TTL is no
+        guess: its re-verification (its positive entry lived only the fallback
+        TTL) reads the database without a slot, so it never queues behind the
+        slots of pending logins from its address.
         """
-        async with self._ratelimits.auth_attempt(client):
+        if credential.kind == "accesskey" and self._recently_valid(credential.value):
+            return await self.authenticate_accesskey(credential.value)
+        # Cache hits go ahead; a flood of unknown credentials waits or is refused.
+        async with self._admission.admitted(), self._ratelimits.auth_attempt(client):
             if credential.kind == "accesskey":
                 return await self.authenticate_accesskey(credential.value)
             return await self.authenticate_session(credential.value)
+
+    def _recently_valid(self, token: str) -> bool:
+        return tokens.is_wellformed(token) and self._lookups.cache.recently_valid(
+            tokens.hash_token(token)
+        )
 
     def already_verified(self, credential: Credential) -> Identity | None:
         """The identity when this replica's cache already vouches for the credential.

@@ -25,6 +25,7 @@ from keyplane.domain.sessions import SessionCodec
 from keyplane.errors import KeyplaneError
 from keyplane.metrics import Metrics
 from keyplane.services.accesskeys import AccesskeyService
+from keyplane.services.admission import MissAdmission
 from keyplane.services.audit import AuditRetention, AuditService
 from keyplane.services.auth import AuthService, PasswordWorker, VerificationLookups
 from keyplane.services.customers import CustomerService
@@ -37,7 +38,7 @@ from keyplane.services.usage import LastUsedRecorder
 from keyplane.services.webhooks import DispatchPolicy, WebhookDispatcher, WebhookService
 from keyplane.settings import Settings
 from keyplane.store import migrate
-from keyplane.store.engine import Database, create_engine
+from keyplane.store.engine import Database, create_engine, sqlite_path
 
 
 @dataclass(slots=True)
@@ -116,6 +117,14 @@ class Services:
 def customer_batch(burst: int) -> int:
     """How much of a customer's budget a replica takes from Redis at once (5% of the burst)."""
     return max(1, min(100, burst // 20))
+
+
+def miss_admission(settings: Settings) -> MissAdmission:
+    """The gate of verification cache misses: one at a time where reads never wait."""
+    concurrency = settings.verify_miss_concurrency
+    if concurrency is None:
+        concurrency = 1 if sqlite_path(settings.database_url) is not None else 4
+    return MissAdmission(concurrency, settings.verify_miss_queue)
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -209,7 +218,16 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         ratelimits=ratelimits,
         revocations=RevocationFollower(database, cache, clock, metrics=metrics),
         usage=usage,
-        auth=AuthService(database, clock, passwords, sessions, lookups, ratelimits, usage),
+        auth=AuthService(
+            database,
+            clock,
+            passwords,
+            sessions,
+            lookups,
+            ratelimits,
+            usage,
+            miss_admission(settings),
+        ),
         accesskeys=AccesskeyService(
             database, clock, invalidator, max_expire=settings.accesskey_max_expire
         ),

@@ -63,8 +63,8 @@ class RateLimits:
         self.auth_failures = auth_failures
         self.login_failures = login_failures
         self._blocked: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
-        # Per address: slots taken in this replica whose verdict is still pending,
-        # and an event set whenever one of them settles.
+        # Per budget and key: slots taken in this replica whose verdict is still
+        # pending, and an event set whenever one of them settles.
         self._pending: dict[str, int] = {}
         self._settled: dict[str, anyio.Event] = {}
 
@@ -107,79 +107,79 @@ class RateLimits:
         credential, or an outcome that is no verdict (the database was away, a
         timeout, a cancelled request), gives it back.
         """
-        await self._take_slot(client)
-        async with self._settling(client, self.auth_failures, f"ip:{client}"):
+        async with self._slot(self.auth_failures, f"ip:{client}"):
             yield
 
     @asynccontextmanager
     async def login_attempt(self, username: str, client: str) -> AsyncIterator[None]:
-        """Like ``auth_attempt``, also on a slot of this username from this address."""
-        user_key = f"user:{username}|{client}"
-        await self._take_slot(client)
-        async with self._settling(client, self.auth_failures, f"ip:{client}"):
-            await self._spend(self.login_failures, user_key)
-            async with self._settling(None, self.login_failures, user_key):
-                yield
+        """Like ``auth_attempt``, also on a slot of this username from this address.
 
-    async def _take_slot(self, client: str) -> None:
-        """One slot of the address's budget, or 429.
+        The username's slot is taken first: logins of one user waiting for it
+        hold no slot of the address, so they cannot make the address's other
+        credentials (its access keys) wait.
+        """
+        self.ensure_auth_allowed(client)
+        async with (
+            self._slot(self.login_failures, f"user:{username}|{client}"),
+            self._slot(self.auth_failures, f"ip:{client}"),
+        ):
+            yield
+
+    @asynccontextmanager
+    async def _slot(self, policy: Policy, key: str) -> AsyncIterator[None]:
+        await self._take_slot(policy, key)
+        async with self._settling(policy, key):
+            yield
+
+    async def _take_slot(self, policy: Policy, key: str) -> None:
+        """One slot of the budget ``policy`` keeps for ``key``, or 429.
 
         A slot refused only because slots of this replica are still pending
         waits for one of them to settle: good credentials give theirs back, so
-        a busy but honest address is not refused for its own parallelism.
+        a busy but honest address (or user logging in from several windows) is
+        not refused for its own parallelism. Waiting costs the process nothing,
+        and no more credentials are looked at in parallel than the budget holds.
         """
-        key = f"ip:{client}"
-        blocked_key = f"{self.auth_failures.name}:{key}"
+        blocked_key = f"{policy.name}:{key}"
         while True:
             self.ensure_not_blocked(blocked_key)
-            decision = await self.limiter.hit(self.auth_failures, key)
+            decision = await self.limiter.hit(policy, key)
             if decision.allowed:
-                self._pending[client] = self._pending.get(client, 0) + 1
+                self._pending[blocked_key] = self._pending.get(blocked_key, 0) + 1
                 return
-            if not self._pending.get(client):
+            if not self._pending.get(blocked_key):
                 self._block(blocked_key, decision)
                 self.ensure_not_blocked(blocked_key)
-            event = self._settled.setdefault(client, anyio.Event())
+            event = self._settled.setdefault(blocked_key, anyio.Event())
             await event.wait()
 
     @asynccontextmanager
-    async def _settling(self, client: str | None, policy: Policy, key: str) -> AsyncIterator[None]:
+    async def _settling(self, policy: Policy, key: str) -> AsyncIterator[None]:
         """Keep the slot on a refusal, give it back otherwise, then wake the waiters."""
         try:
             yield
         except (InvalidCredentials, LoginRefused):
-            self._settle(client)
+            self._settle(f"{policy.name}:{key}")
             raise
         except BaseException:
             # No verdict (unavailable, timed out, cancelled): give the slot back,
             # shielded so that a cancellation cannot skip the refund.
             with anyio.CancelScope(shield=True):
                 await self.limiter.refund(policy, key)
-            self._settle(client)
+            self._settle(f"{policy.name}:{key}")
             raise
         await self.limiter.refund(policy, key)
-        self._settle(client)
+        self._settle(f"{policy.name}:{key}")
 
-    def _settle(self, client: str | None) -> None:
-        if client is None:
-            return
-        left = self._pending.get(client, 1) - 1
+    def _settle(self, pending_key: str) -> None:
+        left = self._pending.get(pending_key, 1) - 1
         if left:
-            self._pending[client] = left
+            self._pending[pending_key] = left
         else:
-            self._pending.pop(client, None)
-        event = self._settled.pop(client, None)
+            self._pending.pop(pending_key, None)
+        event = self._settled.pop(pending_key, None)
         if event is not None:
             event.set()
-
-    async def _spend(self, policy: Policy, key: str) -> None:
-        """One attempt from the budget; the attempt that finds it empty is refused too."""
-        blocked_key = f"{policy.name}:{key}"
-        self.ensure_not_blocked(blocked_key)
-        decision = await self.limiter.hit(policy, key)
-        if not decision.allowed:
-            self._block(blocked_key, decision)
-            self.ensure_not_blocked(blocked_key)
 
     def _block(self, key: str, decision: Decision) -> None:
         self._blocked[key] = (time.monotonic() + decision.retry_after, decision)

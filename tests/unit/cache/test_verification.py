@@ -312,3 +312,57 @@ def test_a_put_that_raced_several_invalidations_of_any_kind_is_dropped(ticker: T
     cache.invalidate_customer(key.customer_id)
     cache.put_key("h", key, generation)
     assert cache.get_key("h") is MISS
+
+
+def test_a_key_found_valid_while_disconnected_is_remembered_for_the_full_ttl(
+    ticker: Ticker,
+) -> None:
+    cache = make_cache(ticker)
+    store_key(cache, "h1", key_of())
+    ticker.advance(1.5)
+    assert cache.get_key("h1") is MISS  # the positive entry lived the fallback TTL
+    assert cache.recently_valid("h1")
+    ticker.advance(58.4)
+    assert cache.recently_valid("h1")
+    ticker.advance(0.2)
+    assert not cache.recently_valid("h1")
+
+
+def test_only_keys_found_valid_are_remembered(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    store_key(cache, "unknown", None)
+    assert not cache.recently_valid("unknown")
+    assert not cache.recently_valid("never-seen")
+    store_key(cache, "h1", key_of())
+    store_key(cache, "h1", None)  # found gone on a later read
+    assert not cache.recently_valid("h1")
+
+
+def test_invalidations_forget_keys_found_valid(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    customer = uuid.uuid4()
+    store_key(cache, "h1", key_of(customer))
+    store_key(cache, "h2", key_of(customer))
+    store_key(cache, "h3", key_of())
+    store_key(cache, "h4", key_of())
+    cache.invalidate_key("h1")
+    assert not cache.recently_valid("h1")
+    cache.invalidate_customer(customer)
+    assert not cache.recently_valid("h2")
+    assert cache.recently_valid("h3")
+    cache.clear()
+    assert not cache.recently_valid("h3")
+    assert not cache.recently_valid("h4")
+
+
+def test_nothing_is_remembered_apart_while_positive_entries_live_the_full_ttl(
+    ticker: Ticker,
+) -> None:
+    cache = make_cache(ticker)
+    cache.set_connected(True)
+    store_key(cache, "h1", key_of())
+    cache.invalidate_key("h1")
+    assert not cache.recently_valid("h1")
+    store_key(cache, "h2", key_of())
+    ticker.advance(61)
+    assert not cache.recently_valid("h2")

@@ -1,0 +1,98 @@
+"""The gate of verification cache misses: a bound at once, a bounded queue, then refusal."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from keyplane.errors import Unavailable
+from keyplane.services.admission import MissAdmission
+
+
+async def test_at_most_the_concurrency_runs_and_the_queue_waits_in_order() -> None:
+    gate = MissAdmission(concurrency=2, queue=3)
+    release = anyio.Event()
+    running: list[int] = []
+    peak = 0
+    order: list[int] = []
+
+    async def miss(number: int) -> None:
+        nonlocal peak
+        async with gate.admitted():
+            order.append(number)
+            running.append(number)
+            peak = max(peak, len(running))
+            await release.wait()
+            running.remove(number)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for number in range(5):
+                tg.start_soon(miss, number)
+                await anyio.wait_all_tasks_blocked()
+            assert sorted(running) == [0, 1]
+            assert gate.waiting == 3
+            release.set()
+    assert peak == 2
+    assert order == [0, 1, 2, 3, 4]
+    assert gate.waiting == 0
+    assert gate.refused == 0
+
+
+async def test_beyond_the_queue_a_miss_is_refused_at_once_and_costs_nothing() -> None:
+    gate = MissAdmission(concurrency=1, queue=1)
+    release = anyio.Event()
+    ran = 0
+
+    async def miss() -> None:
+        nonlocal ran
+        async with gate.admitted():
+            ran += 1
+            await release.wait()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(miss)
+            tg.start_soon(miss)
+            await anyio.wait_all_tasks_blocked()
+            assert (ran, gate.waiting) == (1, 1)
+            with pytest.raises(Unavailable) as refused:
+                async with gate.admitted():
+                    pytest.fail("a refused miss must not run")
+            assert refused.value.reason == "SERVICE_UNAVAILABLE"
+            assert "Retry-After" in refused.value.message
+            assert gate.refused == 1
+            release.set()
+    assert ran == 2
+    # Once the queue has drained, misses are admitted again.
+    async with gate.admitted():
+        ran += 1
+    assert ran == 3
+
+
+async def test_a_miss_that_fails_or_is_cancelled_frees_its_place() -> None:
+    gate = MissAdmission(concurrency=1, queue=0)
+    with pytest.raises(RuntimeError):
+        async with gate.admitted():
+            raise RuntimeError("the database read failed")
+    with anyio.move_on_after(0) as scope:
+        async with gate.admitted():
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    async with gate.admitted():
+        pass
+    assert gate.refused == 0
+
+
+async def test_an_admitted_miss_lets_the_loop_run_what_is_waiting_first() -> None:
+    gate = MissAdmission(concurrency=1, queue=1)
+    events: list[str] = []
+
+    async def hit() -> None:
+        events.append("hit")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hit)  # scheduled, not yet run
+        async with gate.admitted():
+            events.append("miss")
+    assert events == ["hit", "miss"]
