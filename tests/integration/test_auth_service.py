@@ -1,0 +1,90 @@
+"""The authentication service below HTTP: what a login stores, and what a credential proves."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from keyplane.cache.verification import VerifiedAgent
+from keyplane.domain.passwords import Argon2Parameters, PasswordHashing
+from keyplane.errors import InvalidCredentials, LoginRefused
+from keyplane.services.auth import Credential
+from keyplane.services.container import Services
+from tests.factories import Factory
+
+PASSWORD = "correct horse " + "battery staple"
+
+
+def test_a_credentials_repr_never_shows_its_value() -> None:
+    value = "vb_" + "A" * 32
+    shown = repr(Credential("accesskey", value, "query"))
+    assert shown == "Credential(kind='accesskey', source='query', value=<redacted>)"
+
+
+async def stored_hash(services: Services, agent_id: uuid.UUID) -> str:
+    async with services.database.reader() as repos:
+        agent = await repos.agents.get_active(agent_id)
+    assert agent is not None
+    return agent.password_hash
+
+
+async def test_a_login_upgrades_a_hash_made_with_older_parameters(
+    services: Services, factory: Factory
+) -> None:
+    agent = await factory.agent(await factory.customer(), password=PASSWORD)
+    older = PasswordHashing(Argon2Parameters(memory_kib=20 * 1024, time_cost=2, parallelism=1))
+    old_hash = older.hash(PASSWORD)
+    async with services.database.transaction() as repos:
+        await repos.agents.set_password_hash(agent.id, old_hash)
+    found, _ = await services.auth.login(agent.username, PASSWORD, client="127.0.0.1")
+    assert found.id == agent.id
+    new_hash = await stored_hash(services, agent.id)
+    assert new_hash != old_hash
+    assert not services.passwords.hashing.needs_rehash(new_hash)
+    assert services.passwords.hashing.verify(new_hash, PASSWORD)
+    await services.auth.login(agent.username, PASSWORD, client="127.0.0.1")
+    assert await stored_hash(services, agent.id) == new_hash  # current: left as it is
+
+
+async def test_a_login_is_audited_as_the_agent_creating_a_session(
+    services: Services, factory: Factory
+) -> None:
+    customer = await factory.customer()
+    agent = await factory.agent(customer, password=PASSWORD)
+    await services.auth.login(agent.username, PASSWORD, client="127.0.0.1")
+    async with services.database.reader() as repos:
+        entries = await repos.audit.page(
+            customer.id,
+            types=frozenset({"session_created"}),
+            since=None,
+            until=None,
+            before=None,
+            limit=10,
+        )
+    assert [(e.actor_type, e.actor_id, e.subject_id, e.tm_create) for e in entries] == [
+        ("agent", agent.id, agent.id, services.clock.now())
+    ]
+
+
+async def test_an_empty_username_is_refused_like_a_wrong_one(services: Services) -> None:
+    with pytest.raises(LoginRefused):
+        await services.auth.login("", PASSWORD, client="127.0.0.1")
+
+
+async def test_a_session_is_refused_when_its_agent_is_now_of_another_customer(
+    services: Services, factory: Factory
+) -> None:
+    customer = await factory.customer()
+    agent = await factory.agent(customer, password=PASSWORD)
+    _, token = await services.auth.login(agent.username, PASSWORD, client="127.0.0.1")
+    credential = Credential("session", token, "header")
+    identity, _ = await services.auth.authenticate(credential, client="127.0.0.1")
+    assert (identity.type, identity.id, identity.customer_id) == ("agent", agent.id, customer.id)
+    assert services.auth.already_verified(credential) == identity  # the cache vouches
+    cache = services.cache
+    moved = VerifiedAgent(agent.id, uuid.uuid4(), agent.permission)
+    cache.put_agent(agent.id, moved, cache.generation)
+    assert services.auth.already_verified(credential) is None
+    with pytest.raises(InvalidCredentials):
+        await services.auth.authenticate(credential, client="127.0.0.1")
