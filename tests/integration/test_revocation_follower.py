@@ -104,17 +104,21 @@ async def test_a_number_committed_late_is_applied_when_it_arrives(
     services: Services, monotonic: Monotonic
 ) -> None:
     follower, cache = await started_at_zero(services)
-    late, early, next_one = cached_key(cache), cached_key(cache), cached_key(cache)
+    late, early, meanwhile = cached_key(cache), cached_key(cache), cached_key(cache)
     await write(services, 2, early)  # number 1 is taken but not committed yet
     assert await follower.poll() == 1
     assert cache.get_key(early) is MISS
     assert cache.get_key(late) is not MISS
+    await write(services, 3, meanwhile)  # read again with 2, which is already applied
+    assert await follower.poll() == 1
+    assert cache.get_key(meanwhile) is MISS
     monotonic.now += 29.0
     await write(services, 1, late)
     assert await follower.poll() == 1
     assert cache.get_key(late) is MISS
-    assert await follower.poll() == 0  # both are behind the low-water mark now
-    await write(services, 3, next_one)
+    assert await follower.poll() == 0  # all three are behind the low-water mark now
+    next_one = cached_key(cache)
+    await write(services, 4, next_one)
     assert await follower.poll() == 1
     assert cache.get_key(next_one) is MISS
 
