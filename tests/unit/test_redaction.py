@@ -129,6 +129,7 @@ def test_every_logger_goes_through_redaction() -> None:
         ("hash $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA end", "hash ## end"),
         ("$argon2i$x y $argon2d$x'y $argon2$x", "## y ##'y $argon2$x"),
         (f"jwt {JWT} rest", "jwt ## rest"),
+        (f"{JWT} and {JWT}, eyJx {KEY}", "## and ##, eyJx ##"),
         ("eyJa%2EeyJb%2Esig", "##"),
         ("eyJa%252EeyJb%252Esig", "##"),
         ("eyJnotajwt and eyJa.b.c", "eyJnotajwt and ##"),
