@@ -116,6 +116,8 @@ def test_every_logger_goes_through_redaction() -> None:
         ("x=password=secret", "x=password=##"),
         ("page=1%3Dtoken=x", "page=1%3Dtoken=##"),
         ("token=abc;def", "token=##;def"),
+        ("token=a=b&password=c", "token=##&password=##"),  # an `=` inside a value
+        ("a=1&password=&token=x", "a=1&password=&token=##"),
         ("token=a%26b&c=d", "token=##&c=d"),
         ("a=1&password=", "a=1&password="),  # nothing to hide
         ("token= x", "token= x"),
