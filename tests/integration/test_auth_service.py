@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
+from collections.abc import Awaitable
 
 import pytest
 
 from keyplane.cache.verification import VerifiedAgent
 from keyplane.domain.passwords import Argon2Parameters, PasswordHashing
 from keyplane.errors import InvalidCredentials, LoginRefused
-from keyplane.services.auth import Credential
+from keyplane.services.auth import Credential, PasswordWorker
 from keyplane.services.container import Services
 from tests.factories import Factory
 
@@ -88,3 +91,52 @@ async def test_a_session_is_refused_when_its_agent_is_now_of_another_customer(
     assert services.auth.already_verified(credential) is None
     with pytest.raises(InvalidCredentials):
         await services.auth.authenticate(credential, client="127.0.0.1")
+
+
+class HeldHashing:
+    """Password hashing that holds each call until released, counting calls at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self.inside = 0
+        self.most = 0
+        self.entered = asyncio.Event()
+        self.release = threading.Event()
+
+    def _hold(self) -> None:
+        with self._lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        self._loop.call_soon_threadsafe(self.entered.set)
+        self.release.wait(10)
+        with self._lock:
+            self.inside -= 1
+
+    def hash(self, password: str) -> str:
+        self._hold()
+        return "hashed"
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        self._hold()
+        return False
+
+
+@pytest.mark.parametrize("operation", ["hash", "verify"])
+async def test_password_work_runs_no_more_than_its_concurrency_at_once(operation: str) -> None:
+    hashing = HeldHashing(asyncio.get_running_loop())
+    worker = PasswordWorker(hashing, concurrency=1)  # type: ignore[arg-type]
+
+    def call() -> Awaitable[object]:
+        return worker.hash("x") if operation == "hash" else worker.verify(None, "x")
+
+    first = asyncio.ensure_future(call())
+    await hashing.entered.wait()
+    hashing.entered.clear()
+    second = asyncio.ensure_future(call())
+    # The second may not start while the first runs: give it the time it would need.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(hashing.entered.wait(), 0.2)
+    hashing.release.set()
+    await asyncio.gather(first, second)
+    assert hashing.most == 1
