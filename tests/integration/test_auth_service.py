@@ -6,12 +6,15 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Awaitable
+from types import SimpleNamespace
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from keyplane.cache.verification import VerifiedAgent
 from keyplane.domain.passwords import Argon2Parameters, PasswordHashing
 from keyplane.errors import InvalidCredentials, LoginRefused
+from keyplane.services import auth as auth_module
 from keyplane.services.auth import Credential, PasswordWorker
 from keyplane.services.container import Services
 from tests.factories import Factory
@@ -140,3 +143,25 @@ async def test_password_work_runs_no_more_than_its_concurrency_at_once(operation
     hashing.release.set()
     await asyncio.gather(first, second)
     assert hashing.most == 1
+
+
+def duration_sums(services: Services) -> dict[str, float]:
+    found = {}
+    for family in text_string_to_metric_families(services.metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name.endswith("_duration_seconds_sum"):
+                found[sample.name] = sample.value
+    return found
+
+
+async def test_login_and_verification_durations_are_measured_from_start_to_end(
+    services: Services, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = await factory.agent(await factory.customer(), password=PASSWORD)
+    readings = iter([100.0, 100.25, 200.0, 200.5])
+    monkeypatch.setattr(auth_module, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    _, token = await services.auth.login(agent.username, PASSWORD, client="127.0.0.1")
+    await services.auth.authenticate(Credential("session", token, "header"), client="127.0.0.1")
+    sums = duration_sums(services)
+    assert sums["keyplane_login_duration_seconds_sum"] == 0.25
+    assert sums["keyplane_verification_duration_seconds_sum"] == 0.5
