@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keyplane.domain import tokens
-from keyplane.redaction import REDACTED, redact_text, redact_value
+from keyplane.redaction import REDACTED, cut, redact_text, redact_value
 from tests.logcapture import captured_logging
 
 KEY = "vb_" + "Q7dK2mXc9pLr4TzW8nYb3HfV6sJa1GeU"  # fixed: test ids must agree across workers
@@ -94,3 +94,86 @@ def test_every_logger_goes_through_redaction() -> None:
     assert len(lines) == 4
     assert lines[0]["logger"] == "uvicorn.access"
     assert REDACTED in lines[0]["event"]
+
+
+# Exactly what a log line becomes: the secret goes, everything around it stays.
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            f"GET /x?accesskey={KEY}&page_size=5 HTTP/1.1",
+            "GET /x?accesskey=##&page_size=5 HTTP/1.1",
+        ),
+        ("?to%6Ben=abc", "?to%6Ben=##"),
+        ("?to%256Ben=abc", "?to%256Ben=##"),  # the name encoded twice
+        ("?to%25256Ben=abc", "?to%25256Ben=##"),  # three times
+        ("?accesskey%3Dvalue", "?accesskey%3D##"),
+        ("?accesskey%253Dvalue", "?accesskey%253D##"),
+        ("?a%26token=secret", "?a%26token=##"),  # the name proper follows the decoded `&`
+        ("a%2Btoken=y", "a%2Btoken=##"),
+        ("+token=abc", "+token=##"),
+        ("Access_Token=xyz&PASSWORD=x", "Access_Token=##&PASSWORD=##"),
+        ("x=password=secret", "x=password=##"),
+        ("page=1%3Dtoken=x", "page=1%3Dtoken=##"),
+        ("token=abc;def", "token=##;def"),
+        ("token=a=b&password=c", "token=##&password=##"),  # an `=` inside a value
+        ("a=1&password=&token=x", "a=1&password=&token=##"),
+        ("token=a%26b&c=d", "token=##&c=d"),
+        ("a=1&password=", "a=1&password="),  # nothing to hide
+        ("token= x", "token= x"),
+        ("myaccesskey=x&tok.en=y&x.token=z", "myaccesskey=x&tok.en=y&x.token=z"),
+        ("a%3Db=c", "a%3Db=c"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer ##"),
+        ("BEARER  abc def", "BEARER  ## def"),
+        ("basic%20dXNlcjpwYXNz", "basic%20##"),
+        ("Bearer+tok", "Bearer+##"),
+        ("bearerx abc, abearer abc", "bearerx abc, abearer abc"),
+        ("hash $argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA end", "hash ## end"),
+        ("$argon2i$x y $argon2d$x'y $argon2$x", "## y ##'y $argon2$x"),
+        (f"jwt {JWT} rest", "jwt ## rest"),
+        (f"{JWT} and {JWT}, eyJx {KEY}", "## and ##, eyJx ##"),
+        ("eyJa%2EeyJb%2Esig", "##"),
+        ("eyJa%252EeyJb%252Esig", "##"),
+        ("eyJnotajwt and eyJa.b.c", "eyJnotajwt and ##"),
+        ("eyJ eyJa.b xeyJa.b.c", "eyJ eyJa.b x##"),
+        (
+            "vb_abcde vb_abcdef vb%5Fabcdef vb%255Fabcdef vb%2Fabcdef",
+            "vb_abcde ## ## ## vb%2Fabcdef",
+        ),
+    ],
+)
+def test_exactly_the_secret_is_replaced(line: str, expected: str) -> None:
+    assert redact_text(line) == expected.replace("##", REDACTED)
+
+
+def test_a_cut_ends_at_a_character_no_secret_contains() -> None:
+    assert cut("abcd", 4) == ("abcd", "")
+    assert cut("abc def", 5) == ("abc ", "[CUT 3 characters]")
+    assert cut("ab\tcd", 4) == ("ab\t", "[CUT 2 characters]")
+    assert cut("abcdefgh", 4) == ("", "[CUT 8 characters]")
+    assert redact_text("token=abc def", limit=10) == f"token={REDACTED} [CUT 3 characters]"
+
+
+def test_structured_values_keep_their_types_and_unnamed_fields() -> None:
+    event = {
+        1: "a",
+        "Set-Cookie": "x",
+        "Proxy-Authorization": "Basic x",
+        "JWT_SECRET": "y",
+        "secret": "z",
+        "access_token": "t",
+        "n": [("token=q",)],
+        "i": 5,
+        "b": b"raw",
+    }
+    assert redact_value(event) == {
+        1: "a",
+        "Set-Cookie": REDACTED,
+        "Proxy-Authorization": REDACTED,
+        "JWT_SECRET": REDACTED,
+        "secret": REDACTED,
+        "access_token": REDACTED,
+        "n": [(f"token={REDACTED}",)],
+        "i": 5,
+        "b": b"raw",
+    }
