@@ -50,6 +50,8 @@ _EQUALS = re.compile(r"=|%(?:25)*3[dD]")
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~%+-")
 _DECODED_NAME_CHARS = _NAME_CHARS - {"%", "+"}
 _VALUE = re.compile(r"[^&\s\"'#;,<>\\]*")
+# A quoted value (password="a b"): up to its closing quote, or the end of the line.
+_QUOTED_VALUE = re.compile(r"\"([^\"\n]*)\"?|'([^'\n]*)'?")
 # No secret (parameter value, key, JWT, Bearer credential) spans one of these.
 _SECRET_BOUNDARY = frozenset(" \t\n\r\f\v\"'&;,#<>\\")
 # "_" and "." may arrive percent-encoded, once or more (%5F, %255F, ...).
@@ -107,6 +109,14 @@ def _redact_parameters(text: str) -> str:
             name_start -= 1
         floor = end
         if name_start == start or not _sensitive_name(text[name_start:start]):
+            continue
+        quoted = _QUOTED_VALUE.match(text, end)
+        if quoted is not None:
+            group = quoted.lastindex or 1
+            if quoted.group(group):
+                parts += (text[copied : quoted.start(group)], REDACTED)
+                copied = quoted.end(group)
+            floor = quoted.end()
             continue
         value = _VALUE.match(text, end)
         if value is None or value.end() == end:

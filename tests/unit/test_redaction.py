@@ -119,6 +119,12 @@ def test_every_logger_goes_through_redaction() -> None:
         ("token=a=b&password=c", "token=##&password=##"),  # an `=` inside a value
         ("a=1&password=&token=x", "a=1&password=&token=##"),
         ("token=a%26b&c=d", "token=##&c=d"),
+        # A quoted value is hidden whole, up to its closing quote or the line's end.
+        ('password="hunter 2" next', 'password="##" next'),
+        ("token='a b'&c=d", "token='##'&c=d"),
+        ('password="open to the end\nnext=1', 'password="##\nnext=1'),
+        ('password="" token=x', 'password="" token=##'),
+        ('note="a=b" password="x=y token=z"', 'note="a=b" password="##"'),
         ("a=1&password=", "a=1&password="),  # nothing to hide
         ("token= x", "token= x"),
         ("myaccesskey=x&tok.en=y&x.token=z", "myaccesskey=x&tok.en=y&x.token=z"),
