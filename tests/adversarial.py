@@ -29,7 +29,7 @@ def known_attacks(size: int = 64 * KIB) -> dict[str, str]:
         "eyJ-run": repeat_to("eyJ", size),
         "cookie-backslash-x": 'a="' + repeat_to("\\x", size - 4) + '"',
         # Quoted values of sensitive names, opened and never closed, or closed at once.
-        "quoted-open-runs": repeat_to('password="token=\'', size),
+        "quoted-open-runs": repeat_to("password=\"token='", size),
         "quoted-empty-runs": repeat_to('token=""', size),
     }
 
