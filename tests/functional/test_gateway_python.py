@@ -29,6 +29,7 @@ from keyplane.services.container import build_services
 from tests.conftest import make_settings
 from tests.functional.test_replicas import KEYPLANE, Replica, _environment
 from tests.servers import free_port
+from tests.ticker import Ticker
 
 pytestmark = pytest.mark.e2e
 
@@ -66,18 +67,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server.stop()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Harness:
     verifier: KeyplaneVerifier
-    clock: Clock
+    clock: Ticker
     asked: list[str]
 
 
@@ -88,7 +81,7 @@ async def harness(live: Live) -> AsyncIterator[Harness]:
     async def count(request: httpx.Request) -> None:
         asked.append(request.url.path)
 
-    clock = Clock()
+    clock = Ticker()
     client = httpx.AsyncClient(base_url=live.url, event_hooks={"request": [count]})
     verifier = KeyplaneVerifier(live.url, client=client, clock=clock)
     try:

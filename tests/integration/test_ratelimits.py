@@ -9,7 +9,6 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from keyplane.services import ratelimits
 from tests.conftest import replica
 from tests.factories import Factory, bearer, fake_token
 from tests.servers import RedisServer
+from tests.ticker import tick
 
 OTHER_ADDRESS = "10.0.0.2"
 KEY_SECRET = b"rate-limit key secret of the tests"
@@ -155,22 +155,11 @@ async def test_the_attempt_after_the_failure_burst_is_refused_with_429(
         assert_exhausted(fourth, "RATE_LIMIT_EXCEEDED")
 
 
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_after_the_block_one_failure_per_interval_is_looked_at(
     tmp_path: Path, database_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The configured rate holds in the long run: one guess per interval, not two."""
-    ticker = Ticker()
-    fake_time = SimpleNamespace(monotonic=ticker)
-    monkeypatch.setattr(ratelimit, "time", fake_time)
-    monkeypatch.setattr(ratelimits, "time", fake_time)
+    ticker = tick(monkeypatch, ratelimit, ratelimits, now=10_000.0)
     async with (
         replica(tmp_path, database_url, clock, **AUTH_LIMITS) as node,
         node.client() as http,
@@ -547,10 +536,7 @@ async def test_ratelimit_reset_on_a_429_is_when_the_limit_frees_up(
     limit: str,
 ) -> None:
     """A request at the announced reset succeeds; one a second before it is refused."""
-    ticker = Ticker()
-    fake_time = SimpleNamespace(monotonic=ticker)
-    monkeypatch.setattr(ratelimit, "time", fake_time)
-    monkeypatch.setattr(ratelimits, "time", fake_time)
+    ticker = tick(monkeypatch, ratelimit, ratelimits, now=10_000.0)
     limits = CUSTOMER_LIMITS if limit == "customer" else AUTH_LIMITS
     async with replica(tmp_path, database_url, clock, **limits) as node:
         factory = Factory(node.services)

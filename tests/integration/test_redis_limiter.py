@@ -16,7 +16,6 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,23 +26,14 @@ from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import Decision, Policy, RedisLimiter
 from tests.logcapture import captured_logging
 from tests.servers import RedisServer
+from tests.ticker import Ticker, tick
 
 SECRET = b"limiter-test-" + b"s" * 20
 
 
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 7_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
-    fake = Ticker()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake))
-    return fake
+    return tick(monkeypatch, ratelimit, now=7_000.0)
 
 
 def a_policy(burst: int = 3) -> Policy:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,23 +34,13 @@ from keyplane.store.repositories import Repositories
 from tests.conftest import START
 from tests.factories import OPERATOR, Factory
 from tests.logcapture import captured_logging
-
-
-class Monotonic:
-    """The follower's ``time.monotonic``, moved by the test."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
+from tests.ticker import Ticker, tick
 
 
 @pytest.fixture
-def monotonic(monkeypatch: pytest.MonkeyPatch) -> Monotonic:
-    moved = Monotonic()
-    monkeypatch.setattr(revocations_module, "time", SimpleNamespace(monotonic=moved.monotonic))
-    return moved
+def monotonic(monkeypatch: pytest.MonkeyPatch) -> Ticker:
+    """The follower's ``time.monotonic``, moved by the test."""
+    return tick(monkeypatch, revocations_module)
 
 
 def follower_for(
@@ -101,7 +90,7 @@ async def started_at_zero(services: Services) -> tuple[RevocationFollower, Verif
 
 
 async def test_a_number_committed_late_is_applied_when_it_arrives(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     follower, cache = await started_at_zero(services)
     late, early, meanwhile = cached_key(cache), cached_key(cache), cached_key(cache)
@@ -124,7 +113,7 @@ async def test_a_number_committed_late_is_applied_when_it_arrives(
 
 
 async def test_a_number_never_committed_is_waited_for_thirty_seconds_then_passed_over(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     follower, cache = await started_at_zero(services)
     after_the_gap, later = cached_key(cache), cached_key(cache)
@@ -150,7 +139,7 @@ async def test_a_number_never_committed_is_waited_for_thirty_seconds_then_passed
 
 
 async def test_entries_of_an_unknown_kind_are_passed_over(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     follower, cache = await started_at_zero(services)
     kept, revoked = cached_key(cache), cached_key(cache)
@@ -163,7 +152,7 @@ async def test_entries_of_an_unknown_kind_are_passed_over(
 
 
 async def test_agent_and_customer_entries_evict_what_they_name(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     follower, cache = await started_at_zero(services)
     agent = VerifiedAgent(uuid.uuid4(), uuid.uuid4(), 0)
@@ -188,7 +177,7 @@ def lag_samples(metrics: Metrics) -> dict[str, float]:
 
 
 async def test_a_revocation_stamped_ahead_of_this_clock_counts_as_no_lag(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     """Another replica's clock may be ahead: the lag is never negative."""
     metrics = Metrics()
@@ -208,7 +197,7 @@ async def entries(services: Services) -> int:
 
 
 async def test_the_log_is_pruned_at_start_then_once_an_hour(
-    services: Services, clock: FrozenClock, monotonic: Monotonic
+    services: Services, clock: FrozenClock, monotonic: Ticker
 ) -> None:
     follower, _ = await started_at_zero(services)
     await write(services, 1, "a" * 64)
@@ -268,7 +257,7 @@ async def running(follower: RevocationFollower) -> AsyncIterator[Stepper]:
 
 
 async def test_the_loop_polls_four_times_a_second_and_applies_what_is_new(
-    services: Services, monotonic: Monotonic
+    services: Services, monotonic: Ticker
 ) -> None:
     follower, cache = follower_for(services)
     async with running(follower) as loop:
@@ -316,7 +305,7 @@ def log_lines() -> Iterator[Any]:
 
 
 async def test_an_unreachable_log_is_reported_once_and_its_recovery_once(
-    services: Services, monotonic: Monotonic, log_lines: Any
+    services: Services, monotonic: Ticker, log_lines: Any
 ) -> None:
     database = FlakyDatabase(services)
     database.down = True
@@ -341,7 +330,7 @@ async def test_an_unreachable_log_is_reported_once_and_its_recovery_once(
 
 
 async def test_a_replica_that_missed_the_message_refuses_a_deleted_key_after_one_round(
-    services: Services, settings: Settings, clock: FrozenClock, monotonic: Monotonic
+    services: Services, settings: Settings, clock: FrozenClock, monotonic: Ticker
 ) -> None:
     """Two app instances on one database, no Redis: only the log carries the deletion."""
     other = build_services(settings, clock=clock)

@@ -28,6 +28,7 @@ from keyplane.store.accesskeys import AccesskeyRepository
 from tests.conftest import started_replica
 from tests.factories import ONE_DAY, OPERATOR, Factory, bearer, fake_token
 from tests.servers import RedisServer
+from tests.ticker import Ticker
 
 EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
 
@@ -254,14 +255,6 @@ async def invalidating_cache(
         yield cache, invalidator
     finally:
         await invalidator.stop()
-
-
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def a_key() -> tuple[str, VerifiedKey]:

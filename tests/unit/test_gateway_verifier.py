@@ -9,6 +9,7 @@ import pytest
 
 from keyplane.gateway import KeyplaneRefused, KeyplaneVerifier
 from keyplane.gateway._verifier import REVOCATION_BOUND
+from tests.ticker import Ticker
 
 ALLOWED = {
     "x-keyplane-customer-id": "c-1",
@@ -38,16 +39,8 @@ class Keyplane:
         return httpx.Response(self.status, headers=self.headers, content=self.body)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def verifier_for(
-    keyplane: Keyplane, clock: Clock | None = None, **options: float
+    keyplane: Keyplane, clock: Ticker | None = None, **options: float
 ) -> KeyplaneVerifier:
     client = httpx.AsyncClient(
         base_url="http://keyplane.test", transport=httpx.MockTransport(keyplane.handle)
@@ -55,7 +48,7 @@ def verifier_for(
     return KeyplaneVerifier(
         "http://keyplane.test",
         client=client,
-        clock=clock or Clock(),
+        clock=clock or Ticker(),
         **options,  # type: ignore[arg-type]
     )
 
@@ -182,7 +175,7 @@ async def test_an_unreachable_keyplane_is_a_503_envelope() -> None:
 
 
 async def test_an_allowed_answer_is_cached_until_the_ttl_ends() -> None:
-    keyplane, clock = Keyplane(), Clock()
+    keyplane, clock = Keyplane(), Ticker()
     verifier = verifier_for(keyplane, clock, cache_ttl=0.5)
     ask = {"path": "/", "query": "", "authorization": BEARER, "cookie": None}
     first = await verifier.verify(**ask)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,26 +18,15 @@ from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted,
 from keyplane.metrics import Metrics
 from keyplane.services import ratelimits as ratelimits_module
 from keyplane.services.ratelimits import RateLimits
+from tests.ticker import Ticker, tick
 
 ADDRESS = "192.0.2.7"
 OTHER = "192.0.2.8"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved = Clock()
-    fake = SimpleNamespace(monotonic=moved.monotonic)
-    monkeypatch.setattr(limiter_module, "time", fake)
-    monkeypatch.setattr(ratelimits_module, "time", fake)
-    return moved
+def clock(monkeypatch: pytest.MonkeyPatch) -> Ticker:
+    return tick(monkeypatch, limiter_module, ratelimits_module, now=50_000.0)
 
 
 def rules(*, auth_burst: int = 3, login_burst: int = 3) -> RateLimits:
@@ -84,7 +72,7 @@ def blocked(limits: RateLimits, client: str) -> ResourceExhausted:
     return caught.value
 
 
-async def test_the_customer_budget_refuses_with_when_to_retry(clock: Clock) -> None:
+async def test_the_customer_budget_refuses_with_when_to_retry(clock: Ticker) -> None:
     limits = rules()
     customer = uuid.uuid4()
     first = await limits.consume_customer(customer)
@@ -110,7 +98,7 @@ async def test_the_customer_budget_refuses_with_when_to_retry(clock: Clock) -> N
 
 
 async def test_refused_credentials_spend_the_budget_then_the_address_is_blocked(
-    clock: Clock,
+    clock: Ticker,
 ) -> None:
     limits = rules()
     for _ in range(3):
@@ -138,7 +126,7 @@ async def test_refused_credentials_spend_the_budget_then_the_address_is_blocked(
     assert refusals(limits) == {"customer": 0, "authfail": 3, "loginfail": 0}
 
 
-async def test_good_credentials_and_no_verdict_give_the_slot_back(clock: Clock) -> None:
+async def test_good_credentials_and_no_verdict_give_the_slot_back(clock: Ticker) -> None:
     limits = rules(auth_burst=1)
     for _ in range(5):
         async with limits.auth_attempt(ADDRESS):
@@ -150,7 +138,7 @@ async def test_good_credentials_and_no_verdict_give_the_slot_back(clock: Clock) 
     await exhausted(lambda: refused_credential(limits))
 
 
-async def test_a_cancelled_attempt_gives_its_slot_back(clock: Clock) -> None:
+async def test_a_cancelled_attempt_gives_its_slot_back(clock: Ticker) -> None:
     limits = rules(auth_burst=1)
     inside = asyncio.Event()
 
@@ -167,7 +155,7 @@ async def test_a_cancelled_attempt_gives_its_slot_back(clock: Clock) -> None:
     await refused_credential(limits)
 
 
-async def test_failed_logins_block_the_username_from_that_address_only(clock: Clock) -> None:
+async def test_failed_logins_block_the_username_from_that_address_only(clock: Ticker) -> None:
     limits = rules(auth_burst=4, login_burst=3)
     for _ in range(3):
         await refused_login(limits, "alice")
@@ -181,7 +169,7 @@ async def test_failed_logins_block_the_username_from_that_address_only(clock: Cl
     assert refusals(limits) == {"customer": 0, "authfail": 1, "loginfail": 3}
 
 
-async def test_a_good_login_gives_both_slots_back(clock: Clock) -> None:
+async def test_a_good_login_gives_both_slots_back(clock: Ticker) -> None:
     limits = rules(auth_burst=1, login_burst=1)
     for _ in range(3):
         async with limits.login_attempt("alice", ADDRESS):
@@ -200,7 +188,7 @@ async def held() -> AsyncIterator[list[asyncio.Task[None]]]:
 
 
 async def test_parallel_attempts_wait_for_a_pending_slot_instead_of_being_refused(
-    clock: Clock, held: list[asyncio.Task[None]]
+    clock: Ticker, held: list[asyncio.Task[None]]
 ) -> None:
     limits = rules(auth_burst=1)
     inside, verdict = asyncio.Event(), asyncio.Event()
@@ -228,7 +216,7 @@ async def test_parallel_attempts_wait_for_a_pending_slot_instead_of_being_refuse
 
 
 async def test_a_waiting_attempt_is_refused_when_the_pending_one_was_refused(
-    clock: Clock, held: list[asyncio.Task[None]]
+    clock: Ticker, held: list[asyncio.Task[None]]
 ) -> None:
     limits = rules(auth_burst=1)
     inside, verdict = asyncio.Event(), asyncio.Event()
@@ -254,7 +242,7 @@ async def test_a_waiting_attempt_is_refused_when_the_pending_one_was_refused(
 
 
 async def test_the_memory_of_blocked_addresses_is_bounded_oldest_first(
-    clock: Clock, monkeypatch: pytest.MonkeyPatch
+    clock: Ticker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ratelimits_module, "MAX_BLOCKED", 2)
     limits = rules(auth_burst=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keyplane.cache.ratelimit import BatchingLimiter, Decision, MemoryLimiter, Policy
+from tests.ticker import Ticker
 
 CUSTOMER = Policy("customer", 100.0, 1.0, 40)
 OTHER = Policy("authfail", 100.0, 1.0, 40)
@@ -20,17 +21,9 @@ class CountingLimiter(MemoryLimiter):
         return await super().hit(policy, key, cost=cost)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_a_batch_is_one_round_trip() -> None:
     shared = CountingLimiter()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     decisions = [await limiter.hit(CUSTOMER, "c") for _ in range(25)]
     assert all(decision.allowed for decision in decisions)
     assert shared.calls == [("customer", 10)] * 3
@@ -41,7 +34,7 @@ async def test_a_batch_is_one_round_trip() -> None:
 
 async def test_other_policies_pass_straight_through() -> None:
     shared = CountingLimiter()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     for _ in range(3):
         await limiter.hit(OTHER, "ip:x")
     assert shared.calls == [("authfail", 1)] * 3
@@ -51,7 +44,9 @@ async def test_never_more_than_the_shared_budget_at_once_across_replicas() -> No
     """Every admitted request was reserved in the shared limiter: no overshoot at an instant."""
     shared = MemoryLimiter()  # on the real clock: a policy that refills nothing meanwhile
     still = Policy("customer", 1.0, 3600.0, 40)
-    replicas = [BatchingLimiter(shared, {"customer"}, batch=7, monotonic=Clock()) for _ in range(3)]
+    replicas = [
+        BatchingLimiter(shared, {"customer"}, batch=7, monotonic=Ticker()) for _ in range(3)
+    ]
     admitted = 0
     for _ in range(40):
         for replica in replicas:
@@ -63,7 +58,7 @@ async def test_never_more_than_the_shared_budget_at_once_across_replicas() -> No
 
 async def test_unspent_reserves_lapse_after_the_hold() -> None:
     shared = CountingLimiter()
-    clock = Clock()
+    clock = Ticker()
     limiter = BatchingLimiter(shared, {"customer"}, batch=10, hold=1.0, monotonic=clock)
     await limiter.hit(CUSTOMER, "c")
     clock.now += 1.5
@@ -73,7 +68,7 @@ async def test_unspent_reserves_lapse_after_the_hold() -> None:
 
 async def test_when_a_batch_is_refused_requests_go_one_at_a_time() -> None:
     shared = CountingLimiter()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=30, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=30, monotonic=Ticker())
     tight = Policy("customer", 1.0, 60.0, 35)  # no refill during the test
     results = [(await limiter.hit(tight, "c")).allowed for _ in range(40)]
     assert results.count(True) == 35

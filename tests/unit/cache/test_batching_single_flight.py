@@ -12,6 +12,7 @@ import anyio
 import anyio.lowlevel
 
 from keyplane.cache.ratelimit import BatchingLimiter, Decision, MemoryLimiter, Policy
+from tests.ticker import Ticker
 
 CUSTOMER = Policy("customer", 100.0, 1.0, 1_000)
 
@@ -30,17 +31,9 @@ class SlowShared(MemoryLimiter):
         return await super().hit(policy, key, cost=cost)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_concurrent_requests_share_one_batch_round_trip() -> None:
     shared = SlowShared()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     decisions: list[Decision] = []
 
     async def request() -> None:
@@ -60,7 +53,7 @@ async def test_concurrent_requests_share_one_batch_round_trip() -> None:
 async def test_waiters_of_a_refused_batch_go_one_at_a_time() -> None:
     shared = SlowShared()
     small = Policy("customer", 0.001, 1.0, 12)
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     await shared.hit(small, "c", cost=5)  # 7 left: a batch of 10 is refused
     shared.calls.clear()
     decisions: list[Decision] = []

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import MemoryLimiter, Policy, _decide
+from tests.ticker import Ticker, tick
 
 TEN_PER_SECOND = Policy("test", rate=10, period=1.0, burst=5)  # interval 0.1 s
-
-
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
 def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
     """Replaces the clock of ``keyplane.cache.ratelimit`` only (not the event loop's)."""
-    fake = Ticker()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake))
-    return fake
+    return tick(monkeypatch, ratelimit, now=5_000.0)
 
 
 def test_policy_interval() -> None:

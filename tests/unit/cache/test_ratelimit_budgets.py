@@ -6,30 +6,19 @@ number below is exact: no test depends on how fast the machine is.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from keyplane.cache import ratelimit
 from keyplane.cache.ratelimit import BatchingLimiter, Decision, MemoryLimiter, Policy, _decide
+from tests.ticker import Ticker, tick
 
 ONE_PER_SECOND = Policy("second", rate=1, period=1.0, burst=3)
 THIRTY_PER_MINUTE = Policy("minute", rate=30, period=60.0, burst=30)  # interval 2 s
 
 
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def ticker(monkeypatch: pytest.MonkeyPatch) -> Ticker:
-    fake = Ticker()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake))
-    return fake
+    return tick(monkeypatch, ratelimit, now=5_000.0)
 
 
 async def spend(limiter: MemoryLimiter, policy: Policy, key: str, count: int) -> list[Decision]:
@@ -171,14 +160,6 @@ async def test_memory_limiter_a_peek_stores_nothing(ticker: Ticker) -> None:
 # BatchingLimiter -------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Recording(MemoryLimiter):
     def __init__(self) -> None:
         super().__init__()
@@ -193,7 +174,7 @@ CUSTOMER = Policy("customer", rate=64.0, period=1.0, burst=40)  # exact in binar
 
 
 async def test_a_reserve_lapses_exactly_at_the_hold(ticker: Ticker) -> None:
-    clock = Clock()
+    clock = Ticker()
     shared = Recording()
     limiter = BatchingLimiter(shared, {"customer"}, batch=10, hold=2.0, monotonic=clock)
     await limiter.hit(CUSTOMER, "c")
@@ -208,7 +189,7 @@ async def test_a_reserve_lapses_exactly_at_the_hold(ticker: Ticker) -> None:
 async def test_the_batch_is_never_larger_than_the_burst(ticker: Ticker) -> None:
     shared = Recording()
     small = Policy("customer", rate=100.0, period=1.0, burst=4)
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     decisions = [await limiter.hit(small, "c") for _ in range(5)]
     assert [d.allowed for d in decisions] == [True, True, True, True, False]
     assert [d.remaining for d in decisions[:4]] == [3, 2, 1, 0]
@@ -218,14 +199,14 @@ async def test_the_batch_is_never_larger_than_the_burst(ticker: Ticker) -> None:
 async def test_a_batch_of_one_is_no_batching(ticker: Ticker) -> None:
     shared = Recording()
     for batch in (1, 0, -5):
-        limiter = BatchingLimiter(shared, {"customer"}, batch=batch, monotonic=Clock())
+        limiter = BatchingLimiter(shared, {"customer"}, batch=batch, monotonic=Ticker())
         await limiter.hit(CUSTOMER, f"c{batch}")
     assert shared.costs == [1, 1, 1]
 
 
 async def test_a_batch_of_two_is_batching(ticker: Ticker) -> None:
     shared = Recording()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=2, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=2, monotonic=Ticker())
     decisions = [await limiter.hit(CUSTOMER, "c") for _ in range(3)]
     assert shared.costs == [2, 2]
     assert [d.remaining for d in decisions] == [39, 38, 37]
@@ -233,7 +214,7 @@ async def test_a_batch_of_two_is_batching(ticker: Ticker) -> None:
 
 async def test_a_cost_other_than_one_passes_through(ticker: Ticker) -> None:
     shared = Recording()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     decision = await limiter.hit(CUSTOMER, "c", cost=3)
     assert shared.costs == [3]
     assert decision.remaining == 37
@@ -241,7 +222,7 @@ async def test_a_cost_other_than_one_passes_through(ticker: Ticker) -> None:
 
 async def test_when_a_batch_is_refused_requests_go_one_at_a_time(ticker: Ticker) -> None:
     shared = Recording()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     for _ in range(35):  # 35 of 40 spent, so no batch of 10 fits
         await shared.hit(CUSTOMER, "c")
     shared.costs.clear()
@@ -253,7 +234,7 @@ async def test_when_a_batch_is_refused_requests_go_one_at_a_time(ticker: Ticker)
 
 async def test_the_oldest_reserves_are_forgotten_first(ticker: Ticker) -> None:
     shared = Recording()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, max_keys=2, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, max_keys=2, monotonic=Ticker())
     for key in ("a", "b", "c"):  # one reserve too many: "a"'s goes
         await limiter.hit(CUSTOMER, key)
     assert shared.costs == [10, 10, 10]
@@ -266,7 +247,7 @@ async def test_the_oldest_reserves_are_forgotten_first(ticker: Ticker) -> None:
 
 async def test_peek_refund_and_close_pass_through(ticker: Ticker) -> None:
     shared = MemoryLimiter()
-    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
     policy = Policy("customer", rate=1, period=1.0, burst=3)
     await shared.hit(policy, "c", cost=3)
     assert not (await limiter.peek(policy, "c")).allowed
@@ -277,7 +258,7 @@ async def test_peek_refund_and_close_pass_through(ticker: Ticker) -> None:
 
 async def test_by_default_a_reserve_is_held_one_second(ticker: Ticker) -> None:
     """docs/security.md: a worker spends its batch up to a second after it took it."""
-    clock = Clock()
+    clock = Ticker()
     shared = Recording()
     limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=clock)
     await limiter.hit(CUSTOMER, "c")
@@ -290,7 +271,7 @@ async def test_by_default_a_reserve_is_held_one_second(ticker: Ticker) -> None:
 
 
 async def test_the_answers_of_a_batch_are_those_of_the_shared_limiter(ticker: Ticker) -> None:
-    limiter = BatchingLimiter(MemoryLimiter(), {"customer"}, batch=10, monotonic=Clock())
+    limiter = BatchingLimiter(MemoryLimiter(), {"customer"}, batch=10, monotonic=Ticker())
     first = await limiter.hit(CUSTOMER, "c")  # reserves 10: 30 left in the shared budget
     assert first == Decision(True, 40, 39, 10 * CUSTOMER.interval, 0.0)
     second = await limiter.hit(CUSTOMER, "c")  # from the reserve: the same shared answer

@@ -8,21 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from keyplane.cache.verification import MISS, VerificationCache, VerifiedAgent, VerifiedKey
+from tests.ticker import Ticker
 
 EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
-
-
-class Ticker:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
