@@ -48,20 +48,25 @@ class Decision:
     retry_after: float  # seconds until one more request would pass (0 when allowed)
 
 
+SLACK = 1e-6  # seconds
+
+
 def _decide(policy: Policy, tat: float, now: float, cost: int) -> tuple[Decision, float | None]:
     """Pure GCRA step; returns the decision and the new TAT to store (None: store nothing)."""
     interval = policy.interval
     tolerance = interval * policy.burst
-    tat = max(tat, now)
-    new_tat = tat + interval * cost
-    allow_at = new_tat - tolerance
-    if now < allow_at:
+    # Reckoned from now (how far the TAT is ahead of it), and with a microsecond's
+    # slack: in floating point a request taking exactly the rest of the burst, or
+    # sent exactly at its retry time, would otherwise be refused by a rounding.
+    ahead = max(tat - now, 0.0)
+    new_ahead = ahead + interval * cost
+    if new_ahead > tolerance + SLACK:
         return (
-            Decision(False, policy.burst, 0, tat - now, allow_at - now),
+            Decision(False, policy.burst, 0, ahead, new_ahead - tolerance),
             None,
         )
-    remaining = math.floor((now - allow_at) / interval + 1e-9)
-    return Decision(True, policy.burst, remaining, new_tat - now, 0.0), new_tat
+    remaining = max(0, math.floor((tolerance - new_ahead) / interval + 1e-9))
+    return Decision(True, policy.burst, remaining, new_ahead, 0.0), now + new_ahead
 
 
 class Limiter(Protocol):
@@ -122,16 +127,16 @@ local store = ARGV[4] == "1"
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local tat = tonumber(redis.call("GET", KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - tolerance
-if now < allow_at then
-  return {0, tostring(tat - now), tostring(allow_at - now)}
+-- Reckoned from now and with a microsecond's slack, as in _decide.
+local ahead = math.max(tat - now, 0)
+local new_ahead = ahead + interval * cost
+if new_ahead > tolerance + 0.001 then
+  return {0, tostring(ahead), tostring(new_ahead - tolerance)}
 end
 if store then
-  redis.call("SET", KEYS[1], tostring(new_tat), "PX", math.ceil(new_tat - now) + 1)
+  redis.call("SET", KEYS[1], tostring(now + new_ahead), "PX", math.ceil(new_ahead) + 1)
 end
-return {1, tostring(new_tat - now), tostring(now - allow_at)}
+return {1, tostring(new_ahead), tostring(tolerance - new_ahead)}
 """
 
 
@@ -252,7 +257,7 @@ class RedisLimiter:
             log.info("redis_recovered", effect="rate limits shared again")
         reset_after = float(reset_ms) / 1000
         if int(allowed) == 1:
-            remaining = math.floor(float(third) / interval_ms + 1e-9)
+            remaining = max(0, math.floor(float(third) / interval_ms + 1e-9))
             return Decision(True, policy.burst, remaining, reset_after, 0.0)
         if store:
             self._fallback.give_back(policy, key, cost)
