@@ -229,11 +229,15 @@ indexed read. The pool now pings a connection only when it sat idle for a
 second (`store/engine.py`, `PING_AFTER_IDLE_SECONDS`), so a miss under load
 is one round trip; in four alternating rounds in one process at a load
 average of 10 the p50 went 7.1/3.6/3.1/3.4 → 2.7/3.0/3.4/3.2 ms, noise
-larger than the round trip saved. SQLite reads run on the event loop's
-thread (`_InlineConnection`; median 0.67 → 0.26 ms). The failure-budget
-slot around a miss is two more limiter calls (two Redis round trips with
-Redis; in memory here). Next: measure on a quiet machine; a prepared
-statement for the read by hash.
+larger than the round trip saved. On a quiet machine (the last run, 2,000
+samples): p50 0.86 ms, p99 2.85 ms. The 99th percentile is
+the one sample in a hundred that waits for the event loop's other work or
+PostgreSQL's own (the run keeps PostgreSQL, Redis and keyplane on two
+cores). SQLite reads run on the event loop's thread (`_InlineConnection`;
+median 0.67 → 0.26 ms). The failure-budget slot around a miss is two more
+limiter calls (two Redis round trips with Redis; in memory here). Not yet
+examined: whether the transaction SQLAlchemy begins on each checkout adds
+round trips that a single indexed read could do without.
 """,
     "F5": """
 The event loop served connections in turn, and the flood has ten times the
@@ -247,7 +251,9 @@ yields to the loop so hits already read run ahead, up to
 `KEYPLANE_VERIFY_MISS_QUEUE` (512) wait, and beyond that 503 with
 `Retry-After: 1` before any work. The flood's connections then wait in the
 queue at no cost, and the valid client keeps its rate: 0.036 → 1.05-1.08 in
-quick runs (spread 0.25-1.75 at a load average of 9). With 4 misses at once
+quick runs (spread 0.25-1.75 at a load average of 9), and 0.68 (0.62-0.75)
+in the last run, on a quiet machine, just under the target; why the quiet
+machine shows less than the loaded one is not yet explained. With 4 misses at once
 on SQLite it was 0.34: misses that never suspend all run in the same loop
 turn. On PostgreSQL (4 at once) misses wait on the network, so hits run
 meanwhile; not measured by this figure.
@@ -268,15 +274,18 @@ logins' slots from the same address: the username's slot is now taken
 before the address's (waiting logins hold no address slot), and a key found
 valid within `KEYPLANE_CACHE_TTL` is re-verified without a slot
 (`VerificationCache.recently_valid`). Quick run: 0.04 → 0.72 (spread
-0.36-2.6, load average 7-10). Not changed: `KEYPLANE_PASSWORD_HASH_CONCURRENCY`
-defaults to the number of CPUs, so on 2 cores argon2 (which releases the
-GIL) can take both; 1 would leave the loop a core at half the login rate.
+0.36-2.6, load average 7-10); 0.61 (0.54-0.67) in the last run, on a quiet
+machine, where argon2, two hashes at a time, keeps both cores busy beside
+the loop. Not changed: `KEYPLANE_PASSWORD_HASH_CONCURRENCY` defaults to
+the number of CPUs, so on 2 cores argon2 (which releases the GIL) can take
+both; 1 would leave the loop a core at half the login rate.
 """,
     "F7": """
 DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
-one synchronous worker; keyplane's `/auth/verify` answers from its cache, and
-meets the target when F1's server is not starved (quick runs: 16.6 with a
-load average above 10). The API read (1.34 in the last quick run) is bound
+one synchronous worker; keyplane's `/auth/verify` answers from its cache,
+and is bound by F1's costs: 16.6 in quick runs on a loaded machine, 16.9 on
+a quiet one; 20 needs the cache hit at about 45 µs of server CPU, against
+54 µs now. The API read (1.34 in the last quick run) is bound
 by the same costs as F2: about 720 µs of CPU per request after the work
 described there, against DRF's whole request (Django, DRF, the key's hasher,
 SQLite) in one synchronous process; 5 needs the API read near 150 µs.
