@@ -97,8 +97,8 @@ class Metrics:
         )
         self.revocation_lag = Histogram(
             "keyplane_revocation_lag_seconds",
-            "From a revocation's commit to its application in this worker, "
-            "for revocations that arrived through the revocation log.",
+            "From a revocation's commit to this worker's reading of it in the "
+            "revocation log (every revocation, including those Redis delivered sooner).",
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
