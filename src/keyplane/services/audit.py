@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 
 from keyplane.domain.audit import AuditEntry, current_origin
-from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.errors import PermissionDenied
-from keyplane.services.pruning import PRUNE_BATCH, PRUNE_BATCH_PAUSE, Retention
+from keyplane.services.pruning import Retention
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
 
@@ -37,33 +36,15 @@ async def record_audit(
     )
 
 
-async def _forget_old(repos: Repositories, before: datetime, limit: int) -> int:
-    return await repos.audit.prune(before, limit=limit)
-
-
 class AuditRetention(Retention):
     """Forgets audit entries older than ``KEYPLANE_AUDIT_RETENTION_DAYS``."""
 
-    def __init__(
-        self,
-        database: Database,
-        clock: Clock,
-        *,
-        retention_days: int,
-        batch: int = PRUNE_BATCH,
-        pause: float = PRUNE_BATCH_PAUSE,
-    ) -> None:
-        super().__init__(
-            database,
-            clock,
-            _forget_old,
-            retention_days=retention_days,
-            name="keyplane-audit-retention",
-            logger="keyplane.audit",
-            failed_event="audit_prune_failed",
-            batch=batch,
-            pause=pause,
-        )
+    task_name = "keyplane-audit-retention"
+    logger = "keyplane.audit"
+    failed_event = "audit_prune_failed"
+
+    async def forget(self, repos: Repositories, before: datetime, limit: int) -> int:
+        return await repos.audit.prune(before, limit=limit)
 
 
 class AuditService:

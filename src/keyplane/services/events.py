@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from keyplane.domain.clock import Clock
 from keyplane.domain.records import Accesskey
 from keyplane.domain.views import accesskey_view
-from keyplane.services.pruning import PRUNE_BATCH, PRUNE_BATCH_PAUSE, Retention
-from keyplane.store.engine import Database
+from keyplane.services.pruning import Retention
 from keyplane.store.repositories import Repositories
 
 ACCESSKEY_CREATED = "accesskey_created"
@@ -28,10 +26,6 @@ async def record_accesskey_event(
     await repos.events.append(key.customer_id, event_type, accesskey_view(key), now)
 
 
-async def _forget_finished(repos: Repositories, before: datetime, limit: int) -> int:
-    return await repos.events.prune_finished(before, limit=limit)
-
-
 class OutboxRetention(Retention):
     """Forgets finished events older than ``KEYPLANE_EVENT_RETENTION_DAYS``.
 
@@ -40,23 +34,9 @@ class OutboxRetention(Retention):
     used up, kept for the customer's delivery status) are never pruned.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        clock: Clock,
-        *,
-        retention_days: int,
-        batch: int = PRUNE_BATCH,
-        pause: float = PRUNE_BATCH_PAUSE,
-    ) -> None:
-        super().__init__(
-            database,
-            clock,
-            _forget_finished,
-            retention_days=retention_days,
-            name="keyplane-outbox-retention",
-            logger="keyplane.events",
-            failed_event="outbox_prune_failed",
-            batch=batch,
-            pause=pause,
-        )
+    task_name = "keyplane-outbox-retention"
+    logger = "keyplane.events"
+    failed_event = "outbox_prune_failed"
+
+    async def forget(self, repos: Repositories, before: datetime, limit: int) -> int:
+        return await repos.events.prune_finished(before, limit=limit)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from keyplane.background import BackgroundTask
 from keyplane.domain.clock import Clock
@@ -17,12 +18,11 @@ PRUNE_EVERY_SECONDS = 3600.0
 PRUNE_BATCH = 500  # rows per transaction: a few ms of write lock
 PRUNE_BATCH_PAUSE = 0.05  # seconds between batches, for the writers of requests
 
-# Forgets up to ``limit`` rows created before ``before``, oldest first; returns how many.
-Forget = Callable[[Repositories, datetime, int], Awaitable[int]]
 
-
-class Retention:
+class Retention(ABC):
     """Forgets what ``forget`` selects once it is older than ``retention_days``.
+
+    A subclass names its task, logger and failure event, and says what to forget.
 
     Every replica prunes at once on start, then hourly, in batches of ``batch``
     rows, each its own short transaction with a pause between them, so no
@@ -30,34 +30,35 @@ class Retention:
     find less to do. A failed round is logged and tried again a minute later.
     """
 
+    task_name: ClassVar[str]
+    logger: ClassVar[str]
+    failed_event: ClassVar[str]
+
     def __init__(
         self,
         database: Database,
         clock: Clock,
-        forget: Forget,
         *,
         retention_days: int,
-        name: str,
-        logger: str,
-        failed_event: str,
         batch: int = PRUNE_BATCH,
         pause: float = PRUNE_BATCH_PAUSE,
     ) -> None:
         self._db = database
         self._clock = clock
-        self._forget = forget
         self._retention = timedelta(days=retention_days)
-        self._logger = logger
-        self._failed_event = failed_event
         self._batch = batch
         self._pause = pause
-        self._task = BackgroundTask(name, self._run)
+        self._task = BackgroundTask(self.task_name, self._run)
+
+    @abstractmethod
+    async def forget(self, repos: Repositories, before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` rows created before ``before``, oldest first; how many."""
 
     async def prune_batch(self) -> int:
         """One batch, one transaction; returns how many rows it forgot."""
         before = self._clock.now() - self._retention
         async with self._db.transaction() as repos:
-            return await self._forget(repos, before, self._batch)
+            return await self.forget(repos, before, self._batch)
 
     async def prune(self) -> int:
         """Batches until one comes back short (or the task is asked to stop)."""
@@ -75,7 +76,7 @@ class Retention:
         await self._task.stop()
 
     async def _run(self) -> None:
-        log = get_logger(self._logger)
+        log = get_logger(self.logger)
         last: float | None = None
         while True:
             if last is None or time.monotonic() - last >= PRUNE_EVERY_SECONDS:
@@ -83,6 +84,6 @@ class Retention:
                     await self.prune()
                     last = time.monotonic()
                 except KeyplaneError as error:
-                    log.warning(self._failed_event, reason=error.reason)
+                    log.warning(self.failed_event, reason=error.reason)
             if not await self._task.pause(60.0):
                 return
