@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -220,6 +223,81 @@ def test_serve_with_two_workers(bootstrap_workspace: Workspace, launcher: Server
     while server.group_alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not server.group_alive(), "worker processes outlived the server"
+
+
+def _tcp_on_port(port: int) -> list[tuple[int, str, int]]:
+    """The kernel's IPv4 TCP sockets on local ``port``: (inode, state, remote port).
+
+    State 0A is listening, 01 an open connection.
+    """
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if int(local.rsplit(":", 1)[1], 16) == port:
+            found.append((inode, state, int(remote.rsplit(":", 1)[1], 16)))
+    return found
+
+
+def _owners(pids: list[int]) -> dict[int, int]:
+    """Socket inode -> the pid among ``pids`` that holds it."""
+    owners = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owners[int(target[8:-1])] = pid
+    return owners
+
+
+def _group(server: ServerProcess) -> list[int]:
+    """The pids of the server's process group (the supervisor and its workers)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == server.process.pid:  # the process group id
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_two_workers_each_listen_and_share_a_burst_of_connections(
+    bootstrap_workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    # On one shared socket, the worker that woke first accepted every connection
+    # of a burst (a proxy's pool opening) and the other idled.
+    server = launcher.start("--workers", "2")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        listening = [inode for inode, state, _ in _tcp_on_port(server.port) if state == "0A"]
+        if len(listening) == 2:
+            break
+        time.sleep(0.05)
+    owners = _owners(_group(server))
+    assert len({owners.get(inode) for inode in listening}) == 2, (listening, owners)
+    assert server.process.pid not in {owners.get(inode) for inode in listening}
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(32)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for client in clients:
+            assert client.recv(64).startswith(b"HTTP/1.1 200"), server.describe()
+        ports = {client.getsockname()[1] for client in clients}
+        served: dict[int, int] = {}
+        owners = _owners(_group(server))
+        for inode, _, remote_port in _tcp_on_port(server.port):
+            if remote_port in ports and inode in owners:
+                served[owners[inode]] = served.get(owners[inode], 0) + 1
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(served.values()) == 32, served
+    # Spread by a hash of each connection's addresses: fewer than 5 of 32 on
+    # either worker happens about twice in 100,000 runs.
+    assert len(served) == 2, served
+    assert min(served.values()) >= 5, served
+    assert stopped_ok(server.stop()), server.describe()
 
 
 def test_no_first_start_when_customers_already_exist(

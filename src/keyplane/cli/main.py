@@ -18,7 +18,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from keyplane.cli import account
+from keyplane.cli import account, listening
 from keyplane.cli.accesskeys import accesskey_app
 from keyplane.cli.agents import agent_app
 from keyplane.cli.customers import customer_app
@@ -120,7 +120,7 @@ def serve(
 
     # Bound before anything is created or printed: with the port taken, the
     # first start's secrets are not shown for a server that never comes up.
-    listener = _listen(host, port)
+    listener = _listen(host, port, workers)
     run_local(prepare, require_schema=not migrate)
     options = {
         "host": host,
@@ -162,21 +162,15 @@ def serve(
         listener.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket (as uvicorn would bind it), or a clear message and exit 1."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+def _listen(host: str, port: int, workers: int) -> socket.socket:
+    """The listening socket (``cli/listening.py``), or a clear message and exit 1."""
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
+        return listening.bind(host, port, workers=workers)
     except OSError as error:
-        listener.close()
         fail(
             f"cannot listen on {host}:{port}: {error.strerror or error}; nothing was changed",
             hint="is another server running there? choose another with --port / --host",
         )
-    listener.set_inheritable(True)
-    return listener
 
 
 @app.command()
