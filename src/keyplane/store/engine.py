@@ -278,6 +278,10 @@ class Database:
                     async with conn.begin():
                         yield Repositories(conn)
                 else:
+                    # Each read its own transaction, as READ COMMITTED gives every
+                    # statement its own snapshot anyway: no BEGIN and ROLLBACK
+                    # round trips around a single indexed read.
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
                     yield Repositories(conn)
 
     @asynccontextmanager
