@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from keyplane.cache.ratelimit import MemoryLimiter, Policy
 from keyplane.cache.verification import VerificationCache, VerifiedKey
 from keyplane.domain.clock import FrozenClock
 from keyplane.errors import ResourceExhausted
-from keyplane.metrics import Metrics
+from keyplane.metrics import Count, Histogram, Metrics
 from keyplane.services import auth as auth_module
 from keyplane.services.container import Services
 from keyplane.services.ratelimits import RateLimits
@@ -119,6 +120,36 @@ async def test_a_scrape_after_known_verifications_shows_their_exact_counts(
     assert count(found, "keyplane_verification_cache_entries") == 2
     assert count(found, "keyplane_logins_total", result="ok") == 0
     assert count(found, "keyplane_login_duration_seconds_count") == 0
+
+
+async def test_every_count_is_taken_on_the_event_loops_thread(
+    client: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain increments need no lock only because no other thread counts (argon2 runs in one)."""
+    threads: list[int] = []
+    inc, observe = Count.inc, Histogram.observe
+
+    def counted_inc(self: Count) -> None:
+        threads.append(threading.get_ident())
+        inc(self)
+
+    def counted_observe(self: Histogram, value: float) -> None:
+        threads.append(threading.get_ident())
+        observe(self, value)
+
+    monkeypatch.setattr(Count, "inc", counted_inc)
+    monkeypatch.setattr(Histogram, "observe", counted_observe)
+    await login(client, tenant.username, PASSWORD)
+    wrong = await client.post(
+        "/auth/login", json={"username": tenant.username, "password": "not " + PASSWORD}
+    )
+    assert wrong.status_code == 400
+    assert (await client.get("/auth/verify", headers=bearer(tenant.key))).status_code == 200
+    assert (await client.get("/v1.0/accesskeys", headers=bearer(tenant.key))).status_code == 200
+    assert (await client.get("/v1.0/customer")).status_code == 401
+    # Two logins (result, duration) and three verifications (result, duration, cache) at least.
+    assert len(threads) >= 10
+    assert set(threads) == {threading.get_ident()}
 
 
 async def test_no_credential_or_name_appears_in_the_metrics(
