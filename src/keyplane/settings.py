@@ -56,7 +56,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 64 * 1024
     argon2_time_cost: int = 3
     argon2_parallelism: int = 4
-    password_hash_concurrency: int = Field(default=max(1, os.cpu_count() or 1), ge=1)
+    # One core is left to the event loop, which verifies keys while logins hash.
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1
+    )
 
     database_pool_size: int = Field(default=10, ge=1)
     database_timeout: float = Field(default=5.0, gt=0)

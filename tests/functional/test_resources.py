@@ -292,7 +292,7 @@ def test_burst_of_logins_is_answered_and_bounded(roomy_server: ServerProcess) ->
     with alive_throughout(server) as probe:
         statuses = burst(120)
     assert set(statuses) <= {400, 401, 429}, statuses  # a refusal, never an error
-    # At most KEYPLANE_PASSWORD_HASH_CONCURRENCY (the CPU count) hashes run at
+    # At most KEYPLANE_PASSWORD_HASH_CONCURRENCY (the CPU count less one) hashes run at
     # once, each with its argon2 memory. glibc keeps a freed argon2 buffer in
     # each of its per-thread arenas (at most 8 per CPU), so the working size
     # settles at up to that many buffers; 120 hashes at once would need 120.

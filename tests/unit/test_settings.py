@@ -83,3 +83,16 @@ def test_unusable_connection_limits_are_refused(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(None, 1), (1, 1), (2, 1), (8, 7)])
+def test_password_hashing_leaves_the_event_loop_a_core(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, expected: int
+) -> None:
+    from keyplane.settings import Settings
+
+    monkeypatch.delenv("KEYPLANE_PASSWORD_HASH_CONCURRENCY", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    assert Settings(_env_file=None).password_hash_concurrency == expected
+    monkeypatch.setenv("KEYPLANE_PASSWORD_HASH_CONCURRENCY", "3")
+    assert Settings(_env_file=None).password_hash_concurrency == 3
