@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from keyplane.errors import Unavailable
-from keyplane.services.admission import MissAdmission
+from keyplane.services.admission import YIELD_TURNS, MissAdmission
 
 
 async def test_at_most_the_concurrency_runs_and_the_queue_waits_in_order() -> None:
@@ -96,3 +96,26 @@ async def test_an_admitted_miss_lets_the_loop_run_what_is_waiting_first() -> Non
         async with gate.admitted():
             events.append("miss")
     assert events == ["hit", "miss"]
+
+
+async def test_an_admitted_miss_waits_its_turns_for_hits_still_arriving() -> None:
+    # A hit whose request is read a few loop turns later (from a busy socket)
+    # still runs first; one that needs more turns than the gate waits does not.
+    gate = MissAdmission(concurrency=1, queue=1)
+    events: list[str] = []
+
+    async def hit_after(turns: int) -> None:
+        for _ in range(turns):
+            await anyio.lowlevel.checkpoint()
+        events.append(f"hit after {turns} turns")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hit_after, 7)
+        tg.start_soon(hit_after, YIELD_TURNS + 1)
+        async with gate.admitted():
+            events.append("miss")
+    assert events == [
+        "hit after 7 turns",
+        "miss",
+        f"hit after {YIELD_TURNS + 1} turns",
+    ]
