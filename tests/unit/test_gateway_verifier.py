@@ -9,6 +9,7 @@ import pytest
 
 from keyplane.gateway import KeyplaneRefused, KeyplaneVerifier
 from keyplane.gateway._verifier import REVOCATION_BOUND
+from keyplane.web.upstream import cookie_without_credentials
 from tests.ticker import Ticker
 
 ALLOWED = {
@@ -222,6 +223,34 @@ async def test_each_part_of_the_question_has_its_own_answer(change: dict[str, st
     assert len(keyplane.seen) == 2
 
 
+class CookieKeyplane(Keyplane):
+    """Answers, as keyplane does, with the request's cookie header minus credentials."""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        headers = dict(ALLOWED)
+        if "cookie" in request.headers:
+            headers["x-keyplane-upstream-cookie"] = cookie_without_credentials(
+                request.headers["cookie"]
+            )
+        return httpx.Response(200, headers=headers)
+
+
+@pytest.mark.parametrize("cookie", ["theme=dark", "XXXX"], ids=["pair", "bare-name"])
+@pytest.mark.parametrize("cookie_first", [False, True], ids=["absent-first", "present-first"])
+async def test_no_cookie_and_a_cookie_without_credentials_are_different_questions(
+    cookie: str, cookie_first: bool
+) -> None:
+    """Each gets its own cookie back: none for the request that sent none."""
+    keyplane = CookieKeyplane()
+    verifier = verifier_for(keyplane)
+    asks = [cookie, None] if cookie_first else [None, cookie]
+    for sent in asks:
+        verdict = await verifier.verify(path="/", query="", authorization=BEARER, cookie=sent)
+        assert verdict.upstream_cookie == sent
+    assert len(keyplane.seen) == 2
+
+
 @pytest.mark.parametrize(
     ("asked", "kept"),
     [(5.0, REVOCATION_BOUND), (0.25, 0.25), (-1.0, 0.0)],
@@ -278,6 +307,18 @@ async def test_its_own_client_asks_the_base_url() -> None:
         await verifier.aclose()
         await default.aclose()
     assert verifier._client.is_closed
+
+
+async def test_a_client_given_is_asked_at_its_own_base_url() -> None:
+    keyplane = Keyplane()
+    client = httpx.AsyncClient(
+        base_url="http://keyplane.test/auth-service",
+        transport=httpx.MockTransport(keyplane.handle),
+    )
+    verifier = KeyplaneVerifier("http://elsewhere.test", client=client, clock=Ticker())
+    await verifier.verify(path="/", query="", authorization=BEARER, cookie=None)
+    (request,) = keyplane.seen
+    assert str(request.url) == "http://keyplane.test/auth-service/auth/verify"
 
 
 async def test_a_cache_of_one_entry_keeps_one() -> None:

@@ -55,6 +55,9 @@ class KeyplaneVerifier:
     ``Cookie``, the query string): no token is kept. Entries live at most
     ``cache_ttl`` seconds, never more than keyplane's one-second revocation
     promise; refusals are never cached.
+
+    ``client``, an ``httpx.AsyncClient`` of the caller's, is asked at its own
+    base URL (``base_url`` is then not used).
     """
 
     def __init__(
