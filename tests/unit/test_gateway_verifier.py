@@ -262,7 +262,9 @@ def test_the_ttl_never_exceeds_the_revocation_bound(asked: float, kept: float) -
 
 
 @pytest.mark.parametrize(
-    "options", [{"cache_ttl": 0.0}, {"max_entries": 0}], ids=["ttl", "entries"]
+    "options",
+    [{"cache_ttl": 0.0}, {"max_entries": 0}, {"max_entries": -1}],
+    ids=["ttl", "entries", "negative-entries"],
 )
 async def test_no_cache_when_turned_off(options: dict[str, float]) -> None:
     keyplane = Keyplane()
