@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from keyplane.domain.networks import parse_networks
 from keyplane.domain.permissions import Identity, Permission
 from keyplane.domain.scopes import parse_scopes
 from keyplane.gateway import (
     KeyplaneAuth,
+    KeyplaneAuthMiddleware,
     KeyplaneRefused,
     KeyplaneVerifier,
     VerifiedIdentity,
@@ -257,6 +259,25 @@ async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(live: Live) -> 
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_utf8_cookie_reaches_the_service_unchanged(live: Live, harness: Harness) -> None:
+    """Browsers send cookies in UTF-8: the service gets their bytes, keyplane's removed."""
+    _, _, token = await _key(live)
+    seen: list[bytes | None] = []
+
+    async def service(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(scope["headers"]).get(b"cookie"))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    protected = KeyplaneAuthMiddleware(service, harness.verifier)
+    cookie = f"theme=café ☕; accesskey={token}".encode()
+    transport = httpx.ASGITransport(app=protected)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        response = await http.get("/v1.0/calls", headers={"Cookie": cookie})
+    assert response.status_code == 204, response.text
+    assert seen == ["theme=café ☕".encode()]
 
 
 async def test_an_unreachable_keyplane_is_503_never_a_pass() -> None:

@@ -6,9 +6,11 @@ import json
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
-from keyplane.gateway import KeyplaneRefused, KeyplaneVerifier
+from keyplane.gateway import KeyplaneAuthMiddleware, KeyplaneRefused, KeyplaneVerifier
 from keyplane.gateway._verifier import REVOCATION_BOUND
+from keyplane.web.upstream import cookie_without_credentials
 from tests.ticker import Ticker
 
 ALLOWED = {
@@ -222,6 +224,77 @@ async def test_each_part_of_the_question_has_its_own_answer(change: dict[str, st
     assert len(keyplane.seen) == 2
 
 
+class CookieKeyplane(Keyplane):
+    """Answers, as keyplane does, with the request's cookie header minus credentials
+    (read and written as latin-1, as keyplane's ASGI server does)."""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        headers = [(name.encode(), value.encode()) for name, value in ALLOWED.items()]
+        for name, value in request.headers.raw:
+            if name.lower() == b"cookie":
+                kept = cookie_without_credentials(value.decode("latin-1"))
+                headers.append((b"x-keyplane-upstream-cookie", kept.encode("latin-1")))
+        return httpx.Response(200, headers=headers)
+
+
+@pytest.mark.parametrize("cookie", ["theme=dark", "XXXX"], ids=["pair", "bare-name"])
+@pytest.mark.parametrize("cookie_first", [False, True], ids=["absent-first", "present-first"])
+async def test_no_cookie_and_a_cookie_without_credentials_are_different_questions(
+    cookie: str, cookie_first: bool
+) -> None:
+    """Each gets its own cookie back: none for the request that sent none."""
+    keyplane = CookieKeyplane()
+    verifier = verifier_for(keyplane)
+    asks = [cookie, None] if cookie_first else [None, cookie]
+    for sent in asks:
+        verdict = await verifier.verify(path="/", query="", authorization=BEARER, cookie=sent)
+        assert verdict.upstream_cookie == sent
+    assert len(keyplane.seen) == 2
+
+
+# A UTF-8 cookie as an ASGI server hands it over: its bytes decoded as latin-1.
+UTF8_COOKIE = "theme=" + "café ☕".encode().decode("latin-1")
+
+
+async def test_a_utf8_cookie_goes_to_keyplane_and_comes_back_byte_for_byte() -> None:
+    keyplane = CookieKeyplane()
+    verifier = verifier_for(keyplane)
+    verdict = await verifier.verify(
+        path="/", query="", authorization=BEARER, cookie=UTF8_COOKIE + "; token=x"
+    )
+    (request,) = keyplane.seen
+    assert request.headers.raw[-1] == (b"Cookie", ("theme=café ☕; token=x").encode())
+    assert verdict.upstream_cookie == UTF8_COOKIE
+
+
+async def test_an_app_behind_the_middleware_gets_a_utf8_cookie_unchanged() -> None:
+    seen: list[bytes | None] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(scope["headers"]).get(b"cookie"))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    protected = KeyplaneAuthMiddleware(app, verifier_for(CookieKeyplane()))
+    transport = httpx.ASGITransport(app=protected)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+        sent = {"authorization": BEARER, "cookie": UTF8_COOKIE.encode("latin-1")}
+        response = await client.get("/v1.0/calls", headers=sent)
+    assert response.status_code == 204
+    assert seen == [("theme=café ☕").encode()]
+
+
+async def test_a_path_decoded_from_utf8_is_sent_as_utf8() -> None:
+    """What a framework's decoded path (``request.url.path``) may hold."""
+    keyplane = Keyplane()
+    await verifier_for(keyplane).verify(
+        path="/v1.0/日本", query="", authorization=BEARER, cookie=None
+    )
+    (request,) = keyplane.seen
+    assert (b"X-Original-URI", "/v1.0/日本".encode()) in request.headers.raw
+
+
 @pytest.mark.parametrize(
     ("asked", "kept"),
     [(5.0, REVOCATION_BOUND), (0.25, 0.25), (-1.0, 0.0)],
@@ -233,7 +306,9 @@ def test_the_ttl_never_exceeds_the_revocation_bound(asked: float, kept: float) -
 
 
 @pytest.mark.parametrize(
-    "options", [{"cache_ttl": 0.0}, {"max_entries": 0}], ids=["ttl", "entries"]
+    "options",
+    [{"cache_ttl": 0.0}, {"max_entries": 0}, {"max_entries": -1}],
+    ids=["ttl", "entries", "negative-entries"],
 )
 async def test_no_cache_when_turned_off(options: dict[str, float]) -> None:
     keyplane = Keyplane()
@@ -278,6 +353,18 @@ async def test_its_own_client_asks_the_base_url() -> None:
         await verifier.aclose()
         await default.aclose()
     assert verifier._client.is_closed
+
+
+async def test_a_client_given_is_asked_at_its_own_base_url() -> None:
+    keyplane = Keyplane()
+    client = httpx.AsyncClient(
+        base_url="http://keyplane.test/auth-service",
+        transport=httpx.MockTransport(keyplane.handle),
+    )
+    verifier = KeyplaneVerifier("http://elsewhere.test", client=client, clock=Ticker())
+    await verifier.verify(path="/", query="", authorization=BEARER, cookie=None)
+    (request,) = keyplane.seen
+    assert str(request.url) == "http://keyplane.test/auth-service/auth/verify"
 
 
 async def test_a_cache_of_one_entry_keeps_one() -> None:

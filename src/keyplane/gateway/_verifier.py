@@ -55,6 +55,9 @@ class KeyplaneVerifier:
     ``Cookie``, the query string): no token is kept. Entries live at most
     ``cache_ttl`` seconds, never more than keyplane's one-second revocation
     promise; refusals are never cached.
+
+    ``client``, an ``httpx.AsyncClient`` of the caller's, is asked at its own
+    base URL (``base_url`` is then not used).
     """
 
     def __init__(
@@ -102,9 +105,11 @@ class KeyplaneVerifier:
         if cookie is not None:
             headers["Cookie"] = cookie
         try:
-            response = await self._client.get(self._url, headers=headers)
+            response = await self._client.get(self._url, headers=_on_the_wire(headers))
         except httpx.HTTPError:
             raise _unreachable() from None
+        # keyplane's values are the request's own bytes, read back as ASGI reads them.
+        response.headers.encoding = "latin-1"
         if response.status_code != 200:
             kept = [(n, v) for n, v in response.headers.items() if n.lower() in _PASSED_BACK]
             raise KeyplaneRefused(response.status_code, response.content, kept)
@@ -115,6 +120,20 @@ class KeyplaneVerifier:
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
         return verdict
+
+
+def _on_the_wire(headers: dict[str, str]) -> dict[bytes, bytes]:
+    """The values as bytes: ASGI gives header values decoded as latin-1, so encoding
+    them back sends what the client sent (a UTF-8 cookie, say); a path a framework
+    decoded from UTF-8 goes as UTF-8."""
+    return {name.encode("ascii"): _bytes(value) for name, value in headers.items()}
+
+
+def _bytes(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def _cache_key(authorization: str | None, cookie: str | None, *request: str) -> str:

@@ -143,3 +143,18 @@ def test_a_token_of_ours_with_its_padding_is_read_too() -> None:
     padded = base64.urlsafe_b64encode(f"{format_timestamp(moment)}|{key_id}".encode()).decode()
     assert decode_cursor(padded) == decode_cursor(encode_cursor(moment, key_id))
     assert decode_cursor(padded).id == key_id
+
+
+def _token_of_length(length: int) -> str:
+    """A valid cursor ``length`` characters long: its id in the long form ``uuid.UUID`` reads."""
+    moment = b"2026-12-01T10:15:30.123456Z|urn:uuid:"
+    hyphens = length * 3 // 4 - len(moment) - 32
+    token = _base64(moment + b"-" * hyphens + b"7" * 32)
+    assert len(token) == length
+    return token
+
+
+def test_a_token_of_up_to_128_characters_is_read_a_longer_one_refused() -> None:
+    assert decode_cursor(_token_of_length(128)).id == uuid.UUID("7" * 32)
+    with pytest.raises(ValueError, match=exactly("not a page token issued by this service")):
+        decode_cursor(_token_of_length(132))

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -35,6 +37,31 @@ def test_round_trip(moment: datetime) -> None:
 def test_other_offsets_are_shown_in_utc(moment: datetime, minutes: int) -> None:
     local = moment.astimezone(timezone(timedelta(minutes=minutes)))
     assert format_timestamp(local) == format_timestamp(moment)
+
+
+@pytest.fixture
+def local_zone_three_hours_east() -> Iterator[None]:
+    """The process's local time zone is UTC+3 (a POSIX rule: no zone database needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "XYZ-3"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("local_zone_three_hours_east")
+def test_the_hosts_time_zone_changes_nothing() -> None:
+    assert time.localtime(0).tm_hour == 3  # the zone is in effect
+    moment = datetime(2026, 12, 1, 22, 15, 30, 123456, tzinfo=UTC)
+    assert format_timestamp(moment) == "2026-12-01T22:15:30.123456Z"
+    east = moment.astimezone(timezone(timedelta(hours=9)))
+    assert format_timestamp(east) == "2026-12-01T22:15:30.123456Z"
 
 
 def test_none_is_null() -> None:

@@ -204,6 +204,15 @@ def test_every_expanded_field_comes_after_voipbins() -> None:
     assert list(view)[: len(VOIPBIN_KEY)] == list(VOIPBIN_KEY)
 
 
+def test_an_updated_and_deleted_key_shows_when() -> None:
+    view = accesskey_view(_key(tm_update=AT, tm_delete=LATER))
+    assert view == {
+        **VOIPBIN_KEY,
+        "tm_update": SHOWN,
+        "tm_delete": "2026-12-27T21:29:11.635878Z",
+    }
+
+
 @pytest.mark.parametrize("name", EXPANDABLE)
 def test_each_expanded_field_alone_and_empty(name: str) -> None:
     view = accesskey_view(_key(), expand=frozenset({name}))

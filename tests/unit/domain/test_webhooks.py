@@ -73,6 +73,13 @@ def test_a_value_holding_an_equals_sign_is_refused_not_an_error() -> None:
     assert verify_signature(SECRET, "t=1000,v1=a=b", BODY, now=1000, tolerance=300) is False
 
 
+@pytest.mark.parametrize("later", ["v1=a=b", "t=1000=1"])
+def test_the_last_item_of_a_name_is_the_one_checked(later: str) -> None:
+    """A genuine signature followed by another ``v1`` or ``t`` is judged by the later one."""
+    header = signature(SECRET, 1000, BODY) + "," + later
+    assert verify_signature(SECRET, header, BODY, now=1000, tolerance=300) is False
+
+
 def test_items_without_a_value_are_ignored() -> None:
     header = "junk," + signature(SECRET, 1000, BODY) + ",v0"
     assert verify_signature(SECRET, header, BODY, now=1000, tolerance=300)
