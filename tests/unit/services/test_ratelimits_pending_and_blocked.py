@@ -102,7 +102,7 @@ async def test_a_blocked_username_stays_refused_here_until_the_block_ends(
     asked = len(shared.asked)
     error = await exhausted(lambda: refused_login(here, "alice"))
     assert (error.reason, error.retry_after, error.limit) == ("RATE_LIMIT_EXCEEDED", 30, 2)
-    assert shared.asked[asked:] == []  # the address's slot is not even asked for
+    assert shared.asked[asked:] == []  # neither of its slots is asked for
 
     clock.now += 30  # the block's end
     async with here.login_attempt("alice", ADDRESS):
