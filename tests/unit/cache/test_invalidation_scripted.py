@@ -1,11 +1,12 @@
-"""The invalidation listener's heartbeat and silence limit, on a virtual clock.
+"""The invalidation listener against a scripted Redis, on a virtual clock.
 
 ``ScriptedRedis`` stands in for the Redis client: each reply arrives a set
 latency after its command, and none that would arrive after a set moment (the
 moment Redis falls silent). Waiting for a message moves the listener's clock
 instead of passing real time, so the times below are exact, however busy the
 machine. The listener is documented to ping every quarter second and to give
-up after 0.75 s without any answer (``docs/architecture.md``).
+up after 0.75 s without any answer (``docs/architecture.md``), and it stops
+when its process does, whatever it is doing.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ class ScriptedRedis:
         self.clock = clock
         self.latency = latency
         self.silent_from = silent_from
+        self.subscriptions = 0
         self.pings: list[float] = []
         self.last_answer: float | None = None
         self._replies: list[tuple[float, dict[str, Any]]] = []
+        self.slow_closes = 0  # closes that wait until cancelled, as one can on a real network
+        self.closing = asyncio.Event()
 
     def _reply(self, message: dict[str, Any]) -> None:
         due = self.clock.now + self.latency
@@ -59,10 +63,14 @@ class ScriptedRedis:
         return self
 
     async def aclose(self) -> None:
-        return None
+        if self.slow_closes:
+            self.slow_closes -= 1
+            self.closing.set()
+            await asyncio.Event().wait()
 
     # redis.asyncio.client.PubSub
     async def subscribe(self, channel: str) -> None:
+        self.subscriptions += 1
         self._reply({"type": "subscribe", "channel": channel.encode(), "data": 1})
 
     async def ping(self) -> None:
@@ -104,10 +112,10 @@ class WatchedCache(VerificationCache):
 
 @asynccontextmanager
 async def listener(
-    monkeypatch: pytest.MonkeyPatch, latency: float
+    monkeypatch: pytest.MonkeyPatch, latency: float, silent_after: float = SILENT_AFTER
 ) -> AsyncIterator[tuple[ScriptedRedis, WatchedCache, RedisInvalidator]]:
     clock = tick(monkeypatch, invalidation_module, now=START)
-    redis = ScriptedRedis(clock, latency=latency, silent_from=START + SILENT_AFTER)
+    redis = ScriptedRedis(clock, latency=latency, silent_from=START + silent_after)
     monkeypatch.setattr(invalidation_module, "aioredis", SimpleNamespace(Redis=redis))
     cache = WatchedCache(clock)
     invalidator = RedisInvalidator(cache, "redis://scripted")
@@ -156,3 +164,22 @@ async def test_pings_every_quarter_second_and_gives_up_after_the_silence_limit(
     assert redis.last_answer is not None
     silence = noticed - redis.last_answer
     assert SILENCE_LIMIT_SECONDS <= silence <= SILENCE_LIMIT_SECONDS + HEARTBEAT_SECONDS / 2
+
+
+async def test_stopping_while_the_connection_closes_ends_the_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop that finds the listener closing its connection (Redis fell silent) ends it.
+
+    The cancellation goes through the close; it is no failure of the listener,
+    and the listener does not go on to subscribe again.
+    """
+    with captured_logging() as logs:
+        async with listener(monkeypatch, 0.0, silent_after=0.5) as (redis, cache, invalidator):
+            redis.slow_closes = 1
+            await asyncio.wait_for(redis.closing.wait(), PATIENCE)
+            assert [connected for connected, _ in cache.changes] == [True, False]
+            await asyncio.wait_for(invalidator.stop(), PATIENCE)
+            assert (redis.subscriptions, invalidator.listener_failures) == (1, 0)
+    assert events(logs.getvalue(), "invalidation_listener_failed") == []
+    assert [connected for connected, _ in cache.changes] == [True, False]
