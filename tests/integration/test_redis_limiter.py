@@ -287,6 +287,30 @@ async def test_a_redis_that_stops_answering_costs_a_request_one_timeout(
         assert (decision.allowed, decision.remaining) == (True, 1)  # from this replica's count
 
 
+async def test_a_redis_that_stops_answering_is_given_up_on_quickly(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The read timeout is the limiter's half second, not the client library's 5 s default.
+
+    Bounds a duration (far above the half second), so mutation runs leave it out.
+    """
+    policy = a_policy()
+    async with limiters(redis_url) as [limiter]:
+        assert (await limiter.hit(policy, "k")).allowed  # a connection is open now
+        assert redis_server.process is not None
+        pid = redis_server.process.pid
+        loop = asyncio.get_running_loop()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = loop.time()
+            decision = await asyncio.wait_for(limiter.hit(policy, "k"), 10.0)
+            waited = loop.time() - started
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert (decision.allowed, decision.remaining) == (True, 1)  # from this replica's count
+        assert 0.45 <= waited < 2.5, waited  # it did wait for Redis, and gave up in time
+
+
 async def test_a_burst_holds_at_most_fifty_connections_to_redis(redis_url: str) -> None:
     policy = Policy(f"b{uuid.uuid4().hex[:8]}", rate=1000, period=1.0, burst=1000)
     async with limiters(redis_url) as [limiter], redis_admin(redis_url) as admin:

@@ -74,3 +74,17 @@ async def test_when_a_batch_is_refused_requests_go_one_at_a_time() -> None:
     assert results.count(True) == 35
     assert results[-1] is False
     assert ("customer", 1) in shared.calls
+
+
+async def test_a_batch_of_one_is_exactly_one_request_at_a_time() -> None:
+    """A small burst makes the batch one (5% of it, at least one): one round trip each.
+
+    A refused request too is one round trip, as without batching, not a refused
+    batch followed by a request of its own.
+    """
+    shared = CountingLimiter()
+    limiter = BatchingLimiter(shared, {"customer"}, batch=1, monotonic=Ticker())
+    tight = Policy("customer", 1.0, 60.0, 2)  # no refill during the test
+    results = [(await limiter.hit(tight, "c")).allowed for _ in range(4)]
+    assert results == [True, True, False, False]
+    assert shared.calls == [("customer", 1)] * 4

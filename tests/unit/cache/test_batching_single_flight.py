@@ -67,3 +67,28 @@ async def test_waiters_of_a_refused_batch_go_one_at_a_time() -> None:
     assert [d.allowed for d in decisions].count(True) == 7
     assert shared.calls[0] == 10
     assert shared.calls[1:] == [1] * 9
+
+
+async def test_waiters_of_a_refused_batch_go_one_at_a_time_after_a_spent_reserve() -> None:
+    """A key whose last batch was spent: a refused refill sends its waiters one at a time.
+
+    Each waiter asks for one request, as without batching; none tries a batch of its
+    own first (a round trip that would be refused again, taken one waiter after another).
+    """
+    shared = SlowShared()
+    small = Policy("customer", 0.001, 1.0, 12)
+    limiter = BatchingLimiter(shared, {"customer"}, batch=10, monotonic=Ticker())
+    for _ in range(10):  # one batch of 10, spent: 2 left in the shared budget
+        assert (await limiter.hit(small, "c")).allowed
+    assert shared.calls == [10]
+    shared.calls.clear()
+    decisions: list[Decision] = []
+
+    async def request() -> None:
+        decisions.append(await limiter.hit(small, "c"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(request)
+    assert [d.allowed for d in decisions].count(True) == 2
+    assert shared.calls == [10, 1, 1, 1, 1, 1]

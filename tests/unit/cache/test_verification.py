@@ -127,9 +127,27 @@ def test_a_zero_ttl_stores_nothing(ticker: Ticker) -> None:
     cache.set_connected(True)
     store_key(cache, "h", key_of())
     store_key(cache, "n", None)
+    agent, unknown_id = agent_of(), uuid.uuid4()
+    store_agent(cache, agent)
+    cache.put_agent(unknown_id, None, cache.generation)
+    assert len(cache) == 0  # the keyplane_verification_cache_entries gauge
     assert cache.get_key("h") is MISS
     assert cache.get_key("n") is MISS
-    assert len(cache) == 0
+    assert cache.get_agent(agent.id) is MISS
+    assert cache.get_agent(unknown_id) is MISS
+
+
+def test_an_unknown_agent_with_negative_caching_off_evicts_no_agent(ticker: Ticker) -> None:
+    """An entry that would never be served must not take the place of one that would."""
+    cache = make_cache(ticker, negative_ttl=0.0, max_entries=1)
+    cache.set_connected(True)
+    known = agent_of()
+    store_agent(cache, known)
+    unknown_id = uuid.uuid4()
+    cache.put_agent(unknown_id, None, cache.generation)
+    assert cache.get_agent(unknown_id) is MISS
+    assert cache.get_agent(known.id) == known
+    assert len(cache) == 1
 
 
 def test_the_least_recently_used_entry_goes_first(ticker: Ticker) -> None:
