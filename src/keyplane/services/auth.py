@@ -128,7 +128,7 @@ class AuthService:
         lookups: VerificationLookups,
         ratelimits: RateLimits,
         usage: LastUsedRecorder,
-        admission: MissAdmission | None = None,
+        admission: MissAdmission,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -138,7 +138,7 @@ class AuthService:
         self._ratelimits = ratelimits
         self._usage = usage
         self._metrics = lookups.metrics
-        self._admission = admission or MissAdmission(concurrency=4, queue=512)
+        self._admission = admission
 
     async def login(self, username: str, password: str, *, client: str = "") -> tuple[Agent, str]:
         """A session token for a valid username and password."""
