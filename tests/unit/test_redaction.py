@@ -115,6 +115,10 @@ def test_every_logger_goes_through_redaction() -> None:
         ("Access_Token=xyz&PASSWORD=x", "Access_Token=##&PASSWORD=##"),
         ("x=password=secret", "x=password=##"),
         ("page=1%3Dtoken=x", "page=1%3Dtoken=##"),
+        # An `=` encoded four times right after another `=` (or first in the text)
+        # still ends the name before it: the name that follows is `password` alone.
+        ("q=%2525253Dpassword=secret", "q=%2525253Dpassword=##"),
+        ("%2525253Dpassword=secret", "%2525253Dpassword=##"),
         ("token=abc;def", "token=##;def"),
         ("token=a=b&password=c", "token=##&password=##"),  # an `=` inside a value
         ("a=1&password=&token=x", "a=1&password=&token=##"),
@@ -125,6 +129,7 @@ def test_every_logger_goes_through_redaction() -> None:
         ('password="open to the end\nnext=1', 'password="##\nnext=1'),
         ('password="" token=x', 'password="" token=##'),
         ('note="a=b" password="x=y token=z"', 'note="a=b" password="##"'),
+        ('token=abc password="x y" rest', 'token=## password="##" rest'),  # both, all else kept
         ("a=1&password=", "a=1&password="),  # nothing to hide
         ("token= x", "token= x"),
         ("myaccesskey=x&tok.en=y&x.token=z", "myaccesskey=x&tok.en=y&x.token=z"),
