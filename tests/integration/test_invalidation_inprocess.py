@@ -510,3 +510,31 @@ async def test_readiness_reports_fallback_while_redis_is_away(
         assert (await ready_checks("ok"))["invalidations"] == "ok"
     finally:
         await services.close()
+
+
+async def test_a_publish_on_an_open_connection_gives_up_quickly_when_redis_stops_answering(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """After the invalidator's timeout (1 s), not redis-py's default of 5 s.
+
+    The first publish opens the publisher's connection; a later one on it holds
+    the request that deletes a key until it gives up.
+    """
+    async with listening(redis_url) as (_, invalidator):
+        await invalidator.publish(Invalidation("agent", uuid.uuid4()))
+        async with stopped(redis_server):
+            started = time.monotonic()
+            await asyncio.wait_for(
+                invalidator.publish(Invalidation("agent", uuid.uuid4())), PATIENCE
+            )
+            assert time.monotonic() - started < 3.0
+
+
+async def test_a_listener_that_starts_connected_reports_neither_a_loss_nor_a_recovery(
+    redis_url: str,
+) -> None:
+    with captured_logging() as logs:
+        async with listening(redis_url) as (_, invalidator):
+            await invalidator.publish(Invalidation("agent", uuid.uuid4()))
+    assert events(logs.getvalue(), "redis_recovered") == []
+    assert events(logs.getvalue(), "redis_unavailable") == []
