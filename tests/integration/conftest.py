@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,10 @@ from keyplane.domain.records import Agent, Customer
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.services.container import Services
 from keyplane.services.customers import new_agent
+from keyplane.store.engine import Database, create_engine
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import ACCESSKEY_FIELDS, Factory
+from tests.servers import PostgresServer
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 TOKEN = re.compile(r"^vb_[A-Za-z0-9]{32}$")
@@ -198,3 +201,13 @@ async def create_key(
     assert response.status_code == 200, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+@pytest.fixture
+async def one_connection_database(postgres: PostgresServer) -> AsyncIterator[Database]:
+    """A ``Database`` on the shared PostgreSQL whose pool holds one connection."""
+    database = Database(create_engine(postgres.url(), pool_size=1), timeout=5.0)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -8,8 +8,6 @@ use fails one request (503, no verdict) and the pool recovers at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,12 +18,8 @@ from tests.servers import PostgresServer
 
 
 @pytest.fixture
-async def database(postgres: PostgresServer) -> AsyncIterator[Database]:
-    database = Database(create_engine(postgres.url(), pool_size=1), timeout=5.0)
-    try:
-        yield database
-    finally:
-        await database.dispose()
+def database(one_connection_database: Database) -> Database:
+    return one_connection_database
 
 
 async def backend_pid(engine: AsyncEngine) -> int:

@@ -7,22 +7,15 @@ transaction, on the same pooled connection after a read too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import text
 
-from keyplane.store.engine import Database, create_engine
-from tests.servers import PostgresServer
+from keyplane.store.engine import Database
 
 
 @pytest.fixture
-async def database(postgres: PostgresServer) -> AsyncIterator[Database]:
-    database = Database(create_engine(postgres.url(), pool_size=1), timeout=5.0)
-    try:
-        yield database
-    finally:
-        await database.dispose()
+def database(one_connection_database: Database) -> Database:
+    return one_connection_database
 
 
 async def logged_queries(database: Database) -> list[str]:
