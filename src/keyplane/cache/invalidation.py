@@ -182,15 +182,18 @@ class RedisInvalidator:
             await pubsub.subscribe(CHANNEL)
             last_heard = time.monotonic()
             last_ping: float | None = None  # ping at once, however young the machine
+            unanswered_since: float | None = None  # the first ping sent since last heard
             while True:
                 now = time.monotonic()
                 if last_ping is None or now - last_ping >= HEARTBEAT_SECONDS:
                     await pubsub.ping()
                     last_ping = now
+                    if unanswered_since is None:
+                        unanswered_since = now
                 message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS / 2)
-                now = time.monotonic()
                 if message is not None:
-                    last_heard = now
+                    last_heard = time.monotonic()
+                    unanswered_since = None
                     kind = message.get("type")
                     if kind == "subscribe":
                         self.cache.set_connected(True)
@@ -199,10 +202,26 @@ class RedisInvalidator:
                             log.info("redis_recovered", effect="invalidations resumed")
                     elif kind == "message":
                         self._receive(message["data"])
-                elif now - last_heard > SILENCE_LIMIT_SECONDS:
+                elif _silent(now + HEARTBEAT_SECONDS / 2, last_heard, unanswered_since):
                     raise TimeoutError("no answer from redis on the invalidation channel")
         finally:
             self.cache.set_connected(False)
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await client.aclose()
+
+
+def _silent(quiet_until: float, last_heard: float, unanswered_since: float | None) -> bool:
+    """Redis has said nothing for too long: the silence limit has passed since it was
+    last heard, and a ping has waited at least a heartbeat for its answer.
+
+    ``quiet_until`` is when the empty wait for a message was due to end, not
+    when this process got round to noticing: a busy machine can pause the
+    process for a second after the wait (or before the last ping), and that
+    pause is no silence of Redis.
+    """
+    return (
+        quiet_until - last_heard > SILENCE_LIMIT_SECONDS
+        and unanswered_since is not None
+        and quiet_until - unanswered_since >= HEARTBEAT_SECONDS
+    )

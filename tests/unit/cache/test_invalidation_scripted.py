@@ -48,6 +48,10 @@ class ScriptedRedis:
         self.last_answer: float | None = None
         self._replies: list[tuple[float, dict[str, Any]]] = []
         self.slow_closes = 0  # closes that wait until cancelled, as one can on a real network
+        # Once Redis has answered everything, the listener's process is paused
+        # this long after its next empty wait (a busy machine), then runs on.
+        self.pause_when_answered = 0.0
+        self._pinged = asyncio.Event()
         self.closing = asyncio.Event()
 
     def _reply(self, message: dict[str, Any]) -> None:
@@ -75,7 +79,14 @@ class ScriptedRedis:
 
     async def ping(self) -> None:
         self.pings.append(self.clock.now)
+        self._pinged.set()
         self._reply({"type": "pong", "channel": None, "data": b""})
+
+    async def pinged_after(self, moment: float, times: int) -> None:
+        """Returns once ``times`` pings have gone out after the virtual ``moment``."""
+        while len([at for at in self.pings if at > moment]) < times:
+            self._pinged.clear()
+            await asyncio.wait_for(self._pinged.wait(), PATIENCE)
 
     # redis-py's signature, hence a ``timeout`` parameter.
     async def get_message(self, *, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109
@@ -86,6 +97,9 @@ class ScriptedRedis:
             self.last_answer = self.clock.now
             return message
         self.clock.now += timeout
+        if self.pause_when_answered and not self._replies:
+            self.clock.now += self.pause_when_answered
+            self.pause_when_answered = 0.0
         return None
 
 
@@ -183,3 +197,19 @@ async def test_stopping_while_the_connection_closes_ends_the_listener(
             assert (redis.subscriptions, invalidator.listener_failures) == (1, 0)
     assert events(logs.getvalue(), "invalidation_listener_failed") == []
     assert [connected for connected, _ in cache.changes] == [True, False]
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.2], ids=["instant-replies", "replies-take-0.2-s"])
+async def test_a_pause_of_the_listeners_own_process_is_no_silence_of_redis(
+    monkeypatch: pytest.MonkeyPatch, latency: float
+) -> None:
+    """Two seconds in which the process did not run (Redis answered all it was asked)
+    end nothing: the next ping gets its heartbeat's time to be answered."""
+    async with listener(monkeypatch, latency, silent_after=60.0) as (redis, cache, invalidator):
+        await cache.until(lambda: cache.connected)
+        redis.pause_when_answered = 2.0
+        paused_from = redis.clock.now
+        await redis.pinged_after(paused_from + 2.0, 10)
+        assert redis.clock.now - paused_from > 2.0 + SILENCE_LIMIT_SECONDS
+        assert [connected for connected, _ in cache.changes] == [True]
+        assert (redis.subscriptions, invalidator.listener_failures) == (1, 0)
