@@ -8,7 +8,7 @@ runs twice: on SQLite and on PostgreSQL. PostgreSQL is started once per run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,9 +51,34 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
+# The shared PostgreSQL of this process, once started: a failed test's report
+# carries what it logged meanwhile (lock waits, slow statements, errors).
+_shared_postgres: list[PostgresServer] = []
+_POSTGRES_LOG_OFFSET = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    item.stash[_POSTGRES_LOG_OFFSET] = _shared_postgres[0].log_size() if _shared_postgres else 0
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _shared_postgres:
+        logged = _shared_postgres[0].log_since(item.stash.get(_POSTGRES_LOG_OFFSET, 0))
+        if logged:
+            report.sections.append(("postgresql log during this test", logged))
+    return report
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
+    _shared_postgres.append(server)
     try:
         server.init()
         server.start()
@@ -62,6 +87,7 @@ def postgres() -> Iterator[PostgresServer]:
         asyncio.run(_migrate_and_dispose(engine))
         yield server
     finally:
+        _shared_postgres.remove(server)
         server.destroy()
 
 

@@ -129,8 +129,9 @@ class PostgresServer:
             try:
                 self._start()
             except RuntimeError:
-                log = self.root / "server.log"
-                taken = log.exists() and "could not bind" in log.read_text(errors="replace")
+                taken = self.log.exists() and "could not bind" in self.log.read_text(
+                    errors="replace"
+                )
                 if self.started_once or not taken or attempt == BIND_ATTEMPTS - 1:
                     raise
                 self.port = free_port()
@@ -142,7 +143,10 @@ class PostgresServer:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses={LOOPBACK} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
+            "-c max_connections=200 "
+            # For the report of a failed test (tests/conftest.py): lock waits
+            # and slow statements, which otherwise leave no trace.
+            "-c log_lock_waits=on -c deadlock_timeout=200ms -c log_min_duration_statement=500"
         )
         self._as_postgres(
             str(_postgres_bin() / "pg_ctl"),
@@ -151,12 +155,31 @@ class PostgresServer:
             "-o",
             options,
             "-l",
-            str(self.root / "server.log"),
+            str(self.log),
             "-w",
             "-t",
             "30",
             "start",
         )
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def log_size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset: int, limit: int = 8_192) -> str:
+        """What the server logged after ``offset`` bytes, its last ``limit`` bytes at most."""
+        try:
+            with self.log.open("rb") as file:
+                file.seek(max(offset, self.log_size() - limit))
+                return file.read(limit).decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres(
