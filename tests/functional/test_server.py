@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -339,3 +340,68 @@ def test_a_taken_port_creates_and_prints_nothing(
     first = parse_first_start(server.stdout())
     assert httpx.get(first.curl_url, timeout=10.0).status_code == 200
     assert stopped_ok(server.stop()), server.describe()
+
+
+def _request_without_its_body_end(server: ServerProcess, token: str, body: bytes) -> socket.socket:
+    """A POST whose head and first body byte are sent: in flight until the rest comes."""
+    head = (
+        "POST /v1.0/accesskeys HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "\r\n"
+    ).encode()
+    connection = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_SECONDS)
+    connection.sendall(head + body[:1])
+    return connection
+
+
+def _wait_for_log(server: ServerProcess, event: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while f'"event": "{event}"' not in server.stderr():
+        assert time.monotonic() < deadline, f"never logged: {event}\n{server.describe()}"
+        time.sleep(0.05)
+
+
+def _read_response(connection: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(OSError):
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def test_sigterm_drains_requests_in_flight_for_10_seconds(
+    bootstrap_workspace: Workspace, launcher: ServerLauncher
+) -> None:
+    """docs/deployment.md: on SIGTERM, requests in flight get up to 10 s to finish.
+
+    Two requests are in flight when the signal comes, each still sending its
+    body (the body timeout is raised so that only the drain can end them): the
+    one that finishes within the drain is answered, and the server waits for the
+    other until the 10 s are up, then exits.
+    """
+    bootstrap_workspace.env_overrides["KEYPLANE_BODY_TIMEOUT"] = "120"
+    server = launcher.start()
+    token = parse_first_start(server.stdout()).token
+    body = b'{"name": "drained", "detail": "", "expire": 86400}'
+    finishing = _request_without_its_body_end(server, token, body)
+    stuck = _request_without_its_body_end(server, token, body)
+    with finishing, stuck:
+        # Both heads are read once a request on a third connection is answered
+        # (the server reads connections in turn): only then is each in flight.
+        assert httpx.get(f"{server.base_url}/health/live", timeout=WAIT_SECONDS).status_code == 200
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        _wait_for_log(server, "Shutting down")  # the drain has begun
+        finishing.sendall(body[1:])
+        answer = _read_response(finishing)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert b'"name":"drained"' in answer.replace(b" ", b"")
+        assert server.process.poll() is None, "the server did not wait for the other request"
+        returncode = server.process.wait(timeout=WAIT_SECONDS)
+        waited = time.monotonic() - signalled
+        assert not _read_response(stuck).startswith(b"HTTP/1.1 200 ")  # cut when the drain ended
+    assert stopped_ok(returncode), server.describe()
+    assert 10.0 <= waited < 10.0 + WAIT_SECONDS, waited
