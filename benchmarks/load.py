@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +18,12 @@ _ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), ti
 _REQUESTS = re.compile(r"(\d+) requests in")
 
 # Lua for wrk: the request is rebuilt per call only where it has to vary.
+# Each request the next token of BENCH_TOKENS, from the BENCH_OFFSET-th on (so
+# that successive runs can go on where the last one stopped).
 ROTATE_TOKENS = """\
 local tokens = {}
 for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
-local i = 0
+local i = tonumber(os.getenv("BENCH_OFFSET") or "0") % #tokens
 request = function()
   i = i % #tokens + 1
   return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. tokens[i]})
@@ -141,3 +145,59 @@ class Background:
         if self.process.returncode != 0:
             raise RuntimeError(f"wrk failed: {stderr or stdout}")
         return parse(stdout)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds a process has used (user + system); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def _machine_cpu() -> dict[str, float]:
+    """Seconds of the whole machine by kind (all cores), from ``/proc/stat``."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    values = Path("/proc/stat").read_text().splitlines()[0].split()[1 : 1 + len(names)]
+    return {name: int(value) / _TICKS for name, value in zip(names, values, strict=True)}
+
+
+def run_with_cpu(
+    command: list[str], processes: dict[str, list[int]], env: dict[str, str] | None = None
+) -> tuple[Outcome, dict[str, float]]:
+    """One ``run``, and the cores each named group of processes used meanwhile.
+
+    Also ``wrk`` (the load generator, a child of this process: its own
+    resource usage), ``softirq`` (the kernel's network work, loopback TCP on
+    both ends), ``idle`` and ``other`` (everything else the machine did).
+    Each value is CPU seconds per second of the run: 1.0 is one core kept busy.
+    """
+    before = {name: sum(_process_cpu(pid) for pid in pids) for name, pids in processes.items()}
+    machine_before = _machine_cpu()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    outcome = run(command, env)
+    elapsed = time.monotonic() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_after = _machine_cpu()
+    shares = {
+        name: (sum(_process_cpu(pid) for pid in pids) - before[name]) / elapsed
+        for name, pids in processes.items()
+    }
+    shares["wrk"] = (
+        children_after.ru_utime
+        + children_after.ru_stime
+        - children_before.ru_utime
+        - children_before.ru_stime
+    ) / elapsed
+    spent = {name: (machine_after[name] - machine_before[name]) / elapsed for name in machine_after}
+    shares["softirq"] = spent["softirq"]
+    shares["idle"] = spent["idle"] + spent["iowait"]
+    busy = sum(spent.values()) - shares["idle"]
+    named = sum(value for name, value in shares.items() if name not in ("softirq", "idle"))
+    shares["other"] = max(0.0, busy - named - shares["softirq"])
+    return outcome, {name: round(value, 3) for name, value in shares.items()}

@@ -144,7 +144,9 @@ def write_markdown(path: Path, result: dict[str, Any], plot_name: str) -> None:
                 else:
                     lines.append(f"- {side}: " + ", ".join(f"{v:,.2f}" for v in values))
         for name, value in (figure.get("details") or {}).items():
-            if name != "read":
+            if name == "cores_used":
+                lines += _cores_used(value)
+            elif name != "read":
                 lines.append(f"- {name.replace('_', ' ')}: {value}")
         if figure.get("note"):
             lines.append(f"- note: {figure['note']}")
@@ -153,6 +155,21 @@ def write_markdown(path: Path, result: dict[str, Any], plot_name: str) -> None:
             lines += ["**What limits it, and what was tried.** " + ACCOUNTS[key].strip(), ""]
     lines += ["## Reproducing", "", REPRODUCE.strip(), ""]
     path.write_text("\n".join(lines))
+
+
+def _cores_used(sides: dict[str, dict[str, Any]]) -> list[str]:
+    """F9's CPU account: per side, the cores each part of the machine used."""
+    lines = []
+    for side, used in sides.items():
+        parts = [f"{used['requests_per_second']:,} requests/s"]
+        parts.append("workers " + " + ".join(f"{core:.2f}" for core in used["workers"]))
+        parts += [
+            f"{name} {used[name]:.2f}"
+            for name in ("supervisor", "wrk", "softirq", "other", "idle")
+            if name in used
+        ]
+        lines.append(f"- cores used, {side}: " + ", ".join(parts))
+    return lines
 
 
 def write_plot(path: Path, result: dict[str, Any]) -> None:

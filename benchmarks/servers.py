@@ -49,7 +49,7 @@ class Process:
     def rss_kib(self) -> int:
         """Resident memory of the process and its children (the workers)."""
         total = 0
-        for pid in [self.process.pid, *_children(self.process.pid)]:
+        for pid in [self.process.pid, *children(self.process.pid)]:
             with contextlib.suppress(FileNotFoundError):
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -66,7 +66,8 @@ class Process:
                 self.process.wait(timeout=10)
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a server's workers)."""
     found: list[int] = []
     with contextlib.suppress(FileNotFoundError):
         for task in Path(f"/proc/{pid}/task").iterdir():

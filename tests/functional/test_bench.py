@@ -76,3 +76,26 @@ def test_the_plot_and_the_page_are_written(bench_output: Path) -> None:
     for figure in FIGURES:
         assert f"| {figure} |" in page
     assert "make bench QUICK=1" in page
+
+
+@pytest.mark.e2e
+def test_f8_measures_a_full_cache_and_f9_accounts_for_the_cores(bench_output: Path) -> None:
+    figures = {
+        figure["id"]: figure
+        for figure in json.loads((bench_output / "latest.json").read_text())["figures"]
+    }
+    memory = figures["F8"]["details"]
+    # Every key cached before the steady load (smoke mode: 50 keys), none added during it.
+    assert memory["cached_keys_before"] >= 50
+    assert memory["cached_keys_after"] == memory["cached_keys_before"]
+    cores = figures["F9"]["details"]["cores_used"]
+    assert [len(cores[side]["workers"]) for side in ("two workers", "one worker")] == [2, 1]
+    assert "supervisor" in cores["two workers"]
+    assert "supervisor" not in cores["one worker"]
+    for used in cores.values():
+        assert used["requests_per_second"] > 0
+        assert sum(used["workers"]) > 0  # (one of two may get no connection of four)
+        parts = [*used["workers"], *(used[name] for name in ("wrk", "softirq", "other", "idle"))]
+        assert all(math.isfinite(part) and part >= 0 for part in parts)
+    page = (bench_output / "benchmarks.md").read_text()
+    assert "- cores used, two workers: " in page
