@@ -476,17 +476,26 @@ def run_figures(bench: Bench) -> list[Figure]:
     return figures
 
 
+def _is_spawned_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 def cores_used(bench: Bench, server: Keyplane) -> dict[str, float | list[float]]:
     """One more F9 run, with the cores that each part of the machine used meanwhile.
 
     ``workers`` lists each worker process; ``supervisor`` is the parent that
-    starts them (with one worker, the server's single process is the worker).
+    starts them, with multiprocessing's resource tracker (with one worker, the
+    server's single process is the worker).
     """
     parent = server.process.process.pid
-    workers = children(parent) or [parent]
+    spawned = children(parent)
+    workers = [pid for pid in spawned if _is_spawned_worker(pid)] or [parent]
     groups = {f"worker {n}": [pid] for n, pid in enumerate(workers, 1)}
     if workers != [parent]:
-        groups["supervisor"] = [parent]
+        groups["supervisor"] = [parent, *(pid for pid in spawned if pid not in workers)]
     command = load.wrk_command(
         f"{server.url}/auth/verify",
         seconds=bench.mode.seconds,
