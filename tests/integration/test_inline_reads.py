@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sqlalchemy import literal, select
+import pytest
+from sqlalchemy import literal, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyplane.services.container import Services
-from keyplane.store.engine import _InlineConnection
+from keyplane.store.engine import INLINE_CACHE_KIB, _InlineConnection
 from tests.factories import Factory
 
 
@@ -50,3 +51,18 @@ async def test_a_locked_inline_read_runs_again_on_the_async_engine(services: Ser
     result = await connection.execute(select(literal(41) + 1))
     assert result.scalar_one() == 42
     assert locked.rolled_back
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_inline_reads_are_read_only_and_keep_a_larger_page_cache(
+    services: Services,
+) -> None:
+    async with services.database.reader() as repos:
+        connection = repos.connection
+        assert isinstance(connection, _InlineConnection)
+        settings = [
+            (await connection.execute(text(f"PRAGMA {name}"))).scalar_one()
+            for name in ("query_only", "cache_size")
+        ]
+    assert settings == [1, -INLINE_CACHE_KIB]  # negative: KiB, not pages
+    assert INLINE_CACHE_KIB >= 16 * 1024

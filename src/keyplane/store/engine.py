@@ -123,6 +123,13 @@ def _is_unique_violation(error: IntegrityError) -> bool:
 # An inline read waits at most this long for a lock (WAL readers almost never
 # wait) before it is handed to aiosqlite's thread, where waiting is harmless.
 INLINE_BUSY_SECONDS = 0.0
+# The inline reads' connection keeps up to this many KiB of database pages
+# (SQLite's default is 2 MiB): the upper levels of the token-hash index and the
+# pages of the keys in use, which a large key table spreads over far more than
+# 2 MiB, stay in the process instead of being read from the operating system's
+# cache, a system call each. In WAL mode SQLite empties it whenever another
+# connection has written, and refills it as it reads.
+INLINE_CACHE_KIB = 32 * 1024
 
 
 class _InlineConnection:
@@ -165,6 +172,7 @@ def _inline_reads_engine(engine: AsyncEngine) -> Engine | None:
     def _read_only(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA query_only=ON")
+        cursor.execute(f"PRAGMA cache_size=-{INLINE_CACHE_KIB}")
         cursor.close()
 
     return inline
