@@ -213,3 +213,24 @@ async def test_a_pause_of_the_listeners_own_process_is_no_silence_of_redis(
         assert redis.clock.now - paused_from > 2.0 + SILENCE_LIMIT_SECONDS
         assert [connected for connected, _ in cache.changes] == [True]
         assert (redis.subscriptions, invalidator.listener_failures) == (1, 0)
+
+
+async def test_a_redis_that_never_confirms_the_subscription_is_reported_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis that takes the connection but never answers (not even the subscription)
+    is a Redis that is down, reported as such: no failure of the listener."""
+    with captured_logging() as logs:
+        async with listener(monkeypatch, 0.0, silent_after=0.0) as (redis, cache, invalidator):
+            await cache.until(
+                lambda: (
+                    invalidator.listener_failures > 0
+                    or bool(events(logs.getvalue(), "redis_unavailable"))
+                )
+            )
+            assert invalidator.listener_failures == 0
+            assert redis.last_answer is None
+            assert cache.changes == []
+    assert events(logs.getvalue(), "invalidation_listener_failed") == []
+    [down] = events(logs.getvalue(), "redis_unavailable")
+    assert down["error"] == "TimeoutError"
