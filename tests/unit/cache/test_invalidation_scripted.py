@@ -234,3 +234,20 @@ async def test_a_redis_that_never_confirms_the_subscription_is_reported_unavaila
     assert events(logs.getvalue(), "invalidation_listener_failed") == []
     [down] = events(logs.getvalue(), "redis_unavailable")
     assert down["error"] == "TimeoutError"
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.2], ids=["instant-replies", "replies-take-0.2-s"])
+async def test_after_a_pause_a_silent_redis_is_noticed_once_a_ping_waited_a_heartbeat(
+    monkeypatch: pytest.MonkeyPatch, latency: float
+) -> None:
+    """The process is paused for two seconds and Redis has fallen silent meanwhile:
+    the first ping after the pause gets exactly one heartbeat to be answered."""
+    async with listener(monkeypatch, latency, silent_after=60.0) as (redis, cache, invalidator):
+        await cache.until(lambda: cache.connected)
+        paused_from = redis.clock.now
+        redis.silent_from = paused_from + 1.0
+        redis.pause_when_answered = 2.0
+        await cache.until(lambda: not cache.connected or invalidator.listener_failures > 0)
+        assert invalidator.listener_failures == 0
+        [ping] = [moment for moment in redis.pings if moment > paused_from + 2.0]
+        assert cache.changes[1:] == [(False, ping + HEARTBEAT_SECONDS)]
