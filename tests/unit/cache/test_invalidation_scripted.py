@@ -213,3 +213,41 @@ async def test_a_pause_of_the_listeners_own_process_is_no_silence_of_redis(
         assert redis.clock.now - paused_from > 2.0 + SILENCE_LIMIT_SECONDS
         assert [connected for connected, _ in cache.changes] == [True]
         assert (redis.subscriptions, invalidator.listener_failures) == (1, 0)
+
+
+async def test_a_redis_that_never_confirms_the_subscription_is_reported_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis that takes the connection but never answers (not even the subscription)
+    is a Redis that is down, reported as such: no failure of the listener."""
+    with captured_logging() as logs:
+        async with listener(monkeypatch, 0.0, silent_after=0.0) as (redis, cache, invalidator):
+            await cache.until(
+                lambda: (
+                    invalidator.listener_failures > 0
+                    or bool(events(logs.getvalue(), "redis_unavailable"))
+                )
+            )
+            assert invalidator.listener_failures == 0
+            assert redis.last_answer is None
+            assert cache.changes == []
+    assert events(logs.getvalue(), "invalidation_listener_failed") == []
+    [down] = events(logs.getvalue(), "redis_unavailable")
+    assert down["error"] == "TimeoutError"
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.2], ids=["instant-replies", "replies-take-0.2-s"])
+async def test_after_a_pause_a_silent_redis_is_noticed_once_a_ping_waited_a_heartbeat(
+    monkeypatch: pytest.MonkeyPatch, latency: float
+) -> None:
+    """The process is paused for two seconds and Redis has fallen silent meanwhile:
+    the first ping after the pause gets exactly one heartbeat to be answered."""
+    async with listener(monkeypatch, latency, silent_after=60.0) as (redis, cache, invalidator):
+        await cache.until(lambda: cache.connected)
+        paused_from = redis.clock.now
+        redis.silent_from = paused_from + 1.0
+        redis.pause_when_answered = 2.0
+        await cache.until(lambda: not cache.connected or invalidator.listener_failures > 0)
+        assert invalidator.listener_failures == 0
+        [ping] = [moment for moment in redis.pings if moment > paused_from + 2.0]
+        assert cache.changes[1:] == [(False, ping + HEARTBEAT_SECONDS)]

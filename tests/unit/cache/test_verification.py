@@ -372,3 +372,20 @@ def test_nothing_is_remembered_apart_while_positive_entries_live_the_full_ttl(
     store_key(cache, "h2", key_of())
     ticker.advance(61)
     assert not cache.recently_valid("h2")
+
+
+def test_a_key_pushed_out_of_a_full_cache_while_connected_is_not_remembered_apart(
+    ticker: Ticker,
+) -> None:
+    """While connected, a valid key is remembered only by its positive entry.
+
+    Once a full cache evicts that entry (here for an unknown hash), the key is
+    an ordinary credential again: its next check takes a slot of its
+    address's failure budget, like any other.
+    """
+    cache = make_cache(ticker, max_entries=1)
+    cache.set_connected(True)
+    store_key(cache, "h1", key_of())
+    store_key(cache, "unknown", None)
+    assert cache.get_key("h1") is MISS
+    assert not cache.recently_valid("h1")
