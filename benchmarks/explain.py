@@ -225,21 +225,27 @@ directly, and an access log written without the standard library's
 `logging` record per line.
 """,
     "F3": """
-PostgreSQL meets it (1.04 in the last full run). SQLite does not quite: 0.89
-(spread 0.82-0.89) in the last full run, on a quiet machine, 1,000,000 keys
-against 1,000; the quick mode's 10,000 keys meet it. Both are the same
-indexed read (the query-plan tests prove the index is used at every size);
-what differs is where its pages are. The 1,000-key table fits in SQLite's own
-page cache (2 MiB per connection by default); the table and token-hash index
-of 1,000,000 keys are many times larger and their B-trees deeper, and the
-rotating client reads keys spread over all of them, so a read's pages come
-from the operating system's cache, one system call each. Not tried yet: a larger
-`cache_size` or `mmap_size` for the inline read connection, which would trade
-memory per process for those system calls.
+PostgreSQL meets it (1.03 in the last full run). SQLite is at the target's
+edge: 0.91 (spread 0.89-0.99) in the last full run, after the reads' page
+cache grew from SQLite's default 2 MiB to 32 MiB (`store/engine.py`,
+`INLINE_CACHE_KIB`; 0.89 before; 0.78 → 0.87 side by side in one run on a
+loaded machine). Both are the same indexed read (the query-plan tests prove
+the index is used at every size). What differs is the read itself: the
+token-hash index of 1,000,000 keys is four levels deep and the table three,
+against two and two at 1,000 keys, and the rotating client's keys are spread
+over 8 MiB of pages instead of a few hundred KiB, so each level costs cache
+misses of the processor. A profile of both servers under the same load
+(py-spy, 12 s each) puts SQLite's own statement at 10.9% of the process's
+samples with 1,000,000 keys and 2.6% with 1,000; everything else is the
+same. Not tried: a covering index (the read fetches every column of the key
+for its record) or a 32-byte binary token hash instead of 64 hex characters,
+which would make the index shallower; both change the schema.
 """,
     "F4": """
-Both meet it in the last full run, on a quiet machine (20,000 samples each):
-SQLite p50 0.24 ms, p99 0.50 ms; PostgreSQL p50 0.72 ms, p99 1.76 ms. On
+SQLite meets it in the last full run (20,000 samples: p50 0.23 ms, p99
+0.54 ms). PostgreSQL's median is steady, its 99th percentile is not: p50
+0.70 ms and p99 2.58 ms in the last full run, p50 0.72 ms and p99 1.76 ms in
+the one before, both on a quiet machine. On
 PostgreSQL a miss used to make four round trips: the pool's `pool_pre_ping` on
 every checkout, then `BEGIN`, the indexed read and `ROLLBACK` (SQLAlchemy
 begins a transaction on first use). The pool now pings a connection only
@@ -309,16 +315,26 @@ accepted every connection waiting: `wrk` opens its 32 keep-alive connections
 in a burst, so one worker held about 34 of them and the other 0-4 for the
 whole run. Each worker now listens on a socket of its own on the port
 (`SO_REUSEPORT`, `cli/listening.py`), and the kernel spreads connections by
-a hash of their addresses: 20/12 of 32 in one probe, and
+a hash of their addresses (20/12 of 32 in one probe;
 `tests/functional/test_server.py::test_two_workers_each_listen_and_share_a_burst_of_connections`
-holds it. The figure is still about 1 in the last full run, on a quiet
-machine (0.93, spread 0.57-1.01; two workers 9,262-9,620 requests/s in two
-rounds and 5,480 in the third, one worker 9,547-9,909): the second worker adds
-nothing measurable. The two cores are shared by the workers, the supervisor,
-`wrk`'s two threads and the kernel's loopback TCP on both ends; how the CPU
-divides between them was not recorded in this run, so what exactly saturates
-is not yet shown. The figure is meaningful only on a machine with more cores
-than workers plus the load generator.
+holds it). The figure is still about 1 (0.95 in the last full run). The
+run's cores account (above) shows why: one worker keeps its core busy
+(0.98) with the other core mostly idle (0.70), and two workers fill both
+cores (0.81 and 0.86, idle 0.02) yet serve no more, because each request
+then costs a worker about twice the CPU: 95 µs against 168 µs, from the same
+figures. Measured by hand with `/proc`'s user and system times (6 s runs,
+two rounds): one worker 71-81 µs of user and 22-23 µs of system time per
+request, two workers 151-160 µs and 33-35 µs, so the work in Python itself
+doubles. It is not the machine's raw speed: a pure-Python loop, and one
+that walks a dictionary of 300,000 entries, run as fast in two processes at
+once as in one. Pinning each worker to a core of its own (`taskset`) changed
+nothing (160-171 µs), and one worker with `wrk` on its own core costs less
+(66-69 µs, 13,000 requests/s) than with `wrk` on the other core (89-90 µs).
+What makes a worker's Python slower while the other runs (two processes
+doing loopback networking on a two-vCPU virtual machine: interrupts between
+the vCPUs, caches shared on the host) is not found. The figure is
+meaningful only on a machine with more cores than workers plus the load
+generator.
 """,
     "F10": """
 With Redis, each request with a valid credential used to make one Redis round
