@@ -8,6 +8,7 @@ runs twice: on SQLite and on PostgreSQL. PostgreSQL is started once per run
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from keyplane.store.tables import metadata
 from keyplane.web.app import create_app
 from tests.factories import Factory
 from tests.servers import PostgresServer, RedisServer
+from tests.stalls import StallWatch
 
 START = datetime(2026, 12, 1, 10, 15, 30, 123456, tzinfo=UTC)
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
@@ -57,8 +59,15 @@ _shared_postgres: list[PostgresServer] = []
 _POSTGRES_LOG_OFFSET = pytest.StashKey[int]()
 
 
+_STARTED = pytest.StashKey[float]()
+_stall_watch: list[StallWatch] = []
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    if not _stall_watch:
+        _stall_watch.append(StallWatch())
+    item.stash[_STARTED] = time.monotonic()
     item.stash[_POSTGRES_LOG_OFFSET] = _shared_postgres[0].log_size() if _shared_postgres else 0
     yield
 
@@ -68,10 +77,18 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.failed and _shared_postgres:
+    if not report.failed:
+        return report
+    if _shared_postgres:
         logged = _shared_postgres[0].log_since(item.stash.get(_POSTGRES_LOG_OFFSET, 0))
         if logged:
             report.sections.append(("postgresql log during this test", logged))
+    started = item.stash.get(_STARTED, time.monotonic())
+    for stall in _stall_watch[0].since(started) if _stall_watch else []:
+        title = (
+            f"main thread still for {stall.seconds:.1f} s, from {stall.started - started:+.1f} s"
+        )
+        report.sections.append((title, stall.stack))
     return report
 
 
