@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.dependencies import models as fastapi_models
 from sqlalchemy import text
 
 from keyplane.domain.clock import FrozenClock
@@ -51,6 +52,26 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+# FastAPI remembers, for each callable it has classified, whether it is a
+# coroutine or a generator function (three caches of up to 4,096 entries in
+# fastapi.dependencies.models). The endpoints create_app defines are new
+# callables for every app, and each keeps its app alive: over a whole run,
+# thousands of apps, a gigabyte or more per test process, and full garbage
+# collections that pause it for seconds. Each test's apps are forgotten after it.
+_FASTAPI_CALLABLE_CACHES = (
+    fastapi_models._is_gen_callable_cached,
+    fastapi_models._is_async_gen_callable_cached,
+    fastapi_models._is_coroutine_callable_cached,
+)
+
+
+@pytest.fixture(autouse=True)
+def _forget_this_tests_apps() -> Iterator[None]:
+    yield
+    for cache in _FASTAPI_CALLABLE_CACHES:
+        cache.cache_clear()
 
 
 # The shared PostgreSQL of this process, once started: a failed test's report
