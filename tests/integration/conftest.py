@@ -6,8 +6,11 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
 import jwt
 import pytest
@@ -211,3 +214,25 @@ async def one_connection_database(postgres: PostgresServer) -> AsyncIterator[Dat
         yield database
     finally:
         await database.dispose()
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'keyplane.db'}"
+
+
+async def hold_address_slots(
+    services: Services, client: str, count: int, release: anyio.Event, tg: anyio.abc.TaskGroup
+) -> None:
+    """Take ``count`` slots of the address's budget and keep them pending until ``release``."""
+    taken = 0
+
+    async def hold() -> None:
+        nonlocal taken
+        async with services.ratelimits.auth_attempt(client):
+            taken += 1
+            await release.wait()
+
+    for _ in range(count):
+        tg.start_soon(hold)
+    await anyio.wait_all_tasks_blocked()
+    assert taken == count

@@ -21,7 +21,16 @@ from keyplane.domain.tokens import hash_token
 from keyplane.services.auth import Credential
 from tests.conftest import Replica, replica
 from tests.factories import Factory, bearer, fake_token
-from tests.integration.conftest import KEYS, PASSWORD, assert_error, create_key, fmt, key_url
+from tests.integration.conftest import (
+    KEYS,
+    PASSWORD,
+    assert_error,
+    create_key,
+    fmt,
+    hold_address_slots,
+    key_url,
+    sqlite_url,
+)
 
 OFFICE = "198.51.100.7"
 ELSEWHERE = "203.0.113.9"
@@ -32,14 +41,16 @@ ADDRESS_BLOCKED = "Too many failed attempts from this address; retry after the t
 SMALL_BUDGET = {"ratelimit_auth_failures_per_minute": 1, "ratelimit_auth_failures_burst": 2}
 
 
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'keyplane.db'}"
-
-
 @pytest.fixture
 async def node(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Replica]:
     async with replica(tmp_path, sqlite_url(tmp_path), clock, **SMALL_BUDGET) as running:
         yield running
+
+
+async def a_customers_key(node: Replica) -> dict[str, str]:
+    """The ``Authorization`` header of a working key of a new customer."""
+    factory = Factory(node.services)
+    return bearer(await factory.identity_token(await factory.customer()))
 
 
 async def verify(http: httpx.AsyncClient, token: str, method: str, uri: str) -> httpx.Response:
@@ -50,8 +61,7 @@ async def verify(http: httpx.AsyncClient, token: str, method: str, uri: str) -> 
 async def test_a_restricted_keys_refusal_says_whether_its_allowlist_or_its_scopes_refused(
     node: Replica,
 ) -> None:
-    factory = Factory(node.services)
-    admin = bearer(await factory.identity_token(await factory.customer()))
+    admin = await a_customers_key(node)
     async with node.client(OFFICE) as office, node.client(ELSEWHERE) as elsewhere:
         fenced = (await create_key(office, admin, allowed_networks=["198.51.100.0/24"]))["token"]
         read_only = (await create_key(office, admin, scopes="read_only"))["token"]
@@ -77,8 +87,7 @@ async def test_a_restricted_keys_refusal_says_whether_its_allowlist_or_its_scope
 async def test_an_address_out_of_failure_budget_is_refused_even_a_key_it_used_before(
     node: Replica,
 ) -> None:
-    factory = Factory(node.services)
-    good = bearer(await factory.identity_token(await factory.customer()))
+    good = await a_customers_key(node)
     async with node.client(OFFICE) as shared, node.client(ELSEWHERE) as elsewhere:
         # Verified once from this address: this replica's cache now vouches for it.
         assert (await shared.get("/v1.0/customer", headers=good)).status_code == 200
@@ -110,13 +119,6 @@ async def test_a_session_this_replica_vouches_for_takes_no_slot_of_its_address(
     await services.auth.authenticate(session, client=OFFICE)  # the agent is cached now
     release = anyio.Event()
     answered: list[str] = []
-    holding = 0
-
-    async def hold_a_slot() -> None:
-        nonlocal holding
-        async with services.ratelimits.auth_attempt(OFFICE):
-            holding += 1
-            await release.wait()
 
     async def authenticate() -> None:
         identity, _ = await services.auth.authenticate(session, client=OFFICE)
@@ -124,10 +126,9 @@ async def test_a_session_this_replica_vouches_for_takes_no_slot_of_its_address(
 
     async with anyio.create_task_group() as tg:
         try:
-            for _ in range(SMALL_BUDGET["ratelimit_auth_failures_burst"]):
-                tg.start_soon(hold_a_slot)
-            await anyio.wait_all_tasks_blocked()
-            assert holding == 2  # every slot of the address is pending
+            # Every slot of the address pending (the helper checks it).
+            await hold_address_slots(services, OFFICE, 2, release, tg)
+            assert SMALL_BUDGET["ratelimit_auth_failures_burst"] == 2
             tg.start_soon(authenticate)
             await anyio.wait_all_tasks_blocked()
             # Answered from the cache, while a credential needing a slot would wait.

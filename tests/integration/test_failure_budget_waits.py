@@ -21,37 +21,15 @@ from keyplane.domain.clock import FrozenClock
 from keyplane.domain.tokens import hash_token
 from keyplane.errors import InvalidCredentials, LoginRefused, ResourceExhausted
 from keyplane.services.auth import Credential
-from keyplane.services.container import Services
 from tests.conftest import replica
 from tests.factories import OPERATOR, Factory
+from tests.integration.conftest import hold_address_slots, sqlite_url
 
 PASSWORD = "correct horse battery staple"
 ADDRESS = "10.7.0.1"
 # Far above what these in-process steps take; a wait for a slot that never
 # settles would otherwise hang the test.
 GUARD_SECONDS = 10
-
-
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'keyplane.db'}"
-
-
-async def hold_address_slots(
-    services: Services, client: str, count: int, release: anyio.Event, tg: anyio.abc.TaskGroup
-) -> None:
-    """Take ``count`` slots of the address's budget and keep them pending until ``release``."""
-    taken = 0
-
-    async def hold() -> None:
-        nonlocal taken
-        async with services.ratelimits.auth_attempt(client):
-            taken += 1
-            await release.wait()
-
-    for _ in range(count):
-        tg.start_soon(hold)
-    await anyio.wait_all_tasks_blocked()
-    assert taken == count
 
 
 async def test_parallel_right_logins_beyond_the_username_budget_all_succeed(
