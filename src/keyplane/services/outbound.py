@@ -56,9 +56,8 @@ class OutboundClient:
         except ValueError:
             pass
         loop = asyncio.get_running_loop()
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self._timeout
-        )
+        async with asyncio.timeout(self._timeout):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         return [ipaddress.ip_address(info[4][0]) for info in infos]
 
     async def send(self, method: str, uri: str, body: bytes, headers: dict[str, str]) -> Outcome:
