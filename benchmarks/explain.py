@@ -310,31 +310,23 @@ described there, against DRF's whole request (Django, DRF, the key's hasher,
 SQLite) in one synchronous process; 5 needs the API read near 150 µs.
 """,
     "F9": """
-The two workers used to share one listening socket, and whichever woke first
-accepted every connection waiting: `wrk` opens its 32 keep-alive connections
-in a burst, so one worker held about 34 of them and the other 0-4 for the
-whole run. Each worker now listens on a socket of its own on the port
-(`SO_REUSEPORT`, `cli/listening.py`), and the kernel spreads connections by
-a hash of their addresses (20/12 of 32 in one probe;
-`tests/functional/test_server.py::test_two_workers_each_listen_and_share_a_burst_of_connections`
-holds it). The figure is still about 1 (0.95 in the last full run). The
-run's cores account (above) shows why: one worker keeps its core busy
-(0.98) with the other core mostly idle (0.70), and two workers fill both
-cores (0.81 and 0.86, idle 0.02) yet serve no more, because each request
-then costs a worker about twice the CPU: 95 µs against 168 µs, from the same
-figures. Measured by hand with `/proc`'s user and system times (6 s runs,
-two rounds): one worker 71-81 µs of user and 22-23 µs of system time per
-request, two workers 151-160 µs and 33-35 µs, so the work in Python itself
-doubles. It is not the machine's raw speed: a pure-Python loop, and one
-that walks a dictionary of 300,000 entries, run as fast in two processes at
-once as in one. Pinning each worker to a core of its own (`taskset`) changed
-nothing (160-171 µs), and one worker with `wrk` on its own core costs less
-(66-69 µs, 13,000 requests/s) than with `wrk` on the other core (89-90 µs).
-What makes a worker's Python slower while the other runs (two processes
-doing loopback networking on a two-vCPU virtual machine: interrupts between
-the vCPUs, caches shared on the host) is not found. The figure is
-meaningful only on a machine with more cores than workers plus the load
-generator.
+Two causes, both fixed. The two workers used to share one listening socket,
+and whichever woke first accepted every connection waiting: `wrk` opens its
+32 keep-alive connections in a burst, so one worker held about 34 of them and
+the other 0-4. Each worker now listens on a socket of its own on the port
+(`SO_REUSEPORT`, `cli/listening.py`;
+`tests/functional/test_server.py::test_two_workers_each_listen_and_share_a_burst_of_connections`).
+The figure stayed about 1 (0.95), because each request then cost a worker
+twice the CPU (95 µs against 168 µs, from the cores account above): a worker
+process configured logging after uvicorn had turned its access lines off,
+and turned them on again, so with `--workers 2` every request also wrote
+uvicorn's access line (a profile of one worker: structlog, `logging` and
+the redaction of each line). The access lines now stay as uvicorn's
+`--uvicorn-access-log` option leaves them
+(`tests/functional/test_server.py::test_serve_with_two_workers` counts the
+lines): 160-171 → 84-91 µs per request, and 1.72-1.80 by hand (`wrk -t2
+-c32`, 6 s, two rounds). For comparison, the minimal FastAPI route served by
+two processes on `SO_REUSEPORT` sockets gives 1.75-1.85 on this machine.
 """,
     "F10": """
 With Redis, each request with a valid credential used to make one Redis round

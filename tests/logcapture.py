@@ -34,6 +34,7 @@ def captured_logging(fmt: str = "json", level: str = "DEBUG") -> Iterator[io.Str
     }
     stream = io.StringIO()
     configure_logging(level, fmt, stream=stream)
+    logging.getLogger("uvicorn.access").propagate = True  # as with --uvicorn-access-log
     _forget_cached_loggers()
     try:
         yield stream

@@ -128,7 +128,11 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
-        library_logger.propagate = True
+        # Except for the access lines: uvicorn turns their propagation off for
+        # ``--no-uvicorn-access-log``, and in a worker process it does so before
+        # the app is loaded and this runs.
+        if name != "uvicorn.access":
+            library_logger.propagate = True
     structlog.configure(
         processors=[
             *shared,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -224,6 +225,17 @@ def test_serve_with_two_workers(bootstrap_workspace: Workspace, launcher: Server
     while server.group_alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not server.group_alive(), "worker processes outlived the server"
+    # Each request is logged once, by keyplane; uvicorn's line only on request
+    # (--uvicorn-access-log), as with one worker.
+    records = [json.loads(line) for line in server.stderr().splitlines() if line.startswith("{")]
+    reads = [
+        r
+        for r in records
+        if r.get("logger") == "keyplane.access"
+        and (r.get("method"), r.get("path")) == ("GET", "/v1.0/accesskeys")
+    ]
+    assert len(reads) == 30, server.describe()
+    assert [r for r in records if r.get("logger") == "uvicorn.access"] == []
 
 
 def _tcp_on_port(port: int) -> list[tuple[int, str, int]]:
