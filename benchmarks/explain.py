@@ -242,10 +242,10 @@ for its record) or a 32-byte binary token hash instead of 64 hex characters,
 which would make the index shallower; both change the schema.
 """,
     "F4": """
-SQLite meets it in the last full run (20,000 samples: p50 0.23 ms, p99
+SQLite meets it in the last full run (20,000 samples: p50 0.22 ms, p99
 0.54 ms). PostgreSQL's median is steady, its 99th percentile is not: p50
-0.70 ms and p99 2.58 ms in the last full run, p50 0.72 ms and p99 1.76 ms in
-the one before, both on a quiet machine. On
+0.71 ms and p99 2.37 ms in the last full run, 0.70 and 2.58 ms in the one
+before, 0.72 and 1.76 ms in the one before that, all on a quiet machine. On
 PostgreSQL a miss used to make four round trips: the pool's `pool_pre_ping` on
 every checkout, then `BEGIN`, the indexed read and `ROLLBACK` (SQLAlchemy
 begins a transaction on first use). The pool now pings a connection only
@@ -302,8 +302,8 @@ to the CPUs less one (1 here), leaving the loop a core: 0.90 (spread
     "F7": """
 DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
 one synchronous worker; keyplane's `/auth/verify` answers from its cache,
-and is bound by F1's costs: 16.6 in quick runs on a loaded machine, 16.9 on
-a quiet one; 20 needs the cache hit at about 45 µs of server CPU, against
+and is bound by F1's costs: 16.6 in quick runs on a loaded machine, 16.9 to
+18.4 in full runs on a quiet one; 20 needs the cache hit at about 45 µs of server CPU, against
 54 µs now. The API read (1.34 in the last quick run) is bound
 by the same costs as F2: about 720 µs of CPU per request after the work
 described there, against DRF's whole request (Django, DRF, the key's hasher,
@@ -327,6 +327,12 @@ the redaction of each line). The access lines now stay as uvicorn's
 lines): 160-171 → 84-91 µs per request, and 1.72-1.80 by hand (`wrk -t2
 -c32`, 6 s, two rounds). For comparison, the minimal FastAPI route served by
 two processes on `SO_REUSEPORT` sockets gives 1.75-1.85 on this machine.
+The last full run's median, 1.64, has rounds of 1.04, 1.64 and 1.76: its
+first round began when one worker answered `/health/ready`, before the
+second listened, and measured one worker alone (12,000 requests/s against
+17,500-18,100 in the next two; the cores account's own run, 1.70). The
+harness now waits until every worker listens (`benchmarks/servers.py`,
+`_wait_listening`); the quick run after it: 1.78, rounds 1.77 and 1.79.
 """,
     "F10": """
 With Redis, each request with a valid credential used to make one Redis round

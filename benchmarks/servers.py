@@ -91,6 +91,26 @@ def _wait_ready(process: Process, path: str, timeout: float = 90.0) -> None:
     raise RuntimeError(f"{process.name} did not answer on {path} within {timeout} s")
 
 
+def _listening(port: int) -> int:
+    """How many sockets listen on loopback ``port`` (state 0A in ``/proc/net/tcp``)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+def _wait_listening(process: Process, workers: int, timeout: float = 90.0) -> None:
+    """Every worker listens on a socket of its own: a run started before that would
+    measure the first worker ready alone."""
+    deadline = time.monotonic() + timeout
+    while _listening(process.port) < workers:
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{process.name}: fewer than {workers} workers listening")
+        time.sleep(0.1)
+
+
 def spawn(name: str, command: list[str], root: Path, env: dict[str, str], port: int) -> Process:
     stdout = (root / f"{name}.stdout").open("wb")
     stderr = (root / f"{name}.stderr").open("wb")
@@ -171,6 +191,7 @@ def start_keyplane(
     command += ["--workers", str(workers)]
     process = spawn(name, command, root, env, port)
     _wait_ready(process, "/health/ready")
+    _wait_listening(process, workers)
     printed = (root / f"{name}.stdout").read_text()
     found = [TOKEN_LINE.search(printed), USER_LINE.search(printed), PASSWORD_LINE.search(printed)]
     if not all(found):
