@@ -51,11 +51,13 @@ system-deps: ## Install the system packages the tests need (as root, with apt-ge
 # Independent tests run in parallel (pytest-xdist, a module per worker; each
 # worker starts its own PostgreSQL and Redis) and in random order
 # (pytest-randomly: the seed is printed; repeat an order with --randomly-seed=N,
-# or run in file order with -p no:randomly).
+# or run in file order with -p no:randomly). Files are handed out in the
+# collected order (tests/conftest.py puts the ones that start servers first),
+# not xdist's largest-count-first, which left a minute-long file for the end.
 TEST_WORKERS ?= 2
 
 test: setup system-deps lint ## Lint and run every test (in parallel, in random order)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: setup ## Unit tests only, in-process, no services (the inner loop, under 20 s)
 	$(BIN)/pytest -q -m "not e2e" tests/unit

@@ -83,6 +83,22 @@ _POSTGRES_LOG_OFFSET = pytest.StashKey[int]()
 _STARTED = pytest.StashKey[float]()
 _stall_watch: list[StallWatch] = []
 
+# The order xdist hands out files in (`make test` runs with --dist loadfile
+# --no-loadscope-reorder): the files whose tests start servers first, the
+# in-process ones last, each group in pytest-randomly's shuffled order. A
+# worker then ends the run on small files, not on one that takes a minute
+# while the other worker has nothing left to do.
+_DIRECTORY_ORDER = ("functional", "integration", "unit")
+
+
+def _directory_rank(item: pytest.Item) -> int:
+    parts = item.path.relative_to(Path(__file__).parent).parts
+    return _DIRECTORY_ORDER.index(parts[0]) if parts[0] in _DIRECTORY_ORDER else 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_directory_rank)  # stable: the shuffled order within each group stays
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
