@@ -54,10 +54,12 @@ system-deps: ## Install the system packages the tests need (as root, with apt-ge
 # or run in file order with -p no:randomly). Files are handed out in the
 # collected order (tests/conftest.py puts the ones that start servers first),
 # not xdist's largest-count-first, which left a minute-long file for the end.
+# A worker that crashes ends the run (--max-worker-restart 0): xdist 3.8's
+# replacement worker can wait forever for work under --dist loadfile.
 TEST_WORKERS ?= 2
 
 test: setup system-deps lint ## Lint and run every test (in parallel, in random order)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0
 
 test-fast: setup ## Unit tests only, in-process, no services (the inner loop, under 20 s)
 	$(BIN)/pytest -q -m "not e2e" tests/unit

@@ -8,7 +8,6 @@ runs twice: on SQLite and on PostgreSQL. PostgreSQL is started once per run
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from keyplane.store.tables import metadata
 from keyplane.web.app import create_app
 from tests.factories import Factory
 from tests.servers import PostgresServer, RedisServer
-from tests.stalls import StallWatch
 
 START = datetime(2026, 12, 1, 10, 15, 30, 123456, tzinfo=UTC)
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
@@ -80,9 +78,6 @@ _shared_postgres: list[PostgresServer] = []
 _POSTGRES_LOG_OFFSET = pytest.StashKey[int]()
 
 
-_STARTED = pytest.StashKey[float]()
-_stall_watch: list[StallWatch] = []
-
 # The order xdist hands out files in (`make test` runs with --dist loadfile
 # --no-loadscope-reorder): the files whose tests start servers first, the
 # in-process ones last, each group in pytest-randomly's shuffled order. A
@@ -102,9 +97,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    if not _stall_watch:
-        _stall_watch.append(StallWatch())
-    item.stash[_STARTED] = time.monotonic()
     item.stash[_POSTGRES_LOG_OFFSET] = _shared_postgres[0].log_size() if _shared_postgres else 0
     yield
 
@@ -120,12 +112,6 @@ def pytest_runtest_makereport(
         logged = _shared_postgres[0].log_since(item.stash.get(_POSTGRES_LOG_OFFSET, 0))
         if logged:
             report.sections.append(("postgresql log during this test", logged))
-    started = item.stash.get(_STARTED, time.monotonic())
-    for stall in _stall_watch[0].since(started) if _stall_watch else []:
-        title = (
-            f"main thread still for {stall.seconds:.1f} s, from {stall.started - started:+.1f} s"
-        )
-        report.sections.append((title, stall.stack))
     return report
 
 
