@@ -44,8 +44,10 @@ async def test_a_read_sends_no_begin_or_rollback(database: Database) -> None:
 
 
 async def test_a_unit_of_work_after_a_read_is_still_one_transaction(database: Database) -> None:
+    # A temporary table lives on the pool's one connection and goes with it:
+    # the shared database keeps the schema that other tests compare.
     async with database.transaction() as repos:
-        await repos.connection.execute(text("CREATE TABLE notes (body TEXT NOT NULL)"))
+        await repos.connection.execute(text("CREATE TEMPORARY TABLE notes (body TEXT NOT NULL)"))
     async with database.reader() as repos:
         await repos.connection.execute(text("SELECT count(*) FROM notes"))
     queries = await logged_queries(database)
