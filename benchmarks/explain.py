@@ -242,10 +242,14 @@ for its record) or a 32-byte binary token hash instead of 64 hex characters,
 which would make the index shallower; both change the schema.
 """,
     "F4": """
-SQLite meets it in the last full run (20,000 samples: p50 0.22 ms, p99
-0.54 ms). PostgreSQL's median is steady, its 99th percentile is not: p50
-0.71 ms and p99 2.37 ms in the last full run, 0.70 and 2.58 ms in the one
-before, 0.72 and 1.76 ms in the one before that, all on a quiet machine. On
+SQLite meets it in every full run (20,000 samples; the last: p50 0.18 ms,
+p99 0.33 ms). PostgreSQL's median is steady, its 99th percentile is not:
+p50 0.58 ms and p99 1.19 ms in the last full run (met), 0.71 and 2.37 ms in
+the one before, 0.70 and 2.58 ms and 0.72 and 1.76 ms before that, all on a
+quiet machine. Not the cause: the idle keyplane servers the run keeps from
+F3, whose revocation followers poll PostgreSQL 4 times a second (10,000
+keys: p99 1.07 and 1.09 ms with four of them running, 1.00 and 1.09 ms with
+none). On
 PostgreSQL a miss used to make four round trips: the pool's `pool_pre_ping` on
 every checkout, then `BEGIN`, the indexed read and `ROLLBACK` (SQLAlchemy
 begins a transaction on first use). The pool now pings a connection only
