@@ -87,8 +87,9 @@ _DIRECTORY_ORDER = ("functional", "integration", "unit")
 
 
 def _directory_rank(item: pytest.Item) -> int:
-    parts = item.path.relative_to(Path(__file__).parent).parts
-    return _DIRECTORY_ORDER.index(parts[0]) if parts[0] in _DIRECTORY_ORDER else 0
+    tests = Path(__file__).parent
+    group = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+    return _DIRECTORY_ORDER.index(group) if group in _DIRECTORY_ORDER else 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -29,7 +29,8 @@ def test_files_that_start_servers_come_first_and_the_shuffle_stays_within_each_g
     integration = [_item(f"integration/test_{n}.py") for n in range(5)]
     integration.append(_item("integration/admin/test_admin_routes.py"))
     unit = [_item(f"unit/test_{n}.py") for n in range(5)]
-    items = [*functional, *integration, *unit]
+    elsewhere = [SimpleNamespace(path=TESTS.parent / "test_elsewhere.py")]
+    items = [*functional, *integration, *unit, *elsewhere]
     random.Random(7).shuffle(items)
 
     ordered = list(items)
@@ -38,7 +39,9 @@ def test_files_that_start_servers_come_first_and_the_shuffle_stays_within_each_g
     def shuffled(group: list[Any]) -> list[Any]:
         return [item for item in items if item in group]
 
-    assert ordered == [*shuffled(functional), *shuffled(integration), *shuffled(unit)]
+    # A file outside tests/ (named on the command line) goes with the first group.
+    first = shuffled([*functional, *elsewhere])
+    assert ordered == [*first, *shuffled(integration), *shuffled(unit)]
 
 
 def test_this_runs_collection_is_in_that_order(request: pytest.FixtureRequest) -> None:
