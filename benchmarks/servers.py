@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.servers import (
+    LISTENING,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    tcp_sockets_on_port,
+)
 
 from benchmarks.seed import seeded_token
 from keyplane.domain.tokens import DISPLAY_PREFIX_LENGTH, hash_token
@@ -92,13 +98,8 @@ def _wait_ready(process: Process, path: str, timeout: float = 90.0) -> None:
 
 
 def _listening(port: int) -> int:
-    """How many sockets listen on loopback ``port`` (state 0A in ``/proc/net/tcp``)."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-            count += 1
-    return count
+    """How many sockets listen on loopback ``port``."""
+    return sum(state == LISTENING for _, state, _ in tcp_sockets_on_port(port))
 
 
 def _wait_listening(process: Process, workers: int, timeout: float = 90.0) -> None:

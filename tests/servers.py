@@ -57,6 +57,20 @@ def wait_for_port(
     raise RuntimeError(f"nothing answered on {LOOPBACK}:{port} within {timeout} s")
 
 
+LISTENING = "0A"  # a socket's state in /proc/net/tcp (01: an open connection)
+
+
+def tcp_sockets_on_port(port: int) -> list[tuple[int, str, int]]:
+    """The kernel's IPv4 TCP sockets on local ``port``: (inode, state, remote port)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if int(local.rsplit(":", 1)[1], 16) == port:
+            found.append((inode, state, int(remote.rsplit(":", 1)[1], 16)))
+    return found
+
+
 def _terminate(process: subprocess.Popen[bytes] | None) -> None:
     if process is None:
         return

@@ -23,6 +23,7 @@ from tests.functional.conftest import (
     parse_first_start,
     stopped_ok,
 )
+from tests.servers import LISTENING, tcp_sockets_on_port
 
 pytestmark = pytest.mark.e2e
 
@@ -238,20 +239,6 @@ def test_serve_with_two_workers(bootstrap_workspace: Workspace, launcher: Server
     assert [r for r in records if r.get("logger") == "uvicorn.access"] == []
 
 
-def _tcp_on_port(port: int) -> list[tuple[int, str, int]]:
-    """The kernel's IPv4 TCP sockets on local ``port``: (inode, state, remote port).
-
-    State 0A is listening, 01 an open connection.
-    """
-    found = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
-        if int(local.rsplit(":", 1)[1], 16) == port:
-            found.append((inode, state, int(remote.rsplit(":", 1)[1], 16)))
-    return found
-
-
 def _owners(pids: list[int]) -> dict[int, int]:
     """Socket inode -> the pid among ``pids`` that holds it."""
     owners = {}
@@ -283,7 +270,9 @@ def test_two_workers_each_listen_and_share_a_burst_of_connections(
     server = launcher.start("--workers", "2")
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        listening = [inode for inode, state, _ in _tcp_on_port(server.port) if state == "0A"]
+        listening = [
+            inode for inode, state, _ in tcp_sockets_on_port(server.port) if state == LISTENING
+        ]
         if len(listening) == 2:
             break
         time.sleep(0.05)
@@ -299,7 +288,7 @@ def test_two_workers_each_listen_and_share_a_burst_of_connections(
         ports = {client.getsockname()[1] for client in clients}
         served: dict[int, int] = {}
         owners = _owners(_group(server))
-        for inode, _, remote_port in _tcp_on_port(server.port):
+        for inode, _, remote_port in tcp_sockets_on_port(server.port):
             if remote_port in ports and inode in owners:
                 served[owners[inode]] = served.get(owners[inode], 0) + 1
     finally:
