@@ -4,7 +4,9 @@ Credentials are removed at three depths, so that no handler ever sees one:
 
 1. every log record, whoever creates it and whichever handler receives it,
    is redacted as it is made (a record factory);
-2. the structured fields of each event are redacted by name and content;
+2. the structured fields of each event are redacted by name and content
+   (a structlog event's fields once, as its record is made; a foreign
+   record's extra fields in the formatter);
 3. the rendered line is searched once more for token shapes.
 
 Libraries that would log SQL parameters (argon2 hashes among them) are kept
@@ -34,9 +36,18 @@ from keyplane.terminal import visible, visible_lines
 QUIET_LIBRARIES = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic.runtime.plugins")
 
 
+# Set on a record whose structlog event the record factory has redacted whole.
+_FIELDS_REDACTED = "_keyplane_fields_redacted"
+
+
 def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     exception = event_dict.pop("exception", None)
-    redacted: EventDict = redact_value(event_dict)
+    redacted: EventDict = (
+        event_dict  # its every field passed through the record factory (depth 1)
+        if event_dict.get("_from_structlog")
+        and getattr(event_dict.get("_record"), _FIELDS_REDACTED, False)
+        else redact_value(event_dict)  # a foreign record: its extras are new here
+    )
     if isinstance(exception, str):  # a traceback: a larger bound than other values
         redacted["exception"] = redact_text(exception, TRACEBACK_LIMIT)
     elif exception is not None:
@@ -77,6 +88,7 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _plain_record_factory(*args, **kwargs)
     if isinstance(record.msg, dict):  # a structlog event, rendered by our formatter
         record.msg = redact_value(record.msg)
+        setattr(record, _FIELDS_REDACTED, True)
     else:
         try:
             message = record.getMessage()
@@ -108,14 +120,17 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     formatter = _RedactingFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
+            structlog.processors.format_exc_info,
+            _redact_event,  # before the record it reads is removed
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _drop_color_message,
-            structlog.processors.format_exc_info,
-            _redact_event,
             *rendering,
         ],
     )
     logging.setLogRecordFactory(_redacting_record_factory)
+    # No line shows where it was logged from, so no record looks it up (a walk
+    # of the caller's frames per line): the logging HOWTO's "Optimization".
+    logging._srcfile = None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -96,6 +96,23 @@ def test_every_logger_goes_through_redaction() -> None:
     assert REDACTED in lines[0]["event"]
 
 
+def test_the_extra_fields_of_a_standard_library_record_are_redacted() -> None:
+    """A structlog event is redacted as its record is made; a record's extras later."""
+    with captured_logging("json") as stream:
+        library = logging.getLogger("some.library")
+        library.info("plain", extra={"token": "opaque-value", "note": f"Bearer {JWT}"})
+        library.info({"event": "a dict message"}, extra={"password": "hunter2-plain"})
+        structlog.stdlib.get_logger("keyplane.test").info("event", accesskey="x", note=KEY)
+    output = stream.getvalue()
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["token"] for line in lines[:1]] == [REDACTED]
+    assert KEY not in output
+    assert JWT not in output
+    assert "opaque-value" not in output
+    assert "hunter2-plain" not in output
+    assert lines[2]["accesskey"] == REDACTED
+
+
 # Exactly what a log line becomes: the secret goes, everything around it stays.
 @pytest.mark.parametrize(
     ("line", "expected"),

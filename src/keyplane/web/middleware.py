@@ -16,7 +16,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyplane.logs import get_logger
@@ -33,6 +32,11 @@ SECURITY_HEADERS = (
 # Sent on every response to a request that came over HTTPS (directly, or
 # through a trusted proxy that says so in X-Forwarded-Proto): one year.
 HSTS = "max-age=31536000"
+
+SECURITY_HEADER_BYTES = tuple(
+    (name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS
+)
+_HSTS = (b"strict-transport-security", HSTS.encode())
 
 access_log = get_logger("keyplane.access")
 error_log = get_logger("keyplane.error")
@@ -72,6 +76,24 @@ def _keep_only_credential_cookies(scope: Scope) -> None:
     scope["headers"] = kept
 
 
+def _add_headers(
+    message: Message, ours: list[tuple[bytes, bytes]], defaults: dict[str, str]
+) -> None:
+    """Sets ``ours`` on a response start, replacing the app's, and ``defaults``
+    where the app set none: in one pass over the app's headers (ASGI names are
+    lower case), where ``MutableHeaders`` scans them again for every name."""
+    headers = message["headers"] = list(message.get("headers", ()))
+    present = {name for name, _ in headers}
+    for name, value in ours:
+        if name in present:
+            headers[:] = [(other, kept) for other, kept in headers if other != name]
+        headers.append((name, value))
+    for default_name, default_value in defaults.items():
+        key = default_name.lower().encode("latin-1")
+        if key not in present:
+            headers.append((key, default_value.encode("latin-1")))
+
+
 class RequestContextMiddleware:
     """Outermost keyplane middleware: every response passes through here.
 
@@ -106,14 +128,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                for name, value in SECURITY_HEADERS:
-                    headers[name] = value
+                ours = [(b"x-request-id", request_id.encode()), *SECURITY_HEADER_BYTES]
                 if scope.get("scheme") == "https":
-                    headers["Strict-Transport-Security"] = HSTS
-                for name, value in scope["state"].get("response_headers", {}).items():
-                    headers.setdefault(name, value)
+                    ours.append(_HSTS)
+                _add_headers(message, ours, scope["state"].get("response_headers", {}))
             await send(message)
 
         try:

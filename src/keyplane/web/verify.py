@@ -35,12 +35,11 @@ from keyplane.services.auth import AuthService
 from keyplane.web.credentials import find_credential, parse_cookies
 from keyplane.web.deps import RATELIMIT_HEADERS, ratelimit_values
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
-from keyplane.web.middleware import SECURITY_HEADERS, new_request_id, sane_request_id
+from keyplane.web.middleware import SECURITY_HEADER_BYTES, new_request_id, sane_request_id
 from keyplane.web.upstream import cookie_without_credentials, uri_without_credentials
 
 VERIFY_PATH = "/auth/verify"
 _VERIFY_PREFIX = VERIFY_PATH + "/"
-_SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS]
 _JSON = (b"content-type", b"application/json")
 _RATELIMIT = tuple(name.lower().encode() for name in RATELIMIT_HEADERS)
 
@@ -144,7 +143,7 @@ class GatewayVerification:
             status, headers = 500, [_JSON]
             body = _envelope_bytes("INTERNAL", "INTERNAL", INTERNAL_MESSAGE, request_id)
         headers.append((b"x-request-id", request_id.encode()))
-        headers.extend(_SECURITY)
+        headers.extend(SECURITY_HEADER_BYTES)
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
