@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from keyplane.logs import get_logger
 from keyplane.settings import Settings
 from keyplane.web.envelope import envelope, error_response
-from keyplane.web.middleware import SECURITY_HEADERS
+from keyplane.web.middleware import SECURITY_HEADERS, new_request_id
 
 HTTP_PROTOCOL = "keyplane.web.connections:GuardedHttpToolsProtocol"
 log = get_logger("keyplane.server")
@@ -70,7 +69,7 @@ def _raw_response(status: int, phrase: str, body: dict[str, Any]) -> bytes:
 
 
 async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     response = error_response(
         "UNAVAILABLE",
         "UNAVAILABLE",
@@ -172,7 +171,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             "INVALID_ARGUMENT",
             "HEADERS_TOO_LARGE",
             f"The request line and headers are larger than {self.limits.max_header_bytes} bytes.",
-            uuid.uuid4().hex,
+            new_request_id(),
         )
         self.transport.write(_raw_response(431, "Request Header Fields Too Large", body))
         self.transport.close()

@@ -9,7 +9,7 @@ then only ever sees that short, plain header.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -43,8 +43,10 @@ error_log = get_logger("keyplane.error")
 
 
 def new_request_id() -> str:
-    """32 random hex digits (as ``uuid4().hex`` was, at a quarter of the cost)."""
-    return os.urandom(16).hex()
+    """32 hex digits, unique (128 bits of the ``random`` module, reseeded in
+    every forked worker): a request id names a request, it guards nothing.
+    ``os.urandom`` costs a system call per request, 6% of a verification."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def sane_request_id(value: bytes) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keyplane.web.middleware import RequestContextMiddleware
+from keyplane.web.middleware import RequestContextMiddleware, new_request_id
 
 
 def _app(headers: list[tuple[bytes, bytes]]) -> ASGIApp:
@@ -69,3 +72,20 @@ async def test_keyplane_headers_replace_the_apps_and_the_apps_limits_are_kept() 
     assert [value for name, value in headers if name == b"ratelimit-limit"] == [b"5"]
     assert (b"ratelimit-remaining", b"9") in headers
     assert (b"strict-transport-security", b"max-age=31536000") in headers
+
+
+def test_request_ids_are_32_hex_digits_and_differ_in_a_forked_worker() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker forked from this process: its own sequence
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    in_child = os.read(read, 64).decode()
+    os.close(read)
+    assert re.fullmatch(r"[0-9a-f]{32}", in_child)
+    assert in_child != new_request_id()
