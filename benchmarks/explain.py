@@ -174,7 +174,10 @@ protocol, whose Python overrides of four parser callbacks and
 17.2 µs); uvicorn's proxy-headers middleware, about 1 µs. Tried, with effect:
 answering `/auth/verify` before FastAPI's own middleware: 34 → 19 µs in
 process, F1 0.23 → 0.29; no request-wide database budget on `/auth/verify`, a
-request id from `os.urandom` instead of `uuid4`, one clock read per
+request id from `os.urandom` instead of `uuid4` (and since from the
+`random` module: `os.urandom`'s `getrandom` system call was 6% of the
+server's CPU per verification, 83.8 → 78.7 µs, 11,646 → 12,437 requests/s,
+five alternating rounds against the commit before), one clock read per
 verification, the rate-limit headers written as bytes: Python calls 153 → 123,
 F1 0.25 → 0.39 in quick runs; the header read timeout as one timer per
 connection instead of a timer armed and cancelled per request (17.9 → 17.2 µs
@@ -186,43 +189,55 @@ histogram, `bisect` for the bucket), turned into metric families only at a
 scrape: a verification's counting (a cache hit, its result, its duration)
 1.54 → 0.23 µs, `inc` 336 → 38 ns, `observe` 701 → 137 ns (timeit, 1,000,000
 calls, medians of five alternating rounds in one process), so about 1.3 µs
-of the 54 µs; not yet measured by a `wrk` run. Not done: fewer response
+of the 54 µs; not yet measured by a `wrk` run. Where a verification's
+CPU goes in the busy server (py-spy, 6 s under `wrk`): keyplane's
+verification 42% (the customer's GCRA step 10%, the cache lookup 7%, the
+UUIDs written as text 4%); uvicorn's `RequestResponseCycle.send` 36% (the
+per-header loop about 10%, the system call that writes the answer 22%); the
+event loop and reading the request most of the rest. Not done: fewer response
 headers (they are the gateway contract and are tested on every answer);
 skipping uvicorn's header checks, which would mean replacing its
 `RequestResponseCycle.send`. Meeting 0.6 needs about 26 µs of CPU per
 verification, server included; the cheaper counting leaves about 53.
 """,
     "F2": """
-Server CPU per request, same run (5 alternating rounds of 2 s, load average
-12): the minimal FastAPI route 71 µs; keyplane's authenticated
-`GET /v1.0/accesskeys/{id}` 898 µs before this round of work and 722 µs after
-(F2 by requests/s 0.061 → 0.110, spreads 0.034..0.163 and 0.066..0.229). The
-cost is spread thin (cProfile, 1,836 Python calls per request, shares of the
-request, as cProfile counts them): the `keyplane.access` log line about a
-fifth (structlog, the
-standard library's logging and the redaction of every field; kept: it is
-documented and tested, and `KEYPLANE_LOG_LEVEL=WARNING` turns it off);
-FastAPI's dependency resolution about an eighth beyond the identity check
-itself (a pass per dependency, four parameter groups each); the key read
-about a seventh (the statement execution, the transaction and connection of
-`Database.reader`); route matching about a tenth (seven matches: the access
-key routes are the seventh router; moving them first would also reorder
-`/openapi.json`); keyplane's and Starlette's middleware layers the rest.
-Tried, with effect: resolving the services without FastAPI's thread pool and
-SQLite reads on the loop's thread: 600-670 → 700-1,000 requests/s; the
-security schemes written into `/openapi.json` instead of run as
-dependencies, one request-wide database budget, no response-model pass on the
-reads: Python calls 2,634 → 2,110; the key reads by id and by hash as
-statements built once with bind parameters, rows mapped by position (the
-statement build alone took about 50 µs per call on the loaded machine): calls
-2,110 → 1,912; the services read from the request instead of a dependency on
-the two access key reads: 1,912 → 1,836. Together, the last two took the
-request from 898 to 722 µs of CPU. Reaching 0.8 means about 90 µs per
-request: the API's framework, log line and database read each cost more than
-that alone, so the target needs the read answered from the verification
-cache's record (no database), a route table that dispatches the hot paths
-directly, and an access log written without the standard library's
-`logging` record per line.
+Server CPU per request, from `/proc` during alternating `wrk` runs: the
+minimal FastAPI route about 71 µs; keyplane's authenticated `GET
+/v1.0/accesskeys/{id}` 898 µs before any of the work below, 722 µs after the
+first round, 620 µs after the second (and 711 µs for the commit before it, in
+the same run). First round (F2 by requests/s 0.061 → 0.110): resolving the
+services without FastAPI's thread pool and SQLite reads on the loop's thread
+(600-670 → 700-1,000 requests/s); the security schemes written into
+`/openapi.json` instead of run as dependencies, one request-wide database
+budget, no response-model pass on the reads (Python calls per request 2,634 →
+2,110); the key reads built once with bind parameters, rows mapped by position
+(2,110 → 1,912); the services read from the request instead of a dependency
+(1,912 → 1,836). Second round (1,408 → 1,609 requests/s, five alternating
+rounds against the commit before, in one run; F2 0.14 → 0.16 in full runs):
+the access log line redacts a structlog event's fields once instead of twice
+and looks up no caller frame (43 → 31 µs for a line alone); inline SQLite
+reads hand back the cursor's result instead of a frozen copy of it (17 µs less
+per read); the access key routes are matched before the other routers instead
+of after five of them; the request id and security headers are set in one pass
+over the response's headers (4.3 → 1.3 µs alone). Where the 620 µs go (py-spy,
+6 s of the server under `wrk`): the access log line about a fifth (turning it
+off with `KEYPLANE_LOG_LEVEL=WARNING` saved 165 µs per request side by side in
+another run, 711 → 546 µs; a line alone takes 31 µs, but in a busy server each
+part of a request costs several times its cost alone, its code and data gone
+from the caches since the last request); the key read a quarter (SQLAlchemy
+Core runs the cached statement in 25 µs where `sqlite3` alone takes 4.7 µs,
+and the reader's connection from the pool takes 12 µs); FastAPI's dependency
+resolution a fifth, half of it the identity check itself; Starlette's and
+FastAPI's layers (middleware, routing, the response's chain of `send`
+wrappers) about a quarter. Reaching 0.8 means about 90 µs per request, what
+the minimal route and a log line alone cost: the target needs this read
+answered without FastAPI (a second implementation of the contract's read
+beside the documented route, where the house style keeps one place for each
+rule), the key read without SQLAlchemy, and no access line: keyplane does none
+of these. Measured and not done: orjson for the body and the log line (3.4 →
+0.16 µs and 3.6 → 0.19 µs alone: a few percent of the request, and a log
+format change); no process id in log records (two `getpid` system calls per
+line: no difference side by side, 741.7 against 743.2 µs).
 """,
     "F3": """
 PostgreSQL meets it (1.03 in the last full run). SQLite is at the target's
@@ -242,25 +257,25 @@ for its record) or a 32-byte binary token hash instead of 64 hex characters,
 which would make the index shallower; both change the schema.
 """,
     "F4": """
-SQLite meets it in every full run (20,000 samples; the last: p50 0.18 ms,
-p99 0.33 ms). PostgreSQL's median is steady, its 99th percentile is not:
-p50 0.58 ms and p99 1.19 ms in the last full run (met), 0.71 and 2.37 ms in
-the one before, 0.70 and 2.58 ms and 0.72 and 1.76 ms before that, all on a
-quiet machine. Not the cause: the idle keyplane servers the run keeps from
-F3, whose revocation followers poll PostgreSQL 4 times a second (10,000
-keys: p99 1.07 and 1.09 ms with four of them running, 1.00 and 1.09 ms with
-none). On
-PostgreSQL a miss used to make four round trips: the pool's `pool_pre_ping` on
-every checkout, then `BEGIN`, the indexed read and `ROLLBACK` (SQLAlchemy
-begins a transaction on first use). The pool now pings a connection only
-when it sat idle for a second (`store/engine.py`, `PING_AFTER_IDLE_SECONDS`),
-and reads run in autocommit (`Database.reader`: READ COMMITTED gives each
-statement its own snapshot anyway), so a miss under load is one round trip:
-p99 2.85 ms → 1.76 ms, p50 0.86 → 0.72 ms on the same quiet machine. SQLite
-reads run on the event loop's thread (`_InlineConnection`; median 0.67 →
-0.26 ms). The 99th percentile is the one sample in a hundred that waits for
-the event loop's other work or PostgreSQL's (the run keeps PostgreSQL, Redis
-and keyplane on two cores); with a load average of 10 it was 20-50 ms.
+SQLite meets it in every full run (20,000 samples; the last: p50 0.18 ms, p99
+0.36 ms). PostgreSQL's median is steady, its 99th percentile is not: p50 0.63
+ms and p99 1.15 ms in the last full run and 0.58 and 1.19 ms in the one before
+(both met), 0.71 and 2.37 ms, 0.70 and 2.58 ms and 0.72 and 1.76 ms before
+those, all on a quiet machine. Not the cause: the idle keyplane servers the
+run keeps from F3, whose revocation followers poll PostgreSQL 4 times a second
+(10,000 keys: p99 1.07 and 1.09 ms with four of them running, 1.00 and 1.09 ms
+with none). On PostgreSQL a miss used to make four round trips: the pool's
+`pool_pre_ping` on every checkout, then `BEGIN`, the indexed read and
+`ROLLBACK` (SQLAlchemy begins a transaction on first use). The pool now pings
+a connection only when it sat idle for a second (`store/engine.py`,
+`PING_AFTER_IDLE_SECONDS`), and reads run in autocommit (`Database.reader`:
+READ COMMITTED gives each statement its own snapshot anyway), so a miss under
+load is one round trip: p99 2.85 ms → 1.76 ms, p50 0.86 → 0.72 ms on the same
+quiet machine. SQLite reads run on the event loop's thread
+(`_InlineConnection`; median 0.67 → 0.26 ms). The 99th percentile is the one
+sample in a hundred that waits for the event loop's other work or PostgreSQL's
+(the run keeps PostgreSQL, Redis and keyplane on two cores); with a load
+average of 10 it was 20-50 ms.
 """,
     "F5": """
 The event loop served connections in turn, and the flood has ten times the
@@ -306,12 +321,13 @@ to the CPUs less one (1 here), leaving the loop a core: 0.90 (spread
     "F7": """
 DRF's `HasAPIKey` checks the key with a hasher on every request and runs in
 one synchronous worker; keyplane's `/auth/verify` answers from its cache,
-and is bound by F1's costs: 16.6 in quick runs on a loaded machine, 16.9 to
-18.4 in full runs on a quiet one; 20 needs the cache hit at about 45 µs of server CPU, against
-54 µs now. The API read (1.34 in the last quick run) is bound
-by the same costs as F2: about 720 µs of CPU per request after the work
-described there, against DRF's whole request (Django, DRF, the key's hasher,
-SQLite) in one synchronous process; 5 needs the API read near 150 µs.
+and is bound by F1's costs: 18.5 in the last full run (rounds from 17.6 to
+20.2), 16.9 to 18.4 in the full runs before request ids stopped costing a
+system call (F1's account); 20 needs about 8% less server CPU per
+verification. The API read (1.86 in the last full run) is bound by the same
+costs as F2: about 620 µs of CPU per request after the work described
+there, against DRF's whole request (Django, DRF, the key's hasher, SQLite)
+in one synchronous process; 5 needs the API read near 250 µs.
 """,
     "F9": """
 Two causes, both fixed. The two workers used to share one listening socket,
