@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+comma := ,
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo test test-fast lint format bench setup system-deps clean fuzz soak mutate screenshots
+.PHONY: help run demo test test-latest test-fast lint lock format bench setup system-deps clean fuzz soak mutate screenshots
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,17 +20,38 @@ $(VENV)/bin/python:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
 	  else echo "run: sudo apt-get install python3-venv" >&2; exit 1; fi; \
 	  $(PYTHON) -m venv $(VENV); }
-	@$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e .
+# What a fresh clone installs is what was tested: the exact versions, with
+# their hashes, of requirements/run.txt (make run), dev.txt (make test) and
+# bench.txt (make bench), written by `make lock` from pyproject.toml's ranges.
+# `make test-latest` installs the newest versions the ranges allow instead
+# (LOCKED= ), in .venv-latest, to see drift on purpose.
+LOCKED ?= 1
+ifeq ($(LOCKED),1)
+install = $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/$(1).txt \
+	&& $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+else
+install = $(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(1)]'
+endif
+
+$(RUN_STAMP): pyproject.toml requirements/run.txt | $(VENV)/bin/python
+	$(call install,run)
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(DEV_STAMP): pyproject.toml requirements/dev.txt | $(VENV)/bin/python
+	$(call install,dev)
 	@touch $@ $(RUN_STAMP)
 
-setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools
+setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools (requirements/dev.txt)
+
+# Every input of the lock: pyproject.toml's ranges and what keyplane is built with.
+LOCK_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--upgrade --custom-compile-command 'make lock' pyproject.toml requirements/build.in
+
+lock: setup ## Resolve pyproject.toml's ranges to the newest versions into requirements/*.txt
+	$(LOCK_COMPILE) --extra dev --extra bench -o requirements/bench.txt
+	$(LOCK_COMPILE) --extra dev -c requirements/bench.txt -o requirements/dev.txt
+	$(LOCK_COMPILE) -c requirements/bench.txt -o requirements/run.txt
 
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -60,6 +82,9 @@ TEST_WORKERS ?= 2
 
 test: setup system-deps lint ## Lint and run every test (in parallel, in random order)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0
+
+test-latest: ## make test against the newest versions pyproject.toml allows (in .venv-latest)
+	$(MAKE) test VENV=.venv-latest LOCKED=
 
 test-fast: setup ## Unit tests only, in-process, no services (the inner loop, under 20 s)
 	$(BIN)/pytest -q -m "not e2e" tests/unit
@@ -97,8 +122,8 @@ format: setup ## Apply ruff's formatting and fixes
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-$(BENCH_STAMP): pyproject.toml $(DEV_STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+$(BENCH_STAMP): pyproject.toml requirements/bench.txt $(DEV_STAMP)
+	$(call install,$(if $(filter 1,$(LOCKED)),bench,dev$(comma)bench))
 	@touch $@
 
 bench: $(BENCH_STAMP) ## Measure F1..F10 (docs/benchmarks.md); QUICK=1 for a run under two minutes

@@ -207,7 +207,7 @@ class RedisInvalidator:
         finally:
             self.cache.set_connected(False)
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
                 await client.aclose()
 
 
