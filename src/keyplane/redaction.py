@@ -6,7 +6,9 @@ error logs, SQLAlchemy's), to structured values and to the final line:
 - query and cookie parameters named ``accesskey``, ``token`` or ``password``,
   also when the name or the value is percent-encoded;
 - anything shaped like an access key, a JWT or an argon2 hash, wherever it
-  stands (also percent-encoded once or twice);
+  stands, also percent-encoded in any way: once, twice or three times, any
+  characters of it, in upper or lower case (a run of URL characters that holds
+  such a secret once decoded is replaced whole);
 - ``Authorization`` values (``Bearer …``, ``Basic …``);
 - structured fields whose name says they hold a secret.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 REDACTED = "[REDACTED]"
 FIELD_LIMIT = 8 * 1024
@@ -61,6 +63,13 @@ _JWT = re.compile(
 )
 _BASE64URL_RUN = re.compile(r"[A-Za-z0-9_\-]*")
 _PASSWORD_HASH = re.compile(r"\$argon2(?:id|i|d)\$[^\s'\"]+")
+# A run of the characters a percent-encoded secret is written with.
+_URL_RUN = re.compile(r"[A-Za-z0-9_.~+%\-]*")
+# Decoding never lengthens a run, and no secret worth hiding is shorter ("vb_" + 6).
+_SHORTEST_SECRET = 9
+_URL_RUN_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~+%-"
+)
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=\-%]+")
 
 
@@ -147,13 +156,55 @@ def _redact_jwts(text: str) -> str:
     return "".join(parts) + text[copied:] if parts else text
 
 
-def redact_shapes(text: str) -> str:
-    """Removes what looks like an access key, a JWT or a password hash."""
+def _decoded(run: str) -> str:
+    """``run`` percent-decoded until nothing changes (at most three times)."""
+    for _ in range(3):
+        decoded = unquote(run)
+        if decoded == run:
+            break
+        run = decoded
+    return run
+
+
+def _redact_encoded(text: str) -> str:
+    """Replaces each run of URL characters with an escape in it that, decoded, holds a secret.
+
+    A client may percent-encode any character of a key or a JWT (``%76%62%5F…``),
+    and a server library may log the path as it came. Each character is looked
+    at a bounded number of times: runs are found from their ``%`` and never overlap.
+    """
+    parts: list[str] = []
+    copied = searched = 0
+    found = text.find("%")
+    while found != -1:
+        start = found
+        while start > searched and text[start - 1] in _URL_RUN_CHARACTERS:
+            start -= 1
+        run = _URL_RUN.match(text, found)
+        end = run.end() if run is not None else found + 1
+        if end - start >= _SHORTEST_SECRET:
+            decoded = _decoded(text[start:end])
+            if _plain_shapes(decoded) != decoded:
+                parts += (text[copied:start], REDACTED)
+                copied = end
+        searched = end
+        found = text.find("%", end)
+    return "".join(parts) + text[copied:] if parts else text
+
+
+def _plain_shapes(text: str) -> str:
     if "eyJ" in text:
         text = _redact_jwts(text)
     if "$argon2" in text:
         text = _PASSWORD_HASH.sub(REDACTED, text)
     return _ACCESSKEY.sub(REDACTED, text) if "vb" in text else text
+
+
+def redact_shapes(text: str) -> str:
+    """Removes what looks like an access key, a JWT or a password hash, in any encoding."""
+    if "%" in text:
+        text = _redact_encoded(text)
+    return _plain_shapes(text)
 
 
 def redact_text(text: str, limit: int = FIELD_LIMIT) -> str:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keyplane.domain import tokens
-from keyplane.redaction import REDACTED, cut, redact_text, redact_value
+from keyplane.redaction import REDACTED, cut, redact_shapes, redact_text, redact_value
 from tests.logcapture import captured_logging
 
 KEY = "vb_" + "Q7dK2mXc9pLr4TzW8nYb3HfV6sJa1GeU"  # fixed: test ids must agree across workers
@@ -43,6 +43,44 @@ def test_credentials_are_removed_from_text(line: str) -> None:
     assert JWT not in redacted
     assert "dXNlcjpwYXNz" not in redacted
     assert REDACTED in redacted
+
+
+def percent_encoded(text: str, hex_format: str = "%{:02X}", every: int = 1) -> str:
+    """``text`` with every ``every``-th character percent-encoded."""
+    return "".join(hex_format.format(ord(c)) if i % every == 0 else c for i, c in enumerate(text))
+
+
+ENCODINGS = {
+    "all, upper case": lambda s: percent_encoded(s),
+    "all, lower case": lambda s: percent_encoded(s, "%{:02x}"),
+    "every third": lambda s: percent_encoded(s, every=3),
+    "twice": lambda s: percent_encoded(s).replace("%", "%25"),
+    "three times": lambda s: percent_encoded(s, "%{:02x}").replace("%", "%2525"),
+}
+PLACES = [
+    "GET /v1.0/nothing/{} HTTP/1.1",
+    "GET /v1.0/accesskeys?unread={}&page_size=1 HTTP/1.1",
+    '{{"path": "/a/{}/b"}}',
+    "/a;{};b",
+]
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+@pytest.mark.parametrize("secret", [KEY, JWT], ids=["key", "jwt"])
+def test_a_percent_encoded_credential_is_removed_wherever_it_stands(
+    secret: str, encoding: str, place: str
+) -> None:
+    encoded = ENCODINGS[encoding](secret)
+    line = place.format(encoded)
+    for redacted in (redact_text(line), redact_shapes(line)):
+        assert encoded not in redacted
+        assert redacted == place.format(REDACTED)
+
+
+def test_percent_encoded_ordinary_text_is_kept() -> None:
+    for line in ("/a%20b/c%2Fd?q=%41bc&v=%76%62", "/x/" + percent_encoded("vb_short")):
+        assert redact_text(line) == line
 
 
 def test_partial_accesskey_values_are_removed_by_parameter_name() -> None:
