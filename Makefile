@@ -44,14 +44,16 @@ $(DEV_STAMP): pyproject.toml requirements/dev.txt | $(VENV)/bin/python
 
 setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools (requirements/dev.txt)
 
-# Every input of the lock: pyproject.toml's ranges and what keyplane is built with.
 LOCK_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--upgrade --custom-compile-command 'make lock' pyproject.toml requirements/build.in
+	--upgrade --custom-compile-command 'make lock'
+# Every input of keyplane's lock: pyproject.toml's ranges and what keyplane is built with.
+LOCK_PROJECT = $(LOCK_COMPILE) pyproject.toml requirements/build.in
 
-lock: setup ## Resolve pyproject.toml's ranges to the newest versions into requirements/*.txt
-	$(LOCK_COMPILE) --extra dev --extra bench -o requirements/bench.txt
-	$(LOCK_COMPILE) --extra dev -c requirements/bench.txt -o requirements/dev.txt
-	$(LOCK_COMPILE) -c requirements/bench.txt -o requirements/run.txt
+lock: setup ## Resolve the ranges of pyproject.toml to the newest versions into requirements/*.txt
+	$(LOCK_PROJECT) --extra dev --extra bench -o requirements/bench.txt
+	$(LOCK_PROJECT) --extra dev -c requirements/bench.txt -o requirements/dev.txt
+	$(LOCK_PROJECT) -c requirements/bench.txt -o requirements/run.txt
+	$(LOCK_COMPILE) requirements/django.in -o requirements/django.txt  # make bench's F7 peer
 
 HOST ?= 127.0.0.1
 PORT ?= 8080

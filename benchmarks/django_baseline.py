@@ -2,8 +2,9 @@
 
 A minimal Django + DRF project (``django_app.py``, one view behind
 ``HasAPIKey``, SQLite, ``keys`` API keys) served by gunicorn with one sync
-worker. The environment is built once in ``benchmarks/.django-venv``
-(``make bench`` does it; the test's smoke mode only uses it when present).
+worker. The environment is built once in ``benchmarks/.django-venv``, from
+the exact versions of ``requirements/django.txt`` (``make lock`` writes it;
+``make bench`` builds it; the test's smoke mode only uses it when present).
 """
 
 from __future__ import annotations
@@ -19,12 +20,7 @@ from benchmarks.servers import Process, _wait_ready, spawn
 
 HERE = Path(__file__).parent
 VENV = HERE / ".django-venv"
-PACKAGES = [
-    "django>=5.2,<6",
-    "djangorestframework>=3.15,<4",
-    "djangorestframework-api-key>=3.1,<4",
-    "gunicorn>=23,<28",
-]
+LOCK = HERE.parent / "requirements" / "django.txt"
 
 
 class Unavailable(Exception):
@@ -37,11 +33,13 @@ class DjangoServer(Process):
 
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
-    if (VENV / ".installed").exists():
+    installed = VENV / ".installed"
+    if installed.exists() and installed.read_text() == LOCK.read_text():
         return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PACKAGES], check=True)
-    (VENV / ".installed").touch()
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps"]
+    subprocess.run([*pip, "-r", str(LOCK)], check=True)
+    installed.write_text(LOCK.read_text())
     return python
 
 
