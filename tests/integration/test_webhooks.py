@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from keyplane.domain.clock import FrozenClock
 from keyplane.domain.webhooks import verify_signature
 from tests.conftest import Replica, replica
+from tests.docs_examples import ROOT, blocks
 from tests.factories import Factory, bearer
 from tests.integration.conftest import KEYS, assert_error, key_url
 from tests.integration.test_voipbin_compat import assert_voipbin
@@ -116,6 +119,45 @@ async def test_a_bad_hook_is_400(one: Replica, uri: str, method: str, reason: st
     assert_error(response, 400, "INVALID_ARGUMENT", reason)
 
 
+def documented_receiver() -> dict[str, Any]:
+    """The Python receiver of docs/webhooks.md, run as a reader would paste it."""
+    path = ROOT / "docs" / "webhooks.md"
+    code = [b.text for b in blocks(path) if b.language == "python" and b.marker is None]
+    assert len(code) == 1, code
+    defined: dict[str, Any] = {"__name__": "receiver"}
+    exec(compile(code[0], str(path), "exec"), defined)  # noqa: S102 (the docs' own code)
+    return defined
+
+
+async def test_a_delivery_replayed_under_a_fresh_event_id_is_refused_by_the_documented_receiver(
+    one: Replica, receiver: Receiver, clock: FrozenClock
+) -> None:
+    """A captured delivery sent again within the tolerance: under a fresh Keyplane-Event-Id
+    the signature fails; under its own id it is a duplicate, answered and not handled again."""
+    clock.set(datetime.now(UTC))  # the documented receiver compares with the real time
+    auth = await tenant_auth(one)
+    async with one.client() as http:
+        await hook(http, auth, receiver.url)
+        secret = (await http.get("/v1.0/customer/webhook_secret", headers=auth)).json()["secret"]
+        await http.post(KEYS, json={"expire": 86_400}, headers=auth)
+        await drain(one)
+    [captured] = receiver.received
+    signed = captured.headers["keyplane-signature"]
+    event_id = captured.headers["keyplane-event-id"]
+    defined = documented_receiver()
+    handled: list[dict[str, Any]] = []
+    defined["handle"] = handled.append  # the receiver's own code: remember the event
+
+    assert defined["receive"](secret, signed, event_id, captured.body) == 200
+    for _ in range(3):  # the attacker's replays, each under a fresh id
+        assert defined["receive"](secret, signed, str(uuid.uuid4()), captured.body) == 400
+    assert defined["receive"](secret, signed, event_id, captured.body) == 200  # a duplicate
+    assert [event["type"] for event in handled] == ["accesskey_created"]
+    now = int(clock.now().timestamp())
+    assert verify_signature(secret, signed, event_id, captured.body, now, 300)
+    assert not verify_signature(secret, signed, str(uuid.uuid4()), captured.body, now, 300)
+
+
 async def test_events_arrive_signed_in_voipbins_shape_without_tokens(
     one: Replica, receiver: Receiver
 ) -> None:
@@ -140,10 +182,9 @@ async def test_events_arrive_signed_in_voipbins_shape_without_tokens(
     for item in receiver.received:
         assert item.method == "POST"
         assert item.headers["content-type"] == "application/json"
-        assert verify_signature(secret, item.headers["keyplane-signature"], item.body, now, 300)
-        assert not verify_signature(
-            secret, item.headers["keyplane-signature"], item.body + b" ", now, 300
-        )
+        signed, event_id = item.headers["keyplane-signature"], item.headers["keyplane-event-id"]
+        assert verify_signature(secret, signed, event_id, item.body, now, 300)
+        assert not verify_signature(secret, signed, event_id, item.body + b" ", now, 300)
         payload = json.loads(item.body)
         assert set(payload) == {"type", "data"}
         assert_voipbin(payload["data"], "CustomerManagerAccesskey")
@@ -288,5 +329,6 @@ async def test_the_secret_can_be_replaced(one: Replica, receiver: Receiver) -> N
         await drain(one)
     now = int(one.services.clock.now().timestamp())
     signed = receiver.received[0]
-    assert verify_signature(new, signed.headers["keyplane-signature"], signed.body, now, 300)
-    assert not verify_signature(old, signed.headers["keyplane-signature"], signed.body, now, 300)
+    header, event_id = signed.headers["keyplane-signature"], signed.headers["keyplane-event-id"]
+    assert verify_signature(new, header, event_id, signed.body, now, 300)
+    assert not verify_signature(old, header, event_id, signed.body, now, 300)

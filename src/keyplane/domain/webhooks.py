@@ -6,7 +6,12 @@ kept), so the database holds nothing that could sign a delivery.
 
 Signature header (documented in docs/webhooks.md)::
 
-    Keyplane-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+    Keyplane-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>,
+                        v2=<hex HMAC-SHA256(secret, "<t>.<event id>." + body)>
+
+``v2`` binds the delivery to its ``Keyplane-Event-Id``, so a captured delivery
+replayed with a fresh id fails it; ``v1`` is still sent for receivers written
+against it.
 """
 
 from __future__ import annotations
@@ -29,14 +34,21 @@ def signing_secret(server_key: str, customer_id: uuid.UUID, generation: int) -> 
     return SECRET_PREFIX + hmac.new(server_key.encode(), material, hashlib.sha256).hexdigest()
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The value of the ``Keyplane-Signature`` header."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
+def _mac(secret: str, signed: bytes) -> str:
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, header: str, body: bytes, now: int, tolerance: int) -> bool:
-    """What a receiver does (the documented snippet, in Python)."""
+def signature(secret: str, timestamp: int, event_id: str, body: bytes) -> str:
+    """The value of the ``Keyplane-Signature`` header of the delivery of event ``event_id``."""
+    v1 = _mac(secret, f"{timestamp}.".encode() + body)
+    v2 = _mac(secret, f"{timestamp}.{event_id}.".encode() + body)
+    return f"t={timestamp},v1={v1},v2={v2}"
+
+
+def verify_signature(
+    secret: str, header: str, event_id: str, body: bytes, now: int, tolerance: int
+) -> bool:
+    """What a receiver does (the documented snippet, in Python): ``v2`` over time, id and body."""
     parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
     try:
         timestamp = int(parts["t"])
@@ -44,8 +56,8 @@ def verify_signature(secret: str, header: str, body: bytes, now: int, tolerance:
         return False
     if abs(now - timestamp) > tolerance:
         return False
-    expected = signature(secret, timestamp, body).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    expected = _mac(secret, f"{timestamp}.{event_id}.".encode() + body)
+    return hmac.compare_digest(expected, parts.get("v2", ""))
 
 
 def backoff(attempts: int, base: float, ceiling: float) -> timedelta:
