@@ -110,13 +110,63 @@ async def test_put_customer_is_voipbins_and_sets_the_hook(one: Replica, receiver
         ("http://[::1]/hook", "", "INVALID_WEBHOOK_URI"),
         ("http://169.254.169.254/latest", "", "INVALID_WEBHOOK_URI"),
         ("https://example.com/hook", "GET", "INVALID_WEBHOOK_METHOD"),
+        # Each of these was a 500 (the URL parser raised) or was stored to fail at delivery.
+        ("http://[::1", "", "INVALID_WEBHOOK_URI"),
+        ("http://[bad]/", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/hook\r\nX-Injected: 1", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/hook\r\n", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/a hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/\x0bhook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com:99999/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com:0/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://2130706433/hook", "", "INVALID_WEBHOOK_URI"),
+        # IPv6 forms that carry 127.0.0.1, and site-local: Python's is_global calls them global.
+        ("http://[::7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[64:ff9b::7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[2002:7f00:1::1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[::ffff:0:7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[fec0::1]/hook", "", "INVALID_WEBHOOK_URI"),
     ],
 )
 async def test_a_bad_hook_is_400(one: Replica, uri: str, method: str, reason: str) -> None:
     auth = await tenant_auth(one)
     async with one.client() as http:
         response = await hook(http, auth, uri, webhook_method=method)
-    assert_error(response, 400, "INVALID_ARGUMENT", reason)
+        stored = (await http.get("/v1.0/customer", headers=auth)).json()
+    message = assert_error(response, 400, "INVALID_ARGUMENT", reason)
+    assert message.startswith("'webhook_")
+    assert uri not in message
+    assert "webhook_uri" not in stored  # nothing was changed
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["[::7f00:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[::ffff:0:7f00:1]", "[fec0::1]"],
+)
+async def test_a_stored_hook_to_a_disguised_private_address_is_refused_when_delivering(
+    one: Replica, receiver: Receiver, host: str
+) -> None:
+    """A URI stored before these rules (written here straight to the store) is refused at
+    delivery, at once and for good, although 127.0.0.0/8 is allowed: what the IPv6 address
+    carries is not the allowed address."""
+    auth = await tenant_auth(one)
+    uri = receiver.url.replace("127.0.0.1", host)
+    async with one.client() as http:
+        customer_id = (await http.get("/v1.0/customer", headers=auth)).json()["id"]
+        async with one.services.database.transaction() as repos:
+            await repos.customers.update_profile(
+                uuid.UUID(customer_id),
+                now=one.services.clock.now(),
+                webhook_uri=uri,
+                webhook_method="POST",
+            )
+        await http.post(KEYS, json={"expire": 86_400}, headers=auth)
+        await drain(one)
+        result = (await http.get(DELIVERIES, headers=auth)).json()["result"][0]
+    assert (result["status"], result["attempts"]) == ("failed", 1)
+    assert "private" in result["last_error"]
+    assert host not in result["last_error"]
+    assert receiver.received == []
 
 
 def documented_receiver() -> dict[str, Any]:
