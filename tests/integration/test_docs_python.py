@@ -7,6 +7,7 @@ A snippet that is an excerpt of keyplane's own code names its file instead
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -69,15 +70,26 @@ def test_python_snippet_runs(example: CodeExample, eval_example: EvalExample) ->
 
 
 def _webhook_receiver(defined: dict[str, Any]) -> None:
-    """The receiver in docs/webhooks.md accepts what keyplane signs, and only that."""
-    verified = defined["verified"]
+    """The receiver in docs/webhooks.md accepts what keyplane signs, once, and only that."""
+    verified, receive = defined["verified"], defined["receive"]
     secret = "whsec_" + "ab" * 32
     body = b'{"type": "accesskey_created", "data": {}}'
+    event = str(uuid.uuid4())
     now = int(time.time())
-    assert verified(secret, signature(secret, now, body), body)
-    assert not verified(secret, signature(secret, now, body), body + b" ")
-    assert not verified("whsec_" + "cd" * 32, signature(secret, now, body), body)
-    assert not verified(secret, signature(secret, now - 301, body), body)
+    signed = signature(secret, now, event, body)
+    assert verified(secret, signed, event, body)
+    assert not verified(secret, signed, event, body + b" ")
+    assert not verified("whsec_" + "cd" * 32, signed, event, body)
+    assert not verified(secret, signature(secret, now - 301, event, body), event, body)
+    assert not verified(secret, signed, str(uuid.uuid4()), body)  # replayed under a fresh id
+    assert not verified(secret, signed.rsplit(",v2=", 1)[0], event, body)  # v1 alone
+    assert not verified(secret, "t=soon," + signed.split(",", 1)[1], event, body)
+    seen: list[dict[str, Any]] = []
+    receive.__globals__["handle"] = seen.append  # the receiver's own code: remember it
+    assert receive(secret, signed, event, body) == 200
+    assert receive(secret, signed, event, body) == 200  # a retry of the same event
+    assert receive(secret, signed, str(uuid.uuid4()), body) == 400
+    assert seen == [{"type": "accesskey_created", "data": {}}]  # handled once
 
 
 def _python_service(defined: dict[str, Any]) -> None:

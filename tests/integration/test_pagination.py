@@ -272,3 +272,68 @@ async def test_paging_is_stable_while_keys_are_added(
     assert len(seen) == len(set(seen))
     assert set(ids) <= set(seen)
     assert not set(added[3:]) & set(seen)
+
+
+# The audit log and the webhook deliveries are paged by sequence number.
+SEQ_PAGED = ("/v1.0/audit", "/v1.0/customer/webhook_deliveries")
+
+
+@pytest.mark.parametrize("path", SEQ_PAGED)
+@pytest.mark.parametrize(
+    "token",
+    [
+        "99999999999999999999",  # was a 500: past the databases' 64-bit integers
+        "-99999999999999999999",  # was a 500
+        "9223372036854775808",  # one past the largest seq
+        "-1",
+        "+1",
+        " 1",
+        "1.5",
+        "\u0661",  # a digit int() reads, never in a token
+        "x",
+    ],
+)
+async def test_a_sequence_page_token_out_of_range_or_malformed_is_400(
+    client: httpx.AsyncClient, tenant: Tenant, path: str, token: str
+) -> None:
+    response = await client.get(path, params={"page_token": token}, headers=tenant.auth)
+    message = assert_error(response, 400, "INVALID_ARGUMENT", "INVALID_REQUEST_PARAMETER")
+    assert "page_token" in message
+
+
+@pytest.mark.parametrize("path", SEQ_PAGED)
+async def test_the_largest_sequence_page_token_starts_at_the_newest(
+    client: httpx.AsyncClient, tenant: Tenant, path: str
+) -> None:
+    first = await client.get(path, headers=tenant.auth)
+    largest = await client.get(
+        path, params={"page_token": "9223372036854775807"}, headers=tenant.auth
+    )
+    zero = await client.get(path, params={"page_token": "0"}, headers=tenant.auth)
+    assert first.status_code == largest.status_code == zero.status_code == 200, largest.text
+    assert first.json()["result"], "the tenant's own key made an entry"
+    assert largest.json()["result"] == first.json()["result"]
+    assert zero.json() == {"result": [], "next_page_token": ""}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "0001-01-01T00:00:00.000000Z",
+        "9999-12-31T23:59:59.999999Z",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59.999999",
+        base64.urlsafe_b64encode(
+            b"9999-12-31T23:59:59.999999Z|ffffffff-ffff-ffff-ffff-ffffffffffff"
+        ).decode(),
+        base64.urlsafe_b64encode(
+            b"0001-01-01T00:00:00.000000Z|00000000-0000-0000-0000-000000000000"
+        ).decode(),
+    ],
+)
+async def test_key_page_tokens_at_the_ends_of_time_are_answered(
+    client: httpx.AsyncClient, tenant: Tenant, token: str
+) -> None:
+    """The key list's cursors hold a timestamp and an id: their extremes page, never fail."""
+    result, _ = await _page(client, tenant.auth, page_token=token)
+    assert len(result) == (1 if token.startswith(("9", "OTk")) else 0)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from keyplane.domain.clock import FrozenClock
 from keyplane.domain.webhooks import verify_signature
 from tests.conftest import Replica, replica
+from tests.docs_examples import ROOT, blocks
 from tests.factories import Factory, bearer
 from tests.integration.conftest import KEYS, assert_error, key_url
 from tests.integration.test_voipbin_compat import assert_voipbin
@@ -107,13 +110,102 @@ async def test_put_customer_is_voipbins_and_sets_the_hook(one: Replica, receiver
         ("http://[::1]/hook", "", "INVALID_WEBHOOK_URI"),
         ("http://169.254.169.254/latest", "", "INVALID_WEBHOOK_URI"),
         ("https://example.com/hook", "GET", "INVALID_WEBHOOK_METHOD"),
+        # Each of these was a 500 (the URL parser raised) or was stored to fail at delivery.
+        ("http://[::1", "", "INVALID_WEBHOOK_URI"),
+        ("http://[bad]/", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/hook\r\nX-Injected: 1", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/hook\r\n", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/a hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com/\x0bhook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com:99999/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://example.com:0/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://2130706433/hook", "", "INVALID_WEBHOOK_URI"),
+        # IPv6 forms that carry 127.0.0.1, and site-local: Python's is_global calls them global.
+        ("http://[::7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[64:ff9b::7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[2002:7f00:1::1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[::ffff:0:7f00:1]/hook", "", "INVALID_WEBHOOK_URI"),
+        ("http://[fec0::1]/hook", "", "INVALID_WEBHOOK_URI"),
     ],
 )
 async def test_a_bad_hook_is_400(one: Replica, uri: str, method: str, reason: str) -> None:
     auth = await tenant_auth(one)
     async with one.client() as http:
         response = await hook(http, auth, uri, webhook_method=method)
-    assert_error(response, 400, "INVALID_ARGUMENT", reason)
+        stored = (await http.get("/v1.0/customer", headers=auth)).json()
+    message = assert_error(response, 400, "INVALID_ARGUMENT", reason)
+    assert message.startswith("'webhook_")
+    assert uri not in message
+    assert "webhook_uri" not in stored  # nothing was changed
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["[::7f00:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[::ffff:0:7f00:1]", "[fec0::1]"],
+)
+async def test_a_stored_hook_to_a_disguised_private_address_is_refused_when_delivering(
+    one: Replica, receiver: Receiver, host: str
+) -> None:
+    """A URI stored before these rules (written here straight to the store) is refused at
+    delivery, at once and for good, although 127.0.0.0/8 is allowed: what the IPv6 address
+    carries is not the allowed address."""
+    auth = await tenant_auth(one)
+    uri = receiver.url.replace("127.0.0.1", host)
+    async with one.client() as http:
+        customer_id = (await http.get("/v1.0/customer", headers=auth)).json()["id"]
+        async with one.services.database.transaction() as repos:
+            await repos.customers.update_profile(
+                uuid.UUID(customer_id),
+                now=one.services.clock.now(),
+                webhook_uri=uri,
+                webhook_method="POST",
+            )
+        await http.post(KEYS, json={"expire": 86_400}, headers=auth)
+        await drain(one)
+        result = (await http.get(DELIVERIES, headers=auth)).json()["result"][0]
+    assert (result["status"], result["attempts"]) == ("failed", 1)
+    assert "private" in result["last_error"]
+    assert host not in result["last_error"]
+    assert receiver.received == []
+
+
+def documented_receiver() -> dict[str, Any]:
+    """The Python receiver of docs/webhooks.md, run as a reader would paste it."""
+    path = ROOT / "docs" / "webhooks.md"
+    code = [b.text for b in blocks(path) if b.language == "python" and b.marker is None]
+    assert len(code) == 1, code
+    defined: dict[str, Any] = {"__name__": "receiver"}
+    exec(compile(code[0], str(path), "exec"), defined)  # noqa: S102 (the docs' own code)
+    return defined
+
+
+async def test_a_delivery_replayed_under_a_fresh_event_id_is_refused_by_the_documented_receiver(
+    one: Replica, receiver: Receiver, clock: FrozenClock
+) -> None:
+    """A captured delivery sent again within the tolerance: under a fresh Keyplane-Event-Id
+    the signature fails; under its own id it is a duplicate, answered and not handled again."""
+    clock.set(datetime.now(UTC))  # the documented receiver compares with the real time
+    auth = await tenant_auth(one)
+    async with one.client() as http:
+        await hook(http, auth, receiver.url)
+        secret = (await http.get("/v1.0/customer/webhook_secret", headers=auth)).json()["secret"]
+        await http.post(KEYS, json={"expire": 86_400}, headers=auth)
+        await drain(one)
+    [captured] = receiver.received
+    signed = captured.headers["keyplane-signature"]
+    event_id = captured.headers["keyplane-event-id"]
+    defined = documented_receiver()
+    handled: list[dict[str, Any]] = []
+    defined["handle"] = handled.append  # the receiver's own code: remember the event
+
+    assert defined["receive"](secret, signed, event_id, captured.body) == 200
+    for _ in range(3):  # the attacker's replays, each under a fresh id
+        assert defined["receive"](secret, signed, str(uuid.uuid4()), captured.body) == 400
+    assert defined["receive"](secret, signed, event_id, captured.body) == 200  # a duplicate
+    assert [event["type"] for event in handled] == ["accesskey_created"]
+    now = int(clock.now().timestamp())
+    assert verify_signature(secret, signed, event_id, captured.body, now, 300)
+    assert not verify_signature(secret, signed, str(uuid.uuid4()), captured.body, now, 300)
 
 
 async def test_events_arrive_signed_in_voipbins_shape_without_tokens(
@@ -140,10 +232,9 @@ async def test_events_arrive_signed_in_voipbins_shape_without_tokens(
     for item in receiver.received:
         assert item.method == "POST"
         assert item.headers["content-type"] == "application/json"
-        assert verify_signature(secret, item.headers["keyplane-signature"], item.body, now, 300)
-        assert not verify_signature(
-            secret, item.headers["keyplane-signature"], item.body + b" ", now, 300
-        )
+        signed, event_id = item.headers["keyplane-signature"], item.headers["keyplane-event-id"]
+        assert verify_signature(secret, signed, event_id, item.body, now, 300)
+        assert not verify_signature(secret, signed, event_id, item.body + b" ", now, 300)
         payload = json.loads(item.body)
         assert set(payload) == {"type", "data"}
         assert_voipbin(payload["data"], "CustomerManagerAccesskey")
@@ -288,5 +379,6 @@ async def test_the_secret_can_be_replaced(one: Replica, receiver: Receiver) -> N
         await drain(one)
     now = int(one.services.clock.now().timestamp())
     signed = receiver.received[0]
-    assert verify_signature(new, signed.headers["keyplane-signature"], signed.body, now, 300)
-    assert not verify_signature(old, signed.headers["keyplane-signature"], signed.body, now, 300)
+    header, event_id = signed.headers["keyplane-signature"], signed.headers["keyplane-event-id"]
+    assert verify_signature(new, header, event_id, signed.body, now, 300)
+    assert not verify_signature(old, header, event_id, signed.body, now, 300)

@@ -1,8 +1,10 @@
-"""Page tokens for listing access keys.
+"""Page sizes and page tokens.
 
-keyplane's own cursor names the last key seen by ``(tm_create, id)``, so keys
-sharing one ``tm_create`` are each listed exactly once. VoIPBIN's cursor, the
-last item's ``tm_create`` as a timestamp, is accepted too.
+For access keys, keyplane's own cursor names the last key seen by
+``(tm_create, id)``, so keys sharing one ``tm_create`` are each listed exactly
+once. VoIPBIN's cursor, the last item's ``tm_create`` as a timestamp, is
+accepted too. The audit log and the webhook deliveries are paged by sequence
+number: their token is the last item's ``seq`` in decimal.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ MAX_PAGE_SIZE = 100
 # keyplane's own tokens are 86 characters, VoIPBIN's timestamps 27; a longer
 # value is refused before any decoding.
 MAX_PAGE_TOKEN_LENGTH = 128
+# Sequence numbers are the databases' 64-bit integers (BIGINT, SQLite's INTEGER):
+# a larger token would fail in the driver, so it is refused here.
+MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Cursor:
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
 def page_size_from_query(raw: str | None) -> int:
@@ -70,3 +76,16 @@ def decode_cursor(token: str) -> Cursor:
         return Cursor(parse_timestamp(moment), uuid.UUID(key_id))
     except (ValueError, binascii.Error, UnicodeError) as error:
         raise ValueError("not a page token issued by this service") from error
+
+
+def seq_from_page_token(token: str | None) -> int | None:
+    """The ``seq`` a sequence-numbered page starts before; ``None`` for the first page.
+
+    Raises ``ValueError`` for anything but a decimal ``0`` to ``MAX_SEQ`` (a sign,
+    spaces, other digits than ASCII, or a number past what the database holds).
+    """
+    if not token:
+        return None
+    if not _SEQ.fullmatch(token) or int(token) > MAX_SEQ:
+        raise ValueError("not a page token issued by this service")
+    return int(token)

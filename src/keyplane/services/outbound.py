@@ -1,9 +1,11 @@
 """Outbound HTTP for webhooks, guarded against server-side request forgery.
 
-Before each delivery the host is resolved, and every address it resolves to
-must be public, or inside ``KEYPLANE_WEBHOOK_ALLOWED_NETWORKS`` (empty by
-default): loopback, private, link-local, shared, reserved and multicast
-addresses are refused. The request then goes to the address that was
+Before each delivery the URI is checked again as when it was set
+(``webhooks.webhook_uri_problem``), the host is resolved, and every address it
+resolves to must be public, or inside ``KEYPLANE_WEBHOOK_ALLOWED_NETWORKS``
+(empty by default): loopback, private, link-local, shared, reserved and
+multicast addresses are refused, and so are IPv6 addresses that carry such an
+IPv4 address (``webhooks.permitted``). The request then goes to the address that was
 checked (the name is kept for ``Host`` and TLS), so a second, different
 answer from DNS cannot redirect it. Redirects are never followed, the
 response body is never read, and every request has a timeout.
@@ -19,8 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from keyplane.domain.networks import Networks
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from keyplane.domain.webhooks import Address, permitted, webhook_uri_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +29,6 @@ class Outcome:
     delivered: bool
     error: str = ""  # why not, in a few words; never a URL or a header
     retry: bool = True  # False: retrying cannot help (the address is refused)
-
-
-def permitted(address: Address, allowed: Networks) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in network for network in allowed):
-        return True
-    return address.is_global and not address.is_multicast
 
 
 class OutboundClient:
@@ -63,6 +56,10 @@ class OutboundClient:
     async def send(self, method: str, uri: str, body: bytes, headers: dict[str, str]) -> Outcome:
         if len(body) > self.max_body_bytes:
             return Outcome(False, f"payload over {self.max_body_bytes} bytes", retry=False)
+        # A URI stored before a rule was added meets the rule here.
+        problem = webhook_uri_problem(uri, self._allowed)
+        if problem:
+            return Outcome(False, f"refused: webhook_uri {problem}", retry=False)
         try:
             url = httpx.URL(uri)
         except httpx.InvalidURL:

@@ -97,12 +97,14 @@ class WebhookDispatcher:
             self._server_key, customer.id, customer.webhook_secret_generation
         )
         timestamp = int(self._clock.now().timestamp())
+        event_id = str(event.id)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "keyplane-webhooks",
-            webhooks.SIGNATURE_HEADER: webhooks.signature(secret, timestamp, body),
-            webhooks.EVENT_ID_HEADER: str(event.id),
-            webhooks.IDEMPOTENCY_HEADER: str(event.id),
+            # v2 signs the event id with the body: a replay under a fresh id fails it.
+            webhooks.SIGNATURE_HEADER: webhooks.signature(secret, timestamp, event_id, body),
+            webhooks.EVENT_ID_HEADER: event_id,
+            webhooks.IDEMPOTENCY_HEADER: event_id,
         }
         method = customer.webhook_method or "POST"
         outcome: Outcome = await self._outbound.send(method, customer.webhook_uri, body, headers)

@@ -283,6 +283,33 @@ async def test_webhook_settings(
     assert "https://example.com/hook" in page.text
 
 
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("http://[::1", "is not a valid URL"),  # each of the first two was a 500
+        ("http://[bad]/", "is not a valid URL"),
+        ("http://example.com/hook\r\nX-Injected: 1", "must not contain spaces or control"),
+        ("http://example.com/a hook", "must not contain spaces or control"),
+        ("http://example.com:99999/hook", "has a port that is not a number from 1 to 65535"),
+        ("http://[64:ff9b::7f00:1]/hook", "points to a private, loopback or reserved address"),
+        ("http://[::7f00:1]/hook", "points to a private, loopback or reserved address"),
+    ],
+)
+async def test_a_bad_webhook_uri_is_shown_as_a_problem_and_not_saved(
+    client: httpx.AsyncClient, services: Services, admin: Admin, uri: str, problem: str
+) -> None:
+    refused = await client.post(
+        "/admin/settings",
+        data={"csrf": admin.csrf, "webhook_uri": uri, "webhook_method": "POST"},
+    )
+    assert refused.status_code == 400, refused.text
+    alert = re.search(r'<p class="problem" role="alert">([^<]*)</p>', refused.text)
+    assert alert is not None, refused.text
+    assert alert.group(1).startswith("&#39;webhook_uri&#39; " + problem)
+    customer = await services.customers.get_customer(OPERATOR, admin.customer.id)
+    assert customer.webhook_uri == ""
+
+
 async def test_logout_ends_the_session(client: httpx.AsyncClient, admin: Admin) -> None:
     refused = await client.post("/admin/logout", data={"csrf": "wrong"})
     assert refused.status_code == 403

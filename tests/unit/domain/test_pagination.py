@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keyplane.domain.pagination import decode_cursor, encode_cursor, page_size_from_query
+from keyplane.domain.pagination import (
+    MAX_SEQ,
+    decode_cursor,
+    encode_cursor,
+    page_size_from_query,
+    seq_from_page_token,
+)
 from keyplane.domain.timefmt import format_timestamp
 from tests.unit.domain import exactly
 
@@ -158,3 +164,49 @@ def test_a_token_of_up_to_128_characters_is_read_a_longer_one_refused() -> None:
     assert decode_cursor(_token_of_length(128)).id == uuid.UUID("7" * 32)
     with pytest.raises(ValueError, match=exactly("not a page token issued by this service")):
         decode_cursor(_token_of_length(132))
+
+
+@pytest.mark.parametrize(
+    ("token", "seq"),
+    [
+        (None, None),
+        ("", None),
+        ("0", 0),
+        ("1", 1),
+        ("12345", 12345),
+        ("007", 7),
+        ("9223372036854775807", 2**63 - 1),
+    ],
+)
+def test_a_sequence_page_token_is_a_decimal_seq(token: str | None, seq: int | None) -> None:
+    assert seq_from_page_token(token) == seq
+    assert MAX_SEQ == 2**63 - 1  # BIGINT, and SQLite's INTEGER
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "99999999999999999999",  # past BIGINT: the driver would fail on it
+        "-99999999999999999999",
+        "9223372036854775808",  # MAX_SEQ + 1
+        "0" * 20,  # digits past what a seq is written with
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1.5",
+        "1e3",
+        "0x10",
+        "\u0661",  # ARABIC-INDIC DIGIT ONE: int() reads it, a token never holds it
+        "x",
+        "9" * 5000,
+    ],
+)
+def test_a_sequence_page_token_out_of_range_or_malformed_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match=exactly("not a page token issued by this service")):
+        seq_from_page_token(token)
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_every_seq_reads_back(seq: int) -> None:
+    assert seq_from_page_token(str(seq)) == seq

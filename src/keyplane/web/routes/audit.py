@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from keyplane.domain.pagination import page_size_from_query
+from keyplane.domain.pagination import page_size_from_query, seq_from_page_token
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.domain.views import audit_view
 from keyplane.errors import InvalidArgument
@@ -48,7 +48,7 @@ async def list_audit(
 ) -> Any:
     try:
         size = page_size_from_query(page_size)
-        before = int(page_token) if page_token else None
+        before = seq_from_page_token(page_token)
     except ValueError:
         raise InvalidArgument(
             "page_size must be an integer and page_token a token from next_page_token.",

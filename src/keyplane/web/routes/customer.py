@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from keyplane.domain.pagination import page_size_from_query
+from keyplane.domain.pagination import page_size_from_query, seq_from_page_token
 from keyplane.domain.views import customer_view, delivery_view
 from keyplane.errors import InvalidArgument
 from keyplane.web.body import json_object, string_field
@@ -92,7 +92,7 @@ async def list_webhook_deliveries(
 ) -> Any:
     try:
         size = page_size_from_query(page_size)
-        before = int(page_token) if page_token else None
+        before = seq_from_page_token(page_token)
     except ValueError:
         raise InvalidArgument(
             "page_size must be an integer and page_token a token from next_page_token.",
