@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from keyplane.domain.networks import Networks
@@ -52,6 +53,9 @@ class Identity:
     permission: int
     scopes: Scopes | None = None  # a restricted key's rules; None: unrestricted
     allowed_networks: Networks | None = None  # a key's IP allowlist; None: anywhere
+    # An access key's own expiry: what it makes never outlives it. None: a session
+    # or the operator, whose keys' lifetimes only ``expire``'s bounds limit.
+    tm_expire: datetime | None = None
 
     @classmethod
     def for_accesskey(
@@ -60,6 +64,7 @@ class Identity:
         customer_id: uuid.UUID,
         scopes: Scopes | None = None,
         allowed_networks: Networks | None = None,
+        tm_expire: datetime | None = None,
     ) -> Identity:
         # An access key acts as a customer admin of its own customer, never as a super admin.
         return cls(
@@ -69,6 +74,7 @@ class Identity:
             int(Permission.CUSTOMER_ADMIN),
             scopes,
             allowed_networks,
+            tm_expire,
         )
 
     @classmethod
