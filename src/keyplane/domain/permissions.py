@@ -1,4 +1,4 @@
-"""Agent permission bits and the one permission check."""
+"""Agent permission bits, the one permission check, and the rule for secrets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Literal
 
 from keyplane.domain.networks import Networks
 from keyplane.domain.scopes import Scopes
+from keyplane.errors import PermissionDenied
 
 IdentityType = Literal["agent", "accesskey", "operator"]
 
@@ -77,6 +78,11 @@ class Identity:
             tm_expire,
         )
 
+    @property
+    def restricted(self) -> bool:
+        """A key with scopes or an IP allowlist; sessions and the operator never are."""
+        return self.scopes is not None or self.allowed_networks is not None
+
     @classmethod
     def operator(cls) -> Identity:
         """The command line: whoever can reach the database is a project super admin."""
@@ -88,3 +94,38 @@ def has_permission(identity: Identity, customer_id: uuid.UUID, required: int) ->
     if identity.permission & Permission.PROJECT_SUPER_ADMIN:
         return True
     return identity.customer_id == customer_id and bool(identity.permission & required)
+
+
+SECRET_KEEPERS = int(Permission.CUSTOMER_ADMIN)
+
+
+def may_keep_secrets(identity: Identity, customer_id: uuid.UUID) -> bool:
+    """May read the customer's secrets and say where its events go.
+
+    The webhook secret forges deliveries and the webhook URI receives every
+    key's name and id, so these are writes whatever the HTTP method: they need
+    the customer admin permission and an unrestricted credential. An IP
+    allowlist counts as a restriction here: the secret, once read, works from
+    anywhere, and events sent elsewhere leave the allowlist's networks.
+    """
+    return has_permission(identity, customer_id, SECRET_KEEPERS) and not identity.restricted
+
+
+def require_secret_keeper(
+    identity: Identity, customer_id: uuid.UUID, action: str, *, hint: str = ""
+) -> None:
+    """``PermissionDenied`` saying why, unless ``may_keep_secrets``.
+
+    ``action`` begins the message ("Reading the audit log"); ``hint`` ends it.
+    """
+    if not has_permission(identity, customer_id, SECRET_KEEPERS):
+        why = f"{action} needs the customer admin permission."
+    elif identity.restricted:
+        why = (
+            f"{action} needs an unrestricted credential (a session, or an access key without "
+            "scopes or an IP allowlist): a restricted key may not read the customer's secrets "
+            "or audit log, nor redirect its events."
+        )
+    else:
+        return
+    raise PermissionDenied(f"{why} {hint}".rstrip(), reason="PERMISSION_DENIED")
