@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain import networks, scopes, tokens
@@ -124,25 +125,36 @@ def _latest_expiry(identity: Identity, wanted: datetime) -> datetime:
     return identity.tm_expire
 
 
-def _require_no_later_than_caller(identity: Identity, wanted: datetime, now: datetime) -> None:
-    """Refuse, saying what the most is, an expiry later than the calling access key's own."""
+def _require_no_later_than_caller(
+    identity: Identity, wanted: datetime, now: datetime, *, asked: Literal["expire", "tm_expire"]
+) -> None:
+    """Refuse an expiry later than the calling access key's own, saying the most it may ask.
+
+    ``asked`` is the field the caller gave: ``expire`` (seconds) or ``tm_expire`` (a moment).
+    """
     latest = _latest_expiry(identity, wanted)
     if latest == wanted:
         return
     until = format_timestamp(latest)
     left = int((latest - now).total_seconds())
-    if left < MIN_EXPIRE:
-        most = (
-            f"it expires at {until}, in less than one day, the shortest lifetime of a key: "
-            "use a session or a key that lives longer"
+    if asked == "tm_expire":
+        message = (
+            "'tm_expire' is later than the expiry of the access key making this request: "
+            f"at most {until}, since a key never outlives the access key that sets its expiry."
+        )
+    elif left < MIN_EXPIRE:
+        message = (
+            f"The access key making this request expires at {until}, in less than one day, "
+            "and a key lives at least one day but never outlives the access key that makes "
+            "it: make this key with a session or with a key that lives longer."
         )
     else:
-        most = f"at most {left} seconds from now (it expires at {until})"
-    raise InvalidArgument(
-        "The key would outlive the access key making this request, and a key never "
-        f"outlives the access key that makes it or sets its expiry: {most}.",
-        reason="EXPIRE_ABOVE_MAXIMUM",
-    )
+        message = (
+            f"'expire' would outlive the access key making this request: at most {left} "
+            f"seconds (it expires at {until}), since a key never outlives the access key "
+            "that makes it."
+        )
+    raise InvalidArgument(message, reason="EXPIRE_ABOVE_MAXIMUM")
 
 
 async def _audit(
@@ -232,7 +244,8 @@ class AccesskeyService:
         seconds = self.validate_expire(expire)
         _require_within_own_restrictions(identity, scopes, allowed_networks)
         now = self._clock.now()
-        _require_no_later_than_caller(identity, now + timedelta(seconds=seconds), now)
+        wanted = now + timedelta(seconds=seconds)
+        _require_no_later_than_caller(identity, wanted, now, asked="expire")
         key, token = new_accesskey(
             customer_id, name, detail, seconds, now, scopes, allowed_networks
         )
@@ -318,7 +331,7 @@ class AccesskeyService:
                     "shortened; rotate the key to get one with a new lifetime.",
                     reason="EXPIRE_NOT_SHORTER",
                 )
-            _require_no_later_than_caller(identity, tm_expire, now)
+            _require_no_later_than_caller(identity, tm_expire, now, asked="tm_expire")
             if tm_expire == key.tm_expire:
                 return key
             return await repos.accesskeys.set_expire(key_id, tm_expire=tm_expire, now=now)
