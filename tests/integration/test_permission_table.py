@@ -36,7 +36,8 @@ BOUNDED, COVERED = "¹", "²"  # the table's notes 1 and 2
 def read_table() -> tuple[list[str], dict[str, dict[str, str]]]:
     """The columns and, for each credential, its cells (column: text)."""
     text = (ROOT / "docs" / "lifecycle.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## Who may do what\n") :]
+    section = text[text.index("\n## Who may do what\n") + 1 :]
+    section = section.split("\n## ", 1)[0]  # up to the next section, if any
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     split = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     header, rows = split[0], [row for row in split[1:] if set(row[0]) != {"-"}]
