@@ -9,7 +9,6 @@ import httpx
 
 from keyplane.domain.permissions import Identity, Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
-from keyplane.services.accesskeys import MAX_EXPIRE
 from keyplane.services.container import Services
 
 OPERATOR = Identity.operator()
@@ -73,12 +72,8 @@ class Factory:
         )
 
     async def identity_token(self, customer: Customer) -> str:
-        """A working access key token for ``customer``, living as long as the server allows.
-
-        A key never makes a key that outlives it, so this one may make any key.
-        """
-        longest = self.services.accesskeys.max_expire or MAX_EXPIRE
-        return (await self.accesskey(customer, expire=longest))[1]
+        """A working access key token for ``customer``."""
+        return (await self.accesskey(customer))[1]
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> str:

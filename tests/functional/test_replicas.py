@@ -168,9 +168,8 @@ async def _tenant(cluster: Cluster) -> Tenant:
     services = build_services(settings)
     try:
         customer = await services.customers.create_customer(OPERATOR, name="tenant")
-        # A year: the one-day keys it makes never outlive it.
         _, token = await services.accesskeys.create(
-            OPERATOR, customer.id, name="admin", detail="", expire=365 * 86_400
+            OPERATOR, customer.id, name="admin", detail="", expire=86_400
         )
         username = f"admin-{uuid.uuid4().hex[:8]}"
         await services.customers.create_agent(

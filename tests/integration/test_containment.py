@@ -1,5 +1,5 @@
 """A restricted key cannot undo an admin's containment: it changes only keys within its own
-restrictions, and no access key makes, renews or re-dates a key that outlives itself."""
+restrictions, and makes, renews or re-dates no key that outlives itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from keyplane.domain.clock import FrozenClock
 from keyplane.services.accesskeys import MAX_EXPIRE
 from keyplane.services.container import Services
-from tests.factories import ONE_DAY, ONE_YEAR, Factory, bearer, login
+from tests.factories import ONE_DAY, ONE_YEAR, bearer, login
 from tests.integration.conftest import (
     KEYS,
     PASSWORD,
@@ -133,13 +133,13 @@ async def test_a_restricted_key_still_acts_on_itself(
     assert disabled.status_code == 200, disabled.text
 
 
-# --- 3. expiry: nothing an access key makes outlives it -------------------------------------------
+# --- 3. expiry: nothing a restricted key makes outlives it ----------------------------------------
 
 
-async def test_a_one_day_key_may_not_make_a_key_that_outlives_it(
+async def test_a_one_day_restricted_key_may_not_make_a_key_that_outlives_it(
     client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
 ) -> None:
-    for restrictions in ({"scopes": KEY_ADMIN}, {}):  # restricted or not, the same rule
+    for restrictions in ({"scopes": KEY_ADMIN}, {"allowed_networks": LOOPBACK}):
         day = await create_key(client, tenant.auth, expire=ONE_DAY, **restrictions)
         auth = bearer(day["token"])
         response = await client.post(
@@ -151,18 +151,26 @@ async def test_a_one_day_key_may_not_make_a_key_that_outlives_it(
         child = await create_key(client, auth, expire=ONE_DAY, **restrictions)
         assert child["tm_expire"] == day["tm_expire"]  # no later: allowed
     clock.advance(3600)
-    response = await client.post(KEYS, json={"expire": ONE_DAY}, headers=auth)
+    response = await client.post(KEYS, json={"expire": ONE_DAY, **restrictions}, headers=auth)
     message = assert_error(response, 400, "INVALID_ARGUMENT", "EXPIRE_ABOVE_MAXIMUM")
     assert "less than one day" in message
 
 
-async def test_an_access_key_may_not_give_a_key_a_later_expiry_than_its_own(
-    client: httpx.AsyncClient, tenant: Tenant, factory: Factory, clock: FrozenClock
+async def test_an_unrestricted_key_makes_keys_of_any_lifetime_as_voipbin_keys_do(
+    client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
 ) -> None:
-    _, day_token = await factory.accesskey(tenant.customer, expire=ONE_DAY)
-    auth = bearer(day_token)
+    day = await create_key(client, tenant.auth, expire=ONE_DAY)
+    made = await create_key(client, bearer(day["token"]), expire=MAX_EXPIRE)
+    assert parse(made["tm_expire"]) == clock.now() + timedelta(seconds=MAX_EXPIRE)
+
+
+async def test_a_restricted_key_may_not_give_a_key_a_later_expiry_than_its_own(
+    client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
+) -> None:
+    day = await create_key(client, tenant.auth, expire=ONE_DAY, scopes=KEY_ADMIN)
+    auth = bearer(day["token"])
     day_end = clock.now() + timedelta(seconds=ONE_DAY)
-    target = await create_key(client, tenant.auth, expire=ONE_YEAR)
+    target = await create_key(client, tenant.auth, expire=ONE_YEAR, scopes=KEY_ADMIN)
     url = f"{key_url(target['id'])}/expire"
     later = await client.post(
         url, json={"tm_expire": fmt(day_end + timedelta(days=1))}, headers=auth
@@ -177,12 +185,13 @@ async def test_an_access_key_may_not_give_a_key_a_later_expiry_than_its_own(
     assert sooner.json()["tm_expire"] == fmt(day_end)
 
 
-async def test_a_key_rotated_by_an_access_key_expires_no_later_than_that_key(
-    client: httpx.AsyncClient, tenant: Tenant, factory: Factory, clock: FrozenClock
+async def test_a_key_rotated_by_a_restricted_key_expires_no_later_than_that_key(
+    client: httpx.AsyncClient, tenant: Tenant, clock: FrozenClock
 ) -> None:
-    _, day_token = await factory.accesskey(tenant.customer, expire=ONE_DAY)
+    day_key = await create_key(client, tenant.auth, expire=ONE_DAY, scopes=KEY_ADMIN)
+    day_token = day_key["token"]
     day_end = fmt(clock.now() + timedelta(seconds=ONE_DAY))
-    target = await create_key(client, tenant.auth, expire=ONE_YEAR)
+    target = await create_key(client, tenant.auth, expire=ONE_YEAR, scopes=KEY_ADMIN)
     clock.advance(60)
     rotated = await client.post(f"{key_url(target['id'])}/rotate", headers=bearer(day_token))
     assert rotated.status_code == 200, rotated.text
@@ -190,7 +199,6 @@ async def test_a_key_rotated_by_an_access_key_expires_no_later_than_that_key(
     stored = await current(client, tenant, rotated.json()["id"])
     assert stored["tm_expire"] == day_end
     # The rotating key's own replacement is bounded the same way: it cannot renew itself.
-    day_key = (await client.get("/v1.0/me", headers=bearer(day_token))).json()
     itself = await client.post(f"{key_url(day_key['id'])}/rotate", headers=bearer(day_token))
     assert itself.status_code == 200, itself.text
     assert itself.json()["tm_expire"] == day_end

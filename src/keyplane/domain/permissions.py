@@ -54,8 +54,8 @@ class Identity:
     permission: int
     scopes: Scopes | None = None  # a restricted key's rules; None: unrestricted
     allowed_networks: Networks | None = None  # a key's IP allowlist; None: anywhere
-    # An access key's own expiry: what it makes never outlives it. None: a session
-    # or the operator, whose keys' lifetimes only ``expire``'s bounds limit.
+    # An access key's own expiry: what a restricted key makes never outlives it.
+    # None: a session or the operator.
     tm_expire: datetime | None = None
 
     @classmethod

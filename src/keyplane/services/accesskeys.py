@@ -115,12 +115,14 @@ def _require_within_own_restrictions(
 
 
 def _latest_expiry(identity: Identity, wanted: datetime) -> datetime:
-    """``wanted``, or the caller's own expiry when that comes first.
+    """``wanted``, or a restricted caller's own expiry when that comes first.
 
-    A key that an access key makes, renews or gives a new expiry never
-    outlives that access key: a key stolen for a day stays a day's worth.
+    A key that a restricted access key makes, renews or gives a new expiry
+    never outlives that access key: a restricted key stolen for a day stays a
+    day's worth. An unrestricted key may do all its customer admin may, as
+    VoIPBIN's keys do, longer keys included.
     """
-    if identity.tm_expire is None or wanted <= identity.tm_expire:
+    if not identity.restricted or identity.tm_expire is None or wanted <= identity.tm_expire:
         return wanted
     return identity.tm_expire
 
@@ -139,20 +141,21 @@ def _require_no_later_than_caller(
     left = int((latest - now).total_seconds())
     if asked == "tm_expire":
         message = (
-            "'tm_expire' is later than the expiry of the access key making this request: "
-            f"at most {until}, since a key never outlives the access key that sets its expiry."
+            "'tm_expire' is later than the expiry of the restricted access key making this "
+            f"request: at most {until}, since a key never outlives the restricted key that "
+            "sets its expiry."
         )
     elif left < MIN_EXPIRE:
         message = (
-            f"The access key making this request expires at {until}, in less than one day, "
-            "and a key lives at least one day but never outlives the access key that makes "
-            "it: make this key with a session or with a key that lives longer."
+            f"The restricted access key making this request expires at {until}, in less than "
+            "one day, and a key lives at least one day but never outlives the restricted key "
+            "that makes it: make this key with a session or an unrestricted key."
         )
     else:
         message = (
-            f"'expire' would outlive the access key making this request: at most {left} "
-            f"seconds (it expires at {until}), since a key never outlives the access key "
-            "that makes it."
+            f"'expire' would outlive the restricted access key making this request: at most "
+            f"{left} seconds (it expires at {until}), since a key never outlives the restricted "
+            "key that makes it."
         )
     raise InvalidArgument(message, reason="EXPIRE_ABOVE_MAXIMUM")
 
