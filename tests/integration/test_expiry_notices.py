@@ -47,7 +47,7 @@ async def test_one_notice_per_key_per_lead_time_between_replicas(
     a, b = pair
     factory = Factory(a.services)
     customer = await factory.customer()
-    auth = bearer(await factory.identity_token(customer))  # a year: far from expiring
+    auth = bearer(await factory.identity_token(customer))  # far from expiring
     async with a.client() as http:
         month = (
             await http.post(KEYS, json={"name": "m", "expire": 30 * ONE_DAY}, headers=auth)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain import networks, scopes, tokens
@@ -20,6 +22,7 @@ from keyplane.domain.pagination import Cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission
 from keyplane.domain.records import Accesskey, Page
 from keyplane.domain.scopes import Scopes
+from keyplane.domain.timefmt import format_timestamp
 from keyplane.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from keyplane.services.audit import record_audit
 from keyplane.services.events import (
@@ -92,18 +95,69 @@ def _deleted() -> FailedPrecondition:
 def _require_within_own_restrictions(
     identity: Identity, wanted_scopes: Scopes | None, wanted_networks: Networks | None
 ) -> None:
-    """A restricted key never makes (or renews) a key that may do more than itself."""
+    """A restricted key never makes, renews or changes a key that may do more than itself.
+
+    Changing such a key (enabling one an admin disabled, say) would undo what
+    the key's holder was never trusted with.
+    """
     if not scopes.covers(identity.scopes, wanted_scopes):
         raise PermissionDenied(
-            "A restricted access key can only make keys whose scopes are within its own.",
+            "A restricted access key can only make or change keys whose scopes are within "
+            "its own (an unrestricted key is more than any restricted one).",
             reason="PERMISSION_DENIED",
         )
     if not networks.covers(identity.allowed_networks, wanted_networks):
         raise PermissionDenied(
-            "An access key with an IP allowlist can only make keys whose allowlist is "
-            "within its own.",
+            "An access key with an IP allowlist can only make or change keys whose allowlist "
+            "is within its own (a key without an allowlist is usable from anywhere).",
             reason="PERMISSION_DENIED",
         )
+
+
+def _latest_expiry(identity: Identity, wanted: datetime) -> datetime:
+    """``wanted``, or a restricted caller's own expiry when that comes first.
+
+    A key that a restricted access key makes, renews or gives a new expiry
+    never outlives that access key: a restricted key stolen for a day stays a
+    day's worth. An unrestricted key may do all its customer admin may, as
+    VoIPBIN's keys do, longer keys included.
+    """
+    if not identity.restricted or identity.tm_expire is None or wanted <= identity.tm_expire:
+        return wanted
+    return identity.tm_expire
+
+
+def _require_no_later_than_caller(
+    identity: Identity, wanted: datetime, now: datetime, *, asked: Literal["expire", "tm_expire"]
+) -> None:
+    """Refuse an expiry later than the calling access key's own, saying the most it may ask.
+
+    ``asked`` is the field the caller gave: ``expire`` (seconds) or ``tm_expire`` (a moment).
+    """
+    latest = _latest_expiry(identity, wanted)
+    if latest == wanted:
+        return
+    until = format_timestamp(latest)
+    left = int((latest - now).total_seconds())
+    if asked == "tm_expire":
+        message = (
+            "'tm_expire' is later than the expiry of the restricted access key making this "
+            f"request: at most {until}, since a key never outlives the restricted key that "
+            "sets its expiry."
+        )
+    elif left < MIN_EXPIRE:
+        message = (
+            f"The restricted access key making this request expires at {until}, in less than "
+            "one day, and a key lives at least one day but never outlives the restricted key "
+            "that makes it: make this key with a session or an unrestricted key."
+        )
+    else:
+        message = (
+            f"'expire' would outlive the restricted access key making this request: at most "
+            f"{left} seconds (it expires at {until}), since a key never outlives the restricted "
+            "key that makes it."
+        )
+    raise InvalidArgument(message, reason="EXPIRE_ABOVE_MAXIMUM")
 
 
 async def _audit(
@@ -192,8 +246,11 @@ class AccesskeyService:
         self._require_admin_of(identity, customer_id)
         seconds = self.validate_expire(expire)
         _require_within_own_restrictions(identity, scopes, allowed_networks)
+        now = self._clock.now()
+        wanted = now + timedelta(seconds=seconds)
+        _require_no_later_than_caller(identity, wanted, now, asked="expire")
         key, token = new_accesskey(
-            customer_id, name, detail, seconds, self._clock.now(), scopes, allowed_networks
+            customer_id, name, detail, seconds, now, scopes, allowed_networks
         )
         async with self._db.transaction() as repos:
             customer = await repos.customers.get(customer_id)
@@ -277,6 +334,7 @@ class AccesskeyService:
                     "shortened; rotate the key to get one with a new lifetime.",
                     reason="EXPIRE_NOT_SHORTER",
                 )
+            _require_no_later_than_caller(identity, tm_expire, now, asked="tm_expire")
             if tm_expire == key.tm_expire:
                 return key
             return await repos.accesskeys.set_expire(key_id, tm_expire=tm_expire, now=now)
@@ -305,12 +363,12 @@ class AccesskeyService:
     ) -> tuple[Accesskey, str, Accesskey]:
         """A new key with the old one's name, detail and lifetime; the old one ends after ``grace``.
 
+        Rotated by an access key, the new key expires no later than that key.
         Returns the new key, its token (shown once) and the old key as it now is.
         """
         seconds = self.validate_grace(grace)
         async with self._db.transaction() as repos:
-            old = self._visible(identity, await repos.accesskeys.get(key_id))
-            _require_within_own_restrictions(identity, old.scopes, old.allowed_networks)
+            old = self._actionable(identity, await repos.accesskeys.get(key_id))
             if old.rotated_to is not None:
                 raise _already_rotated()
             if old.tm_disable is not None:
@@ -328,6 +386,7 @@ class AccesskeyService:
                 old.scopes,
                 old.allowed_networks,
             )
+            new = replace(new, tm_expire=_latest_expiry(identity, new.tm_expire))
             await repos.accesskeys.insert(new)
             end = min(old.tm_expire, now + timedelta(seconds=seconds))
             rotated = await repos.accesskeys.mark_rotated(
@@ -349,7 +408,7 @@ class AccesskeyService:
     ) -> Accesskey:
         """Change one visible key, record the event and the revocation, tell every replica."""
         async with self._db.transaction() as repos:
-            current = self._visible(identity, await repos.accesskeys.get(key_id))
+            current = self._actionable(identity, await repos.accesskeys.get(key_id))
             now = self._clock.now()
             changed = await revise(repos, current, now)
             if changed is None:
@@ -372,3 +431,14 @@ class AccesskeyService:
             raise _deleted()
         cls._require_admin_of(identity, key.customer_id)
         return key
+
+    @classmethod
+    def _actionable(cls, identity: Identity, key: Accesskey | None) -> Accesskey:
+        """A key the caller may change: visible, and within a restricted caller's restrictions.
+
+        Every change goes through here (update, delete, disable, enable, a new
+        expiry, rotation); reading and listing do not.
+        """
+        visible = cls._visible(identity, key)
+        _require_within_own_restrictions(identity, visible.scopes, visible.allowed_networks)
+        return visible

@@ -6,8 +6,7 @@ import uuid
 from datetime import datetime
 
 from keyplane.domain.audit import AuditEntry, current_origin
-from keyplane.domain.permissions import Identity, Permission, has_permission
-from keyplane.errors import PermissionDenied
+from keyplane.domain.permissions import Identity, require_secret_keeper
 from keyplane.services.pruning import Retention
 from keyplane.store.engine import Database
 from keyplane.store.repositories import Repositories
@@ -62,11 +61,8 @@ class AuditService:
         before: int | None,
         limit: int,
     ) -> list[AuditEntry]:
-        if not has_permission(identity, customer_id, int(Permission.CUSTOMER_ADMIN)):
-            raise PermissionDenied(
-                "Reading the audit log needs the customer admin permission.",
-                reason="PERMISSION_DENIED",
-            )
+        # Who did what from where: the customer admin's to read, never a restricted key's.
+        require_secret_keeper(identity, customer_id, "Reading the audit log")
         async with self._db.reader() as repos:
             return await repos.audit.page(
                 customer_id, types=types, since=since, until=until, before=before, limit=limit

@@ -297,9 +297,11 @@ class AuthService:
         return self._key_identity(key, now)
 
     def _key_identity(self, key: VerifiedKey, now: datetime) -> Identity:
-        """The one place a verified key becomes an identity: restrictions included."""
+        """The one place a verified key becomes an identity: restrictions and expiry included."""
         self._usage.mark(key.id, now)
-        return Identity.for_accesskey(key.id, key.customer_id, key.scopes, key.allowed_networks)
+        return Identity.for_accesskey(
+            key.id, key.customer_id, key.scopes, key.allowed_networks, key.tm_expire
+        )
 
     async def authenticate_session(self, token: str) -> Identity:
         claims = self._sessions.decode(token, self._clock.now())

@@ -22,7 +22,12 @@ from datetime import datetime, timedelta
 from keyplane.background import BackgroundTask
 from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
-from keyplane.domain.permissions import Identity, Permission, has_permission
+from keyplane.domain.permissions import (
+    Identity,
+    Permission,
+    has_permission,
+    require_secret_keeper,
+)
 from keyplane.domain.records import Customer, Delivery
 from keyplane.errors import KeyplaneError, NotFound, PermissionDenied
 from keyplane.logs import get_logger
@@ -175,7 +180,8 @@ class WebhookService:
         return customer
 
     async def secret(self, identity: Identity, customer_id: uuid.UUID) -> str:
-        self._require_manager_of(identity, customer_id)
+        """The signing secret: whoever reads it can forge deliveries, so reading is a write."""
+        require_secret_keeper(identity, customer_id, "Reading the webhook secret")
         customer = await self._customer(customer_id)
         return webhooks.signing_secret(
             self._server_key, customer.id, customer.webhook_secret_generation
@@ -183,7 +189,7 @@ class WebhookService:
 
     async def rotate_secret(self, identity: Identity, customer_id: uuid.UUID) -> str:
         """A new secret; the old one signs nothing from now on."""
-        self._require_manager_of(identity, customer_id)
+        require_secret_keeper(identity, customer_id, "Replacing the webhook secret")
         async with self._db.transaction() as repos:
             now = self._clock.now()
             generation = await repos.customers.next_webhook_secret_generation(customer_id, now=now)

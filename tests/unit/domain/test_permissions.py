@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,8 +12,11 @@ from keyplane.domain.permissions import (
     has_permission,
     is_documented,
     is_super_admin,
+    may_keep_secrets,
+    require_secret_keeper,
 )
 from keyplane.domain.scopes import parse_scopes
+from keyplane.errors import PermissionDenied
 
 OWN = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -108,3 +112,49 @@ def test_the_operator_is_a_project_super_admin_of_no_customer() -> None:
     assert operator.permission == 65535
     assert (operator.scopes, operator.allowed_networks) == (None, None)
     assert has_permission(operator, OTHER, ADMIN)
+
+
+def test_an_access_key_carries_its_expiry_and_a_session_none() -> None:
+    until = datetime(2027, 1, 1, tzinfo=UTC)
+    assert Identity.for_accesskey(uuid.uuid4(), OWN, tm_expire=until).tm_expire == until
+    assert Identity.for_accesskey(uuid.uuid4(), OWN).tm_expire is None
+    assert agent(ADMIN).tm_expire is None
+    assert Identity.operator().tm_expire is None
+
+
+@pytest.mark.parametrize(
+    ("identity", "keeps"),
+    [
+        (agent(ADMIN), True),
+        (agent(int(Permission.PROJECT_SUPER_ADMIN)), True),
+        (agent(int(Permission.CUSTOMER_MANAGER)), False),
+        (agent(int(Permission.CUSTOMER_AGENT)), False),
+        (Identity.for_accesskey(uuid.uuid4(), OWN), True),
+        (Identity.for_accesskey(uuid.uuid4(), OWN, parse_scopes("read_only")), False),
+        (Identity.for_accesskey(uuid.uuid4(), OWN, None, parse_networks(["10.0.0.0/8"])), False),
+        (Identity.operator(), True),
+    ],
+    ids=[
+        "admin",
+        "super admin",
+        "manager",
+        "agent",
+        "key",
+        "read_only key",
+        "allowlisted key",
+        "operator",
+    ],
+)
+def test_secrets_need_an_admin_with_an_unrestricted_credential(
+    identity: Identity, keeps: bool
+) -> None:
+    assert may_keep_secrets(identity, OWN) is keeps
+    if keeps:
+        require_secret_keeper(identity, OWN, "Reading the secret")
+    else:
+        with pytest.raises(PermissionDenied, match=r"^Reading the secret needs "):
+            require_secret_keeper(identity, OWN, "Reading the secret")
+
+
+def test_another_customers_admin_keeps_no_secret_of_ours() -> None:
+    assert not may_keep_secrets(Identity.for_accesskey(uuid.uuid4(), OTHER), OWN)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from keyplane.domain.pagination import Cursor, decode_cursor, encode_cursor
-from keyplane.domain.permissions import Identity, Permission, has_permission
+from keyplane.domain.permissions import Identity, Permission, has_permission, may_keep_secrets
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.errors import (
     InvalidArgument,
@@ -78,6 +78,11 @@ class AdminSession:
     @property
     def edits_settings(self) -> bool:
         return has_permission(self.identity, self.identity.customer_id, SETTINGS_EDITORS)
+
+    @property
+    def sets_webhook(self) -> bool:
+        """Saving a new webhook is offered only to those the service lets change it."""
+        return may_keep_secrets(self.identity, self.identity.customer_id)
 
 
 class LoginNeeded(Exception):
