@@ -170,3 +170,50 @@ async def test_without_scopes_the_creation_response_is_voipbins(
         key_url(created["id"]), params={"expand": "scopes"}, headers=tenant.auth
     )
     assert expanded.json()["scopes"] is None
+
+
+# Each read as /v1.0/accesskeys by some common server, each under /v1.0/calls
+# when read literally.
+READ_AS_DOT_DOT = [
+    "/v1.0/calls/..;/accesskeys",  # Tomcat, Jetty, Spring
+    "/v1.0/calls/..%3b/accesskeys",
+    "/v1.0/calls/..%3B/accesskeys",
+    "/v1.0/calls/%c0%ae%c0%ae/accesskeys",  # overlong UTF-8
+    "/v1.0/calls/%EF%BC%8E%EF%BC%8E/accesskeys",  # fullwidth full stops, encoded
+    "/v1.0/calls/..%20/accesskeys",
+    "/v1.0/calls/..%09/accesskeys",
+]
+# The same as a gateway may pass them on: raw UTF-8, a raw space.
+READ_AS_DOT_DOT_RAW = [
+    "/v1.0/calls/\uff0e\uff0e/accesskeys".encode(),
+    b"/v1.0/calls/.. /accesskeys",
+    b"/v1.0/calls/..\t/accesskeys",
+]
+
+
+async def test_verify_refuses_every_path_some_server_reads_as_dot_dot(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    token = (await create_key(client, tenant.auth, scopes=CALLS_ONLY))["token"]
+    assert (await verify(client, token, "GET", "/v1.0/calls/7")).status_code == 200
+    for uri in [*READ_AS_DOT_DOT, *READ_AS_DOT_DOT_RAW]:
+        for method in ("GET", "POST"):
+            nginx = await client.get(
+                "/auth/verify",
+                headers={"X-Original-URI": uri, "X-Original-Method": method, **bearer(token)},
+            )
+            traefik = await client.get(
+                "/auth/verify",
+                headers={"X-Forwarded-Uri": uri, "X-Forwarded-Method": method, **bearer(token)},
+            )
+            for response in (nginx, traefik):
+                assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+                assert response.headers["x-keyplane-error"] == response.text
+    for path in READ_AS_DOT_DOT:  # Envoy: its own method, the path below /auth/verify
+        for method in ("GET", "POST"):
+            envoy = await client.request(method, "/auth/verify" + path, headers=bearer(token))
+            assert_error(envoy, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    envoy = await client.get("/auth/verify/v1.0/calls/.. /accesskeys", headers=bearer(token))
+    assert_error(envoy, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    # An unrestricted key is not judged by path.
+    assert (await verify(client, tenant.key, "GET", READ_AS_DOT_DOT[0])).status_code == 200
