@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -217,3 +218,94 @@ async def test_verify_refuses_every_path_some_server_reads_as_dot_dot(
     assert_error(envoy, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
     # An unrestricted key is not judged by path.
     assert (await verify(client, tenant.key, "GET", READ_AS_DOT_DOT[0])).status_code == 200
+
+
+OVERRIDE_HEADERS = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
+OVERRIDE_QUERIES = ["_method=DELETE", "_METHOD=delete", "%5Fmethod=DELETE", "x=1;_method=PUT"]
+FORM_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+
+
+async def test_verify_checks_a_method_override_as_the_method_it_names(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A key allowed GET and POST on /v1.0/calls: a POST that a framework would
+    run as DELETE is refused, from every gateway."""
+    token = (await create_key(client, tenant.auth, scopes=CALLS_ONLY))["token"]
+    auth = bearer(token)
+    nginx = {"X-Original-URI": "/v1.0/calls/1", "X-Original-Method": "POST", **auth}
+    traefik = {"X-Forwarded-Uri": "/v1.0/calls/1", "X-Forwarded-Method": "POST", **auth}
+    refused: list[httpx.Response] = []
+    for name in [*OVERRIDE_HEADERS, "x_http_method_override"]:
+        for headers in (nginx, traefik):
+            refused.append(await client.get("/auth/verify", headers={**headers, name: "DELETE"}))
+        refused.append(
+            await client.post("/auth/verify/v1.0/calls/1", headers={**auth, name: "delete"})
+        )
+    for query in OVERRIDE_QUERIES:
+        uri = f"/v1.0/calls/1?{query}"
+        refused.append(await verify(client, token, "POST", uri))
+        refused.append(
+            await client.get(
+                "/auth/verify",
+                headers={**traefik, "X-Forwarded-Uri": uri},
+            )
+        )
+        refused.append(await client.post("/auth/verify" + uri, headers=auth))
+    for content_type in FORM_TYPES:  # a form may carry _method, which no gateway sees
+        refused.append(
+            await client.get("/auth/verify", headers={**nginx, "Content-Type": content_type})
+        )
+        refused.append(
+            await client.post(
+                "/auth/verify/v1.0/calls/1", headers={**auth, "Content-Type": content_type}
+            )
+        )
+    for response in refused:
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    # What the key may do passes: an override to an allowed method, a JSON body.
+    for allowed in [
+        await client.get("/auth/verify", headers={**nginx, "X-HTTP-Method-Override": "GET"}),
+        await client.get("/auth/verify", headers={**nginx, "Content-Type": "application/json"}),
+        await verify(client, token, "POST", "/v1.0/calls/1?_method=get&payment_method=DELETE"),
+        await client.post(
+            "/auth/verify/v1.0/calls/1", headers={**auth, "Content-Type": "text/plain"}
+        ),
+    ]:
+        assert allowed.status_code == 200, allowed.text
+    # An unrestricted key is not judged by method.
+    unrestricted = {**nginx, **bearer(tenant.key), "X-HTTP-Method-Override": "DELETE"}
+    assert (await client.get("/auth/verify", headers=unrestricted)).status_code == 200
+
+
+async def test_the_api_applies_the_same_rule_to_its_own_requests(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    maker = bearer((await create_key(client, tenant.auth, scopes=KEY_ADMIN))["token"])
+    # A key the maker may create: only the override can make its request refused.
+    body = json.dumps({"expire": 86_400, "name": "override", "scopes": KEY_ADMIN})
+    refused = [
+        *[
+            await client.post(KEYS, content=body, headers={**maker, name: "DELETE"})
+            for name in OVERRIDE_HEADERS
+        ],
+        *[
+            await client.post(f"{KEYS}?{query}", content=body, headers=maker)
+            for query in OVERRIDE_QUERIES
+        ],
+        *[
+            await client.post(KEYS, content=body, headers={**maker, "Content-Type": form})
+            for form in FORM_TYPES
+        ],
+        await client.get(f"{KEYS}/..;", headers=maker),
+        await client.get(f"{KEYS}/%c0%ae%c0%ae", headers=maker),
+        await client.get(f"{KEYS}/x;jsessionid=1", headers=maker),
+    ]
+    for response in refused:
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    listed = await client.get(KEYS, params={"page_size": 100}, headers=tenant.auth)
+    assert "override" not in [key["name"] for key in listed.json()["result"]]
+    allowed = await client.post(
+        KEYS, content=body, headers={**maker, "Content-Type": "application/json"}
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert (await client.get(f"{KEYS}?_method=GET", headers=maker)).status_code == 200

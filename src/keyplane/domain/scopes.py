@@ -1,9 +1,9 @@
 """Scopes of a restricted access key: which requests it may make.
 
 A key without scopes may do whatever its customer admin identity may. A key
-with scopes may make a request only when one of its rules allows the method
-and the path. ``"read_only"`` is shorthand for one rule: GET, HEAD and
-OPTIONS anywhere.
+with scopes may make a request only when its rules allow every method the
+request could run as on its path. ``"read_only"`` is shorthand for one rule:
+GET, HEAD and OPTIONS anywhere.
 
 A path prefix matches whole segments: ``/v1.0/calls`` allows ``/v1.0/calls``
 and ``/v1.0/calls/…``, not ``/v1.0/callsign``.
@@ -16,15 +16,25 @@ dots alone) nor empty (but the last). Anything else (``;`` and its segment
 parameters, ``+``, ``:``, ``@``, whitespace, control characters, non-ASCII
 text, any other percent-escape: encoded slashes, backslashes, ``%``, bytes of
 0x80 and above) matches no rule: a path in doubt is refused, never guessed.
+
+A request may run as another method than its own when a framework behind a
+gateway honours a method override (Rails, Laravel, Symfony, Express,
+Spring...). A restricted key's request is checked as every method it could
+run as: its own, and each one an override header
+(``METHOD_OVERRIDE_HEADERS``, ``_`` read as ``-``) or a ``_method`` query
+parameter names. A form body (``FORM_TYPES``, any ``multipart/*``) may carry
+a ``_method`` no gateway can read: such a request is refused.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 READ_ONLY = "read_only"
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
@@ -38,6 +48,27 @@ UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 SEGMENT_CHARACTERS = UNRESERVED | frozenset("!$&'()*,=")
 _PLAIN_PATH = re.compile("(?:/[" + re.escape("".join(sorted(SEGMENT_CHARACTERS))) + "]*)+")
 _HEX = frozenset(string.hexdigits)
+
+METHOD_OVERRIDE_HEADERS = frozenset(
+    {"x-http-method-override", "x-http-method", "x-method-override"}
+)
+METHOD_OVERRIDE_PARAMETER = "_method"
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _spellings(name: str) -> set[str]:
+    """``name`` with each ``-`` also as ``_``: CGI-style servers (Rack, PHP) read both alike."""
+    parts = name.split("-")
+    return {
+        "".join(itertools.chain.from_iterable(zip(parts, (*seps, ""), strict=True)))
+        for seps in itertools.product("-_", repeat=len(parts) - 1)
+    }
+
+
+# The request headers the scopes read, in lower case: the web layer hands these over.
+HEADER_NAMES = frozenset(
+    {"content-type", *itertools.chain.from_iterable(map(_spellings, METHOD_OVERRIDE_HEADERS))}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +136,58 @@ def _decode_unreserved(path: str) -> str | None:
     return "".join(decoded)
 
 
-def allows(scopes: Scopes, method: str, target: str) -> bool:
-    """May a key with ``scopes`` make this request? ``target`` may carry a query.
+def request_methods(
+    method: str, query: str, headers: Iterable[tuple[str, str]]
+) -> frozenset[str] | None:
+    """Every method a request could run as behind a gateway, upper case; ``None``: any.
 
-    ``method`` must be allowed on the canonical path (``canonical_path``).
+    Its own; each value of a method override header (``METHOD_OVERRIDE_HEADERS``,
+    with ``_`` for ``-``) and of a ``_method`` query parameter, whose name is read
+    as frameworks read it (percent-decoded, ``+`` a space, any case, leading
+    spaces dropped, a space or dot inside as ``_``, as PHP does; ``&`` and ``;``
+    separate parameters, as Rack 2 does). A form body (``FORM_TYPES``, any
+    ``multipart/*``) could name any method: ``None``.
     """
-    canonical = canonical_path(target.partition("?")[0])
+    methods = {method.upper()}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-type":
+            media_type = value.partition(";")[0].strip().lower()
+            if media_type in FORM_TYPES or media_type.startswith("multipart/"):
+                return None
+        elif lowered.replace("_", "-") in METHOD_OVERRIDE_HEADERS:
+            methods.add(value.strip().upper())
+    if query:
+        for parameter in re.split("[&;]", query):
+            name, _, value = parameter.partition("=")
+            if _parameter_name(name) == METHOD_OVERRIDE_PARAMETER:
+                methods.add(unquote_plus(value, errors="replace").strip().upper())
+    return frozenset(methods)
+
+
+def _parameter_name(raw: str) -> str:
+    name = unquote_plus(raw, errors="replace").lstrip(" ").lower()
+    return name.replace(" ", "_").replace(".", "_")
+
+
+def allows(
+    scopes: Scopes, method: str, target: str, headers: Iterable[tuple[str, str]] = ()
+) -> bool:
+    """May a key with ``scopes`` make this request?
+
+    ``target`` is the path, with its query if it has one; ``headers`` are the
+    request's headers among ``HEADER_NAMES`` (any other is ignored). Every
+    method the request could run as (``request_methods``) must be allowed on
+    its canonical path (``canonical_path``).
+    """
+    path, _, query = target.partition("?")
+    canonical = canonical_path(path)
     if canonical is None:
         return False
-    method = method.upper()
-    return any(rule.allows(method, canonical) for rule in scopes)
+    methods = request_methods(method, query, headers)
+    if methods is None:
+        return False
+    return all(any(rule.allows(each, canonical) for rule in scopes) for each in methods)
 
 
 def covers(holder: Scopes | None, wanted: Scopes | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keyplane.domain.scopes import (
+    HEADER_NAMES,
     READ_ONLY_SCOPES,
     allows,
     canonical_path,
@@ -372,3 +373,104 @@ def test_the_canonical_path_decodes_unreserved_characters_only(path: str, canoni
     assert canonical_path(path) == canonical
     assert CALLS is not None
     assert allows(CALLS, "GET", path) is canonical.startswith("/v1.0/calls")
+
+
+OVERRIDE_HEADERS = [
+    "x-http-method-override",
+    "X-HTTP-Method-Override",
+    "x-http-method",
+    "X-Method-Override",
+    "x_http_method_override",  # Rack and PHP read "_" as "-"
+    "X_HTTP-Method_Override",
+]
+
+
+@pytest.mark.parametrize("name", OVERRIDE_HEADERS)
+def test_a_method_override_header_is_checked_as_the_method_it_names(name: str) -> None:
+    assert CALLS is not None
+    for value in ("DELETE", "delete", " Delete ", "PUT", "", "POST, DELETE", "FETCH"):
+        assert not allows(CALLS, "POST", "/v1.0/calls/1", [(name, value)]), value
+    # Allowed only when the key may run the request as its own method and the one named.
+    assert allows(CALLS, "POST", "/v1.0/calls/1", [(name, "get")])
+    assert not allows(READ_ONLY_SCOPES, "POST", "/v1.0/calls/1", [(name, "GET")])
+    assert not allows(CALLS, "POST", "/v1.0/calls/1", [(name, "GET"), (name, "DELETE")])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_method=DELETE",
+        "_method=delete",
+        "_METHOD=Delete",
+        "%5Fmethod=DELETE",  # percent-encoded in its name or value
+        "%5fmethod=DELETE",
+        "_%6Dethod=DELETE",
+        "%5F%4D%45%54%48%4F%44=%44ELETE",
+        "page_size=1&_method=DELETE",
+        "_method=GET&_method=DELETE",
+        "x=1;_method=DELETE",  # Rack 2 also splits at ";"
+        "x=1&+_method=DELETE",  # leading spaces dropped
+        "x=1& _method=DELETE",
+        ".method=DELETE",  # PHP reads "." and " " in a name as "_"
+        "_method=",
+        "_method",
+        "_method=FETCH",
+    ],
+)
+def test_a_method_query_parameter_is_checked_as_the_method_it_names(query: str) -> None:
+    assert CALLS is not None
+    assert not allows(CALLS, "POST", f"/v1.0/calls/1?{query}")
+    assert not allows(READ_ONLY_SCOPES, "GET", f"/v1.0/calls/1?{query}")
+
+
+@pytest.mark.parametrize(
+    "query", ["_method=GET", "_method=post", "payment_method=DELETE", "method=DELETE", "x_method=x"]
+)
+def test_a_query_that_names_an_allowed_method_or_none_is_allowed(query: str) -> None:
+    assert CALLS is not None
+    assert allows(CALLS, "POST", f"/v1.0/calls/1?{query}")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "Application/X-WWW-Form-Urlencoded",
+        " application/x-www-form-urlencoded ;charset=UTF-8",
+        "multipart/form-data; boundary=x",
+        "MULTIPART/FORM-DATA",
+        "multipart/mixed; boundary=x",  # Rack parses these into parameters too
+        "multipart/related",
+    ],
+)
+def test_a_form_body_is_refused_whatever_the_rules(content_type: str) -> None:
+    """A form may carry ``_method``, which no gateway sees: no rule can allow it."""
+    everything = parse_scopes(_rule(ALL_METHODS, "/"))
+    assert everything is not None
+    assert CALLS is not None
+    for method in ("POST", "PUT", "GET"):
+        assert not allows(everything, method, "/v1.0/calls/1", [("content-type", content_type)])
+        assert not allows(CALLS, method, "/v1.0/calls/1", [("Content-Type", content_type)])
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "text/plain", ""]
+)
+def test_other_bodies_are_judged_by_the_method_alone(content_type: str) -> None:
+    assert CALLS is not None
+    assert allows(CALLS, "POST", "/v1.0/calls/1", [("content-type", content_type)])
+    assert not allows(CALLS, "DELETE", "/v1.0/calls/1", [("content-type", content_type)])
+
+
+def test_headers_the_scopes_do_not_read_are_ignored() -> None:
+    assert CALLS is not None
+    assert allows(CALLS, "POST", "/v1.0/calls/1", [("x-forwarded-method", "DELETE")])
+    assert allows(CALLS, "POST", "/v1.0/calls/1", [("accept", "multipart/form-data")])
+
+
+def test_the_web_layer_is_told_every_header_name_the_scopes_read() -> None:
+    for name in [*OVERRIDE_HEADERS, "Content-Type"]:
+        assert name.lower() in HEADER_NAMES
+    assert "content_type" not in HEADER_NAMES  # not a Content-Type to anyone
+    assert all(name == name.lower() for name in HEADER_NAMES)
