@@ -270,6 +270,58 @@ async def test_a_restricted_keys_scopes_hold_through_the_gateway(gateway: Gatewa
     assert [r["method"] for r in mine] == ["GET", "GET", "POST"]
 
 
+async def test_scopes_hold_against_path_and_method_look_alikes(gateway: Gateway) -> None:
+    """A key allowed GET and POST on /v1.0/calls: a path some server reads as ``..``,
+    and a POST the API behind could run as DELETE, are 403 and never reach the API."""
+    tenant = await _tenant(gateway)
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{gateway.a}/v1.0/accesskeys",
+            json={
+                "expire": 86_400,
+                "scopes": [{"methods": ["GET", "POST"], "path_prefix": "/v1.0/calls"}],
+            },
+            headers=_bearer(tenant.token),
+        )
+        assert response.status_code == 200, response.text
+        restricted = _bearer(response.json()["token"])
+        gateway.secrets.append(response.json()["token"])
+        marker = uuid.uuid4().hex
+        calls = f"{gateway.url}/v1.0/calls"
+        refused = [
+            # /v1.0/agents, not /v1.0/accesskeys: this module's access log must never
+            # show "accesskey" (test_the_access_log_never_records_a_query_string).
+            await http.get(f"{calls}/{dots}/agents?m={marker}", headers=restricted)
+            for dots in (
+                "..;",
+                "..%3b",
+                "..%3B",
+                "%c0%ae%c0%ae",
+                "%EF%BC%8E%EF%BC%8E",
+                "..%20",
+                "..%09",
+            )
+        ]
+        call = {"source": "+1", "destination": "+2"}
+        refused += [
+            await http.post(
+                f"{calls}?m={marker}",
+                json=call,
+                headers={**restricted, "X-HTTP-Method-Override": "DELETE"},
+            ),
+            await http.post(f"{calls}?m={marker}&_method=DELETE", json=call, headers=restricted),
+            await http.post(f"{calls}?m={marker}", data={"_method": "DELETE"}, headers=restricted),
+        ]
+        for response in refused:
+            assert_envelope(response, 403, "PERMISSION_DENIED")
+        for _ in range(2):  # round robin: each replica answers
+            allowed = await http.post(f"{calls}?m={marker}", json=call, headers=restricted)
+            assert allowed.status_code == 200, allowed.text
+    mine = [r for r in gateway.calls.received() if marker in r["query"]]
+    assert [r["method"] for r in mine] == ["POST", "POST"]
+    assert all(r["path"] == "/v1.0/calls" for r in mine)
+
+
 async def test_an_ip_allowlist_holds_through_the_gateway(gateway: Gateway) -> None:
     """nginx names the client in X-Forwarded-For and keyplane trusts it (a trusted proxy):
     the address judged is the client's, not the gateway's."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -170,3 +171,141 @@ async def test_without_scopes_the_creation_response_is_voipbins(
         key_url(created["id"]), params={"expand": "scopes"}, headers=tenant.auth
     )
     assert expanded.json()["scopes"] is None
+
+
+# Each read as /v1.0/accesskeys by some common server, each under /v1.0/calls
+# when read literally.
+READ_AS_DOT_DOT = [
+    "/v1.0/calls/..;/accesskeys",  # Tomcat, Jetty, Spring
+    "/v1.0/calls/..%3b/accesskeys",
+    "/v1.0/calls/..%3B/accesskeys",
+    "/v1.0/calls/%c0%ae%c0%ae/accesskeys",  # overlong UTF-8
+    "/v1.0/calls/%EF%BC%8E%EF%BC%8E/accesskeys",  # fullwidth full stops, encoded
+    "/v1.0/calls/..%20/accesskeys",
+    "/v1.0/calls/..%09/accesskeys",
+]
+# The same as a gateway may pass them on: raw UTF-8, a raw space.
+READ_AS_DOT_DOT_RAW = [
+    "/v1.0/calls/\uff0e\uff0e/accesskeys".encode(),
+    b"/v1.0/calls/.. /accesskeys",
+    b"/v1.0/calls/..\t/accesskeys",
+]
+
+
+async def test_verify_refuses_every_path_some_server_reads_as_dot_dot(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    token = (await create_key(client, tenant.auth, scopes=CALLS_ONLY))["token"]
+    assert (await verify(client, token, "GET", "/v1.0/calls/7")).status_code == 200
+    for uri in [*READ_AS_DOT_DOT, *READ_AS_DOT_DOT_RAW]:
+        for method in ("GET", "POST"):
+            nginx = await client.get(
+                "/auth/verify",
+                headers={"X-Original-URI": uri, "X-Original-Method": method, **bearer(token)},
+            )
+            traefik = await client.get(
+                "/auth/verify",
+                headers={"X-Forwarded-Uri": uri, "X-Forwarded-Method": method, **bearer(token)},
+            )
+            for response in (nginx, traefik):
+                assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+                assert response.headers["x-keyplane-error"] == response.text
+    for path in READ_AS_DOT_DOT:  # Envoy: its own method, the path below /auth/verify
+        for method in ("GET", "POST"):
+            envoy = await client.request(method, "/auth/verify" + path, headers=bearer(token))
+            assert_error(envoy, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    envoy = await client.get("/auth/verify/v1.0/calls/.. /accesskeys", headers=bearer(token))
+    assert_error(envoy, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    # An unrestricted key is not judged by path.
+    assert (await verify(client, tenant.key, "GET", READ_AS_DOT_DOT[0])).status_code == 200
+
+
+OVERRIDE_HEADERS = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
+OVERRIDE_QUERIES = ["_method=DELETE", "_METHOD=delete", "%5Fmethod=DELETE", "x=1;_method=PUT"]
+FORM_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+
+
+async def test_verify_checks_a_method_override_as_the_method_it_names(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A key allowed GET and POST on /v1.0/calls: a POST that a framework would
+    run as DELETE is refused, from every gateway."""
+    token = (await create_key(client, tenant.auth, scopes=CALLS_ONLY))["token"]
+    auth = bearer(token)
+    nginx = {"X-Original-URI": "/v1.0/calls/1", "X-Original-Method": "POST", **auth}
+    traefik = {"X-Forwarded-Uri": "/v1.0/calls/1", "X-Forwarded-Method": "POST", **auth}
+    refused: list[httpx.Response] = []
+    for name in [*OVERRIDE_HEADERS, "x_http_method_override"]:
+        for headers in (nginx, traefik):
+            refused.append(await client.get("/auth/verify", headers={**headers, name: "DELETE"}))
+        refused.append(
+            await client.post("/auth/verify/v1.0/calls/1", headers={**auth, name: "delete"})
+        )
+    for query in OVERRIDE_QUERIES:
+        uri = f"/v1.0/calls/1?{query}"
+        refused.append(await verify(client, token, "POST", uri))
+        refused.append(
+            await client.get(
+                "/auth/verify",
+                headers={**traefik, "X-Forwarded-Uri": uri},
+            )
+        )
+        refused.append(await client.post("/auth/verify" + uri, headers=auth))
+    for content_type in FORM_TYPES:  # a form may carry _method, which no gateway sees
+        refused.append(
+            await client.get("/auth/verify", headers={**nginx, "Content-Type": content_type})
+        )
+        refused.append(
+            await client.post(
+                "/auth/verify/v1.0/calls/1", headers={**auth, "Content-Type": content_type}
+            )
+        )
+    for response in refused:
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    # What the key may do passes: an override to an allowed method, a JSON body.
+    for allowed in [
+        await client.get("/auth/verify", headers={**nginx, "X-HTTP-Method-Override": "GET"}),
+        await client.get("/auth/verify", headers={**nginx, "Content-Type": "application/json"}),
+        await verify(client, token, "POST", "/v1.0/calls/1?_method=get&payment_method=DELETE"),
+        await client.post(
+            "/auth/verify/v1.0/calls/1", headers={**auth, "Content-Type": "text/plain"}
+        ),
+    ]:
+        assert allowed.status_code == 200, allowed.text
+    # An unrestricted key is not judged by method.
+    unrestricted = {**nginx, **bearer(tenant.key), "X-HTTP-Method-Override": "DELETE"}
+    assert (await client.get("/auth/verify", headers=unrestricted)).status_code == 200
+
+
+async def test_the_api_applies_the_same_rule_to_its_own_requests(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    maker = bearer((await create_key(client, tenant.auth, scopes=KEY_ADMIN))["token"])
+    # A key the maker may create: only the override can make its request refused.
+    body = json.dumps({"expire": 86_400, "name": "override", "scopes": KEY_ADMIN})
+    refused = [
+        *[
+            await client.post(KEYS, content=body, headers={**maker, name: "DELETE"})
+            for name in OVERRIDE_HEADERS
+        ],
+        *[
+            await client.post(f"{KEYS}?{query}", content=body, headers=maker)
+            for query in OVERRIDE_QUERIES
+        ],
+        *[
+            await client.post(KEYS, content=body, headers={**maker, "Content-Type": form})
+            for form in FORM_TYPES
+        ],
+        await client.get(f"{KEYS}/..;", headers=maker),
+        await client.get(f"{KEYS}/%c0%ae%c0%ae", headers=maker),
+        await client.get(f"{KEYS}/x;jsessionid=1", headers=maker),
+    ]
+    for response in refused:
+        assert_error(response, 403, "PERMISSION_DENIED", "PERMISSION_DENIED")
+    listed = await client.get(KEYS, params={"page_size": 100}, headers=tenant.auth)
+    assert "override" not in [key["name"] for key in listed.json()["result"]]
+    allowed = await client.post(
+        KEYS, content=body, headers={**maker, "Content-Type": "application/json"}
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert (await client.get(f"{KEYS}?_method=GET", headers=maker)).status_code == 200

@@ -31,7 +31,8 @@ import yaml
 
 from keyplane.domain.clock import FrozenClock
 from tests.conftest import replica
-from tests.factories import Factory, fake_token
+from tests.factories import Factory, bearer, fake_token
+from tests.integration.conftest import Tenant, create_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FORGED = {"X-Keyplane-Customer-Id": "00000000-0000-0000-0000-00000000beef", "X-Keyplane-Extra": "1"}
@@ -103,6 +104,8 @@ class Envoy:
         ext_authz = filters[names.index("envoy.filters.http.ext_authz")]["typed_config"]
         self.service: dict[str, Any] = ext_authz["http_service"]
         assert ext_authz["failure_mode_allow"] is False
+        protocol = manager["typed_config"].get("common_http_protocol_options", {})
+        self.underscores = protocol.get("headers_with_underscores_action", "ALLOW")
 
     @staticmethod
     def _names(patterns: list[dict[str, str]], name: str) -> bool:
@@ -115,6 +118,8 @@ class Envoy:
     ) -> tuple[httpx.Response, dict[str, str]]:
         """keyplane's answer, and the headers Envoy passes on (to the API or the client)."""
         headers = {k: v for k, v in headers.items() if not k.lower().startswith("x-keyplane-")}
+        if self.underscores == "DROP_HEADER":
+            headers = {k: v for k, v in headers.items() if "_" not in k}
         allowed = self.service["authorization_request"]["allowed_headers"]["patterns"]
         check = {
             k: v
@@ -207,3 +212,33 @@ async def test_429_reaches_the_client_through_both(
         assert answer.status_code == 429
         assert int(passed["retry-after"]) >= 1
         assert passed["ratelimit-limit"] == "1"
+
+
+async def test_what_the_api_may_run_a_request_as_reaches_keyplane_through_both(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A key allowed GET and POST on /v1.0/calls: a POST that the API behind would
+    run as DELETE (an override header, ``_method``, a form body) is refused."""
+    calls_only = [{"methods": ["GET", "POST"], "path_prefix": "/v1.0/calls"}]
+    auth = bearer((await create_key(client, tenant.auth, scopes=calls_only))["token"])
+    traefik, envoy = Traefik(), Envoy()
+    for proxy in (traefik, envoy):
+        for uri, headers in [
+            ("/v1.0/calls/1", {"X-HTTP-Method-Override": "DELETE"}),
+            ("/v1.0/calls/1", {"X-HTTP-Method": "DELETE"}),
+            ("/v1.0/calls/1", {"X-Method-Override": "DELETE"}),
+            ("/v1.0/calls/1?_method=DELETE", {}),
+            ("/v1.0/calls/1", {"Content-Type": "application/x-www-form-urlencoded"}),
+            ("/v1.0/calls/1", {"Content-Type": "multipart/form-data; boundary=x"}),
+            ("/v1.0/calls/..;/accesskeys", {}),
+        ]:
+            answer, _ = await proxy.send(client, "POST", uri, {**auth, **headers})
+            assert answer.status_code == 403, (proxy, uri, headers, answer.text)
+            assert answer.json()["error"]["reason"] == "PERMISSION_DENIED"
+        allowed, _ = await proxy.send(
+            client, "POST", "/v1.0/calls/1", {**auth, "Content-Type": "application/json"}
+        )
+        assert allowed.status_code == 200, allowed.text
+    # Envoy drops a header spelt with "_" (Rack and PHP would read X_HTTP_METHOD_OVERRIDE
+    # as the override), as nginx does: neither keyplane nor the API receives it.
+    assert envoy.underscores == "DROP_HEADER"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -188,14 +188,16 @@ class AuthService:
         client: str = "",
         method: str | None = None,
         path: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> tuple[Identity, Decision]:
         """The identity behind a credential, and the customer's rate limit state.
 
         Raises ``ResourceExhausted`` for an address out of failure budget (before
         looking at the credential) or a customer over its rate, and
         ``PermissionDenied`` when a restricted key's scopes do not allow
-        ``method`` on ``path`` (an unknown method or path allows nothing), or
-        its IP allowlist does not hold ``client``.
+        ``method`` on ``path`` (with its query; an unknown method or path allows
+        nothing), given the request's ``headers`` among ``scopes.HEADER_NAMES``,
+        or its IP allowlist does not hold ``client``.
         """
         started = time.perf_counter()
         try:
@@ -206,7 +208,7 @@ class AuthService:
             else:
                 self._metrics.cache_hits.inc()
             decision = await self._ratelimits.consume_customer(identity.customer_id)
-            self._check_restrictions(identity, client, method, path)
+            self._check_restrictions(identity, client, method, path, headers)
         except Exception as error:
             self._metrics.verifications[verify_result(error)].inc()
             raise
@@ -217,7 +219,11 @@ class AuthService:
 
     @staticmethod
     def _check_restrictions(
-        identity: Identity, client: str, method: str | None, path: str | None
+        identity: Identity,
+        client: str,
+        method: str | None,
+        path: str | None,
+        headers: Sequence[tuple[str, str]],
     ) -> None:
         """A restricted key's IP allowlist and scopes: ``PermissionDenied`` when they refuse."""
         if identity.allowed_networks is not None and not networks.allows(
@@ -228,7 +234,7 @@ class AuthService:
                 reason="PERMISSION_DENIED",
             )
         if identity.scopes is not None and not (
-            method and path and scopes.allows(identity.scopes, method, path)
+            method and path and scopes.allows(identity.scopes, method, path, headers)
         ):
             raise PermissionDenied(
                 "This access key's scopes do not allow this method on this path.",

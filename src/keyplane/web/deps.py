@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +11,7 @@ from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPBearer
 from fastapi.security.base import SecurityBase
 
+from keyplane.domain import scopes
 from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
@@ -105,6 +107,20 @@ def ratelimit_headers(decision: Decision) -> dict[str, str]:
     return dict(zip(RATELIMIT_HEADERS, ratelimit_values(decision), strict=True))
 
 
+# What a restricted key's scopes read besides the method and the path (method
+# overrides, Content-Type), as ASGI names headers.
+SCOPE_HEADERS = frozenset(name.encode() for name in scopes.HEADER_NAMES)
+
+
+def scope_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    """The request's headers among ``SCOPE_HEADERS``, for ``AuthService.authenticate``."""
+    return tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in raw
+        if name in SCOPE_HEADERS
+    )
+
+
 SECURITY_SCHEMES: tuple[SecurityBase, ...] = (
     _session_cookie,
     _session_query,
@@ -124,11 +140,14 @@ async def current_identity(request: Request) -> Identity:
     if credential is None:
         services.auth.refused_without_credential()
         raise AuthenticationRequired()
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
     identity, decision = await services.auth.authenticate(
         credential,
         client=client_address(request),
         method=request.method,
-        path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+        path=f"{path}?{query}" if query else path,  # a ``_method`` there counts too
+        headers=scope_headers(request.scope["headers"]),
     )
     # Sent with whatever response this request gets, errors included.
     request.state.response_headers = ratelimit_headers(decision)

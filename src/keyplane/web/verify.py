@@ -16,8 +16,10 @@ Where the credential is read:
 
 Any method is answered (Envoy forwards the original one); no body is read.
 A restricted key's scopes are checked against the original method
-(``X-Original-Method``, ``X-Forwarded-Method``, or Envoy's own) and the
-original path; when either is unknown, a restricted key is refused (403).
+(``X-Original-Method``, ``X-Forwarded-Method``, or Envoy's own), the
+original path and query, and the method override and ``Content-Type`` headers
+the gateway passes on (``scopes.HEADER_NAMES``); when the method or path is
+unknown, a restricted key is refused (403).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from keyplane.errors import AuthenticationRequired, KeyplaneError
 from keyplane.logs import get_logger
 from keyplane.services.auth import AuthService
 from keyplane.web.credentials import find_credential, parse_cookies
-from keyplane.web.deps import RATELIMIT_HEADERS, ratelimit_values
+from keyplane.web.deps import RATELIMIT_HEADERS, SCOPE_HEADERS, ratelimit_values
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
 from keyplane.web.middleware import SECURITY_HEADER_BYTES, new_request_id, sane_request_id
 from keyplane.web.upstream import cookie_without_credentials, uri_without_credentials
@@ -66,6 +68,7 @@ class _Incoming:
     original_method: str | None = None  # nginx, with X-Original-URI
     forwarded_method: str | None = None  # Traefik, with X-Forwarded-Uri
     request_id: str | None = None
+    scope_headers: tuple[tuple[str, str], ...] = ()  # method overrides, Content-Type
 
 
 def _read_headers(scope: Scope) -> _Incoming:
@@ -87,6 +90,8 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.forwarded_method = value.decode("latin-1")
         elif name == b"x-request-id" and request_id is None:
             request_id = value  # the first one, as for the API
+        elif name in SCOPE_HEADERS:
+            found.scope_headers += ((name.decode("latin-1"), value.decode("latin-1")),)
     if request_id is not None:
         found.request_id = sane_request_id(request_id)
     return found
@@ -169,6 +174,7 @@ class GatewayVerification:
                 client=client[0] if client else "",
                 method=_original_method(scope, incoming),
                 path=original,
+                headers=incoming.scope_headers,
             )
         except KeyplaneError as exc:
             return self._refusal(exc, request_id)
