@@ -5,18 +5,20 @@ Session token sources come first (cookie ``token``, query ``?token=``,
 ``accesskey``, query ``?accesskey=``, ``Authorization: Bearer vb_…``). The
 first one present is the request's credential; an empty value is absent.
 
-Cookies are read by :func:`parse_cookies`, keyplane's own parser: one split
-on ``;`` and one partition per pair, so linear in the header's length
-whatever it holds. Python's ``http.cookies`` unquoting, which Starlette's
-parser calls, is quadratic on some input in Python releases before 3.11.10
-(CVE-2024-7592), and no request reaches it with the client's header
+Cookies are read one way for the API and for ``/auth/verify``: every
+``Cookie`` header of the request, joined with ``"; "`` (:func:`cookie_header`,
+as HTTP/2 joins cookie crumbs), then :func:`parse_cookies`, keyplane's own
+parser: one split on ``;`` and one partition per pair, so linear in the
+header's length whatever it holds. Python's ``http.cookies`` unquoting, which
+Starlette's parser calls, is quadratic on some input in Python releases before
+3.11.10 (CVE-2024-7592), and no request reaches it with the client's header
 (see ``keyplane.web.middleware``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from keyplane.domain.tokens import looks_like_accesskey
 from keyplane.services.auth import Credential
@@ -31,6 +33,18 @@ KEPT_COOKIES = CREDENTIAL_COOKIES | ADMIN_COOKIES
 # the precedence) and refused like any malformed credential.
 _CREDENTIAL_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=\-]*")
 MALFORMED_COOKIE = "malformed"
+
+
+def join_cookie_headers(values: Sequence[bytes]) -> str | None:
+    """The values of a request's ``Cookie`` headers as one header; None when there is none."""
+    if not values:
+        return None
+    return b"; ".join(values).decode("latin-1")
+
+
+def cookie_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """Every ``Cookie`` header among ASGI ``headers``, joined (:func:`join_cookie_headers`)."""
+    return join_cookie_headers([value for name, value in headers if name == b"cookie"])
 
 
 def parse_cookies(header: str | None, names: Iterable[str] = CREDENTIAL_COOKIES) -> dict[str, str]:

@@ -15,7 +15,11 @@ from keyplane.domain.permissions import Identity
 from keyplane.errors import AuthenticationRequired
 from keyplane.services.container import Services
 from keyplane.services.ratelimits import Decision
-from keyplane.web.credentials import find_credential, parse_cookies
+from keyplane.web.credentials import (
+    cookie_header,
+    find_credential,
+    parse_cookies,
+)
 
 
 class _CredentialCookie(APIKeyCookie):
@@ -26,8 +30,8 @@ class _CredentialCookie(APIKeyCookie):
 
 
 def request_cookies(request: HTTPConnection) -> dict[str, str]:
-    """The credential cookies of a request (``parse_cookies``, linear)."""
-    return parse_cookies(request.headers.get("cookie"))
+    """The credential cookies of a request, read as ``/auth/verify`` reads them."""
+    return parse_cookies(cookie_header(request.scope["headers"]))
 
 
 # Every way to authenticate, as /openapi.json documents it (``document_security``

@@ -19,7 +19,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyplane.logs import get_logger
-from keyplane.web.credentials import canonical_cookie_header
+from keyplane.web.credentials import canonical_cookie_header, cookie_header
 from keyplane.web.envelope import internal_error_response
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -68,10 +68,10 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 def _keep_only_credential_cookies(scope: Scope) -> None:
     headers = scope.get("headers") or []
-    cookies = [value for name, value in headers if name == b"cookie"]
-    if not cookies:
+    cookie = cookie_header(headers)
+    if cookie is None:
         return
-    canonical = canonical_cookie_header(b"; ".join(cookies).decode("latin-1"))
+    canonical = canonical_cookie_header(cookie)
     kept = [(name, value) for name, value in headers if name != b"cookie"]
     if canonical:
         kept.append((b"cookie", canonical.encode("latin-1")))
