@@ -13,12 +13,17 @@ header's length whatever it holds. Python's ``http.cookies`` unquoting, which
 Starlette's parser calls, is quadratic on some input in Python releases before
 3.11.10 (CVE-2024-7592), and no request reaches it with the client's header
 (see ``keyplane.web.middleware``).
+
+A cookie is sent by the browser whichever site made the request, so a
+credential found in a cookie does not count for a write that another site
+made (:func:`is_cross_site_write`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from keyplane.domain.tokens import looks_like_accesskey
 from keyplane.services.auth import Credential
@@ -100,3 +105,51 @@ def find_credential(
         if value:
             return Credential(kind, value, source)  # type: ignore[arg-type]
     return None
+
+
+# Methods a browser may send from any site without asking (no CORS preflight
+# for the simple ones), and that change nothing here.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})  # "none": typed, bookmarked
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _same_origin(origin: str, scheme: str, host: str | None) -> bool:
+    """Whether ``Origin`` names this request's own scheme, host and port."""
+    if not host:
+        return False
+    try:
+        theirs = urlsplit(origin.strip())
+        ours = urlsplit(f"//{host.strip()}")
+        their_port = theirs.port or _DEFAULT_PORTS.get(theirs.scheme)
+        our_port = ours.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port out of range, a malformed IPv6 address
+        return False
+    return (
+        theirs.scheme == scheme
+        and theirs.hostname is not None
+        and theirs.hostname == ours.hostname
+        and their_port == our_port
+    )
+
+
+def is_cross_site_write(
+    method: str, *, scheme: str, host: str | None, origin: str | None, fetch_site: str | None
+) -> bool:
+    """Whether a browser sent this state-changing request on behalf of another origin.
+
+    ``Sec-Fetch-Site``, which every current browser sends, decides when present:
+    only ``same-origin`` and ``none`` pass (``same-site`` does not: a sibling
+    subdomain is another origin, and ``SameSite`` cookies do not keep its
+    requests out). Without it, ``Origin`` must name this request's own scheme,
+    host and port (``null`` never does). A request with neither header is not
+    a browser's cross-site request (browsers send ``Origin`` with every POST,
+    PUT, PATCH and DELETE from another origin), and passes.
+    """
+    if method.upper() in SAFE_METHODS:
+        return False
+    if fetch_site is not None:
+        return fetch_site.strip().lower() not in _SAME_ORIGIN_FETCHES
+    if origin is not None:
+        return not _same_origin(origin, scheme, host)
+    return False

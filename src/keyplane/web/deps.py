@@ -12,12 +12,13 @@ from fastapi.security.base import SecurityBase
 
 from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
-from keyplane.errors import AuthenticationRequired
+from keyplane.errors import AuthenticationRequired, PermissionDenied
 from keyplane.services.container import Services
 from keyplane.services.ratelimits import Decision
 from keyplane.web.credentials import (
     cookie_header,
     find_credential,
+    is_cross_site_write,
     parse_cookies,
 )
 
@@ -32,6 +33,28 @@ class _CredentialCookie(APIKeyCookie):
 def request_cookies(request: HTTPConnection) -> dict[str, str]:
     """The credential cookies of a request, read as ``/auth/verify`` reads them."""
     return parse_cookies(cookie_header(request.scope["headers"]))
+
+
+class CrossSiteRequest(PermissionDenied):
+    default_reason = "CROSS_SITE_REQUEST"
+    default_message = (
+        "This request changes something, came from another site (Origin or Sec-Fetch-Site), "
+        "and carried its credential in a cookie, which only counts for requests from "
+        "keyplane's own origin: send the credential in the Authorization header instead."
+    )
+
+
+def refuse_cross_site_cookie(request: Request) -> None:
+    """A cookie credential counts for a write only when the browser sent it from this origin."""
+    headers = request.headers
+    if is_cross_site_write(
+        request.method,
+        scheme=request.scope.get("scheme", "http"),
+        host=headers.get("host"),
+        origin=headers.get("origin"),
+        fetch_site=headers.get("sec-fetch-site"),
+    ):
+        raise CrossSiteRequest()
 
 
 # Every way to authenticate, as /openapi.json documents it (``document_security``
@@ -128,6 +151,8 @@ async def current_identity(request: Request) -> Identity:
     if credential is None:
         services.auth.refused_without_credential()
         raise AuthenticationRequired()
+    if credential.source == "cookie":
+        refuse_cross_site_cookie(request)
     identity, decision = await services.auth.authenticate(
         credential,
         client=client_address(request),
