@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from keyplane.services.container import Services
-from tests.factories import Factory, login
+from tests.factories import Factory, fake_token, login
 from tests.integration.conftest import PASSWORD, Tenant
 
 VERIFY = "/auth/verify"
@@ -99,3 +99,15 @@ async def test_verify_and_the_api_read_every_cookie_header_alike(
     both = [("Cookie", "a=1"), ("Cookie", f"accesskey={tenant.key}; b=2")]
     verified = await client.get(VERIFY, headers=both)
     assert verified.headers["x-keyplane-upstream-cookie"] == "a=1; b=2"
+
+
+async def test_verify_and_the_api_read_the_same_authorization_header(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Of two Authorization headers, both read the first."""
+    for first, status in ((fake_token(), 401), (tenant.key, 200)):
+        other = tenant.key if first != tenant.key else fake_token()
+        twice = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {other}")]
+        verified = await client.get(VERIFY, headers=twice)
+        api = await client.get("/v1.0/me", headers=twice)
+        assert (verified.status_code, api.status_code) == (status, status), verified.text
