@@ -8,6 +8,7 @@ request it receives so the test can check that no credential reached it.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import subprocess
@@ -427,6 +428,70 @@ async def test_the_upstream_never_receives_a_credential(gateway: Gateway) -> Non
         assert secret not in everything
     for header in ("x-original-uri", "x-keyplane-upstream-uri", "x-keyplane-error"):
         assert header not in everything
+
+
+async def test_no_spelling_of_a_credential_reaches_the_api(gateway: Gateway) -> None:
+    """What keyplane does not read, but the API's framework might, is removed too: names in
+    any case, after repeated percent-decoding, after ``;``; cookies in any case and
+    comma-joined; keyplane's own cookies; an Authorization that holds a credential."""
+    tenant = await _tenant(gateway)
+    t = tenant.token
+    async with httpx.AsyncClient(timeout=10) as http:
+        jwt = await _session(http, gateway, tenant)
+        marker = uuid.uuid4().hex
+        calls = f"{gateway.url}/v1.0/calls"
+        basic_key = "Basic " + base64.b64encode(f"user:{t}".encode()).decode()
+        sent: list[dict[str, Any]] = [
+            {
+                "url": f"{calls}?m={marker}&AccessKey={t}&ACCESSKEY={t}&x=1;accesskey={t}"
+                f"&%2574oken={jwt}&TOKEN[]={jwt}&page=2",
+                "headers": _bearer(t),
+            },
+            {"url": f"{calls}?m={marker}", "headers": {**_bearer(t), "Cookie": f"AccessKey={t}"}},
+            {
+                "url": f"{calls}?m={marker}",
+                "headers": {**_bearer(t), "Cookie": f"a=1, accesskey={t}; Token={jwt}"},
+            },
+            {
+                "url": f"{calls}?m={marker}",
+                "headers": {
+                    **_bearer(t),
+                    "Cookie": f"keyplane_admin={jwt}; keyplane_admin_login=x; lang=en",
+                },
+            },
+            {
+                "url": f"{calls}?m={marker}",
+                "headers": {"Cookie": f"accesskey={t}", "Authorization": f"Token {t}"},
+            },
+            {
+                "url": f"{calls}?m={marker}",
+                "headers": {"Cookie": f"accesskey={t}", "Authorization": basic_key},
+            },
+            {
+                "url": f"{calls}?m={marker}",
+                "headers": {"Cookie": f"accesskey={t}", "Authorization": f"JWT {jwt}"},
+            },
+        ]
+        for request in sent:
+            response = await http.get(**request)
+            assert response.status_code == 200, (request, response.text)
+    mine = [r for r in gateway.calls.received() if marker in r["query"]]
+    assert len(mine) == len(sent)
+    headers = [dict(r["headers"]) for r in mine]
+    wrong = []  # every form that passed a credential on, not only the first
+    if mine[0]["query"] != f"m={marker}&x=1&page=2":
+        wrong.append(("query", mine[0]["query"]))
+    for received, cookie in zip(headers[1:4], [None, "a=1", "lang=en"], strict=True):
+        if received.get("cookie") != cookie:
+            wrong.append(("cookie", received.get("cookie")))
+    wrong.extend(("authorization", h["authorization"]) for h in headers[4:] if "authorization" in h)
+    everything = json.dumps(mine)
+    wrong.extend(
+        ("somewhere", secret)
+        for secret in (t, jwt, t[3:], "keyplane_admin", "x-keyplane-upstream")
+        if secret in everything
+    )
+    assert wrong == []
 
 
 async def test_forged_identity_headers_are_overwritten(gateway: Gateway) -> None:

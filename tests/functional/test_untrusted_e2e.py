@@ -54,6 +54,10 @@ def server(
         postgres: PostgresServer = request.getfixturevalue("postgres")
         url = postgres.create_database(f"untrusted_{uuid.uuid4().hex[:12]}")
         workspace.env_overrides["KEYPLANE_DATABASE_URL"] = url
+    # The worst requests are 60 KiB heads. At the default limit (32 KiB) they are
+    # refused with 431 before anything reads them; an operator may allow heads that
+    # large, and the parsers and redaction must stay linear then too.
+    workspace.env_overrides["KEYPLANE_MAX_HEADER_BYTES"] = str(256 * 1024)
     return launcher.start()
 
 

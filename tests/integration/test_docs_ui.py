@@ -1,7 +1,9 @@
-"""/docs works offline, and the OpenAPI document says what ids are."""
+"""/docs works offline and cannot be framed, and the OpenAPI document says what ids are."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import httpx
@@ -54,3 +56,27 @@ async def test_path_ids_are_uuids_in_openapi(client: httpx.AsyncClient) -> None:
     assert key["customer_id"]["format"] == "uuid"
     assert "/docs" not in document["paths"]
     assert not any(path.startswith("/docs") for path in document["paths"])
+
+
+async def test_docs_page_cannot_be_framed_and_runs_only_its_own_code(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/docs")
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in page.headers["content-security-policy"].split(";")
+    )
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["default-src"] == "'none'"
+    assert policy["base-uri"] == "'none'"
+    for directive in ("style-src", "connect-src", "form-action"):
+        assert policy[directive] == "'self'", directive
+    assert policy["img-src"] == "'self' data:"  # the style sheet's icons
+    # Its own script files, and the one inline script that starts it, by its hash.
+    inline = re.findall(r"<script>(.*?)</script>", page.text, re.DOTALL)
+    assert len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert policy["script-src"] == f"'self' 'sha256-{digest}'"
+    assert "unsafe" not in page.headers["content-security-policy"]
+    assert "http" not in page.headers["content-security-policy"]

@@ -242,3 +242,30 @@ async def test_what_the_api_may_run_a_request_as_reaches_keyplane_through_both(
     # Envoy drops a header spelt with "_" (Rack and PHP would read X_HTTP_METHOD_OVERRIDE
     # as the override), as nginx does: neither keyplane nor the API receives it.
     assert envoy.underscores == "DROP_HEADER"
+
+
+async def test_no_authorization_holding_a_credential_passes_either_recipe(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """Envoy's filter copies X-Keyplane-Upstream-Authorization over the client's header
+    (absent or empty: removed); Traefik removes the header and every rewrite hint."""
+    customer = await factory.customer()
+    key, token = await factory.accesskey(customer)
+    cookie = {"Cookie": f"accesskey={token}"}
+    for authorization, forwarded in (
+        (f"Token {token}", ""),
+        (f"Bearer {token}", ""),
+        ("Basic dXNlcjpwYXNz", "Basic dXNlcjpwYXNz"),
+    ):
+        headers = {**cookie, "Authorization": authorization}
+        answer, passed = await Envoy().send(client, "GET", "/v1.0/calls", headers)
+        assert answer.status_code == 200, answer.text
+        assert passed["x-keyplane-upstream-authorization"] == forwarded
+        answer, upstream = await Traefik().send(client, "GET", "/v1.0/calls", headers)
+        assert answer.status_code == 200, answer.text
+        assert_identity(upstream, customer.id, key.id)
+        assert "Authorization" not in upstream
+        assert not any(name.startswith("X-Keyplane-Upstream") for name in upstream)
+    envoy = (EXAMPLES / "envoy" / "envoy.yaml").read_text()
+    assert 'headers:get("x-keyplane-upstream-authorization")' in envoy
+    assert 'headers:remove("x-keyplane-upstream-authorization")' in envoy

@@ -123,6 +123,20 @@ async def test_the_credential_free_query_and_cookie_are_what_keyplane_says() -> 
     assert cookie_only.upstream_cookie == ""  # keyplane removed every cookie
 
 
+async def test_the_authorization_to_pass_on_is_what_keyplane_says() -> None:
+    """None without an Authorization header; keyplane's value with one; and when keyplane
+    says nothing about it, nothing is passed on (it may hold a credential)."""
+    basic = "Basic dXNlcjpwYXNz"
+    told = verifier_for(Keyplane(headers={**ALLOWED, "x-keyplane-upstream-authorization": basic}))
+    kept = await told.verify(path="/", query="", authorization=basic, cookie="accesskey=x")
+    assert kept.upstream_authorization == basic
+    silent = verifier_for(Keyplane())
+    dropped = await silent.verify(path="/", query="", authorization=BEARER, cookie=None)
+    assert dropped.upstream_authorization == ""
+    none = await silent.verify(path="/", query="", authorization=None, cookie="accesskey=x")
+    assert none.upstream_authorization is None
+
+
 async def test_a_question_mark_inside_the_query_stays_in_the_query() -> None:
     """Only the first ``?`` ends the path; a later one is part of the query."""
     headers = {**ALLOWED, "x-keyplane-upstream-uri": "/v1.0/calls?next=/a?b=1&c=2"}

@@ -9,6 +9,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from keyplane.gateway._verifier import KeyplaneRefused, KeyplaneVerifier, Verdict
 
 SCOPE_KEY = "keyplane_identity"  # scope["state"][SCOPE_KEY]: the VerifiedIdentity
+IDENTITY_PREFIX = b"x-keyplane-"
+_PREFIX_LENGTH = len(IDENTITY_PREFIX)
 
 
 async def send_refusal(refusal: KeyplaneRefused, send: Send) -> None:
@@ -19,27 +21,50 @@ async def send_refusal(refusal: KeyplaneRefused, send: Send) -> None:
 
 
 def request_parts(scope: Scope) -> tuple[str | None, str | None]:
-    authorization = cookie = None
+    """The ``Authorization`` header (the first, as keyplane reads it) and every
+    ``Cookie`` header joined with ``"; "`` (as keyplane joins them)."""
+    authorization: str | None = None
+    cookies: list[bytes] = []
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        lowered = name.lower()
+        if lowered == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
-        elif name == b"cookie":
-            cookie = value.decode("latin-1")
+        elif lowered == b"cookie":
+            cookies.append(value)
+    cookie = b"; ".join(cookies).decode("latin-1") if cookies else None
     return authorization, cookie
+
+
+def is_identity_header(name: bytes) -> bool:
+    """``X-Keyplane-*`` in any case: set by keyplane's answer alone, never by a client."""
+    return name[:_PREFIX_LENGTH].lower() == IDENTITY_PREFIX
+
+
+def without_forged_identity(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` without any ``X-Keyplane-*`` header, whatever its case."""
+    return [(name, value) for name, value in headers if not is_identity_header(name)]
+
+
+def with_identity(
+    headers: Iterable[tuple[bytes, bytes]], verdict: Verdict
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with keyplane's identity headers in place of any a client sent."""
+    return [*without_forged_identity(headers), *_identity_headers(verdict)]
 
 
 def without_credentials(scope: Scope, verdict: Verdict) -> Scope:
     """The scope the app sees: no credential, keyplane's identity headers, nothing forged."""
     headers: list[tuple[bytes, bytes]] = []
     for name, value in scope["headers"]:
-        if name.startswith(b"x-keyplane-") or name == b"cookie":
-            continue
-        if name == b"authorization" and value.lower().lstrip().startswith(b"bearer "):
-            continue  # a Bearer value is a keyplane credential
+        lowered = name.lower()
+        if lowered in (b"cookie", b"authorization"):
+            continue  # replaced by keyplane's credential-free forms below
         headers.append((name, value))
     if verdict.upstream_cookie:
         headers.append((b"cookie", verdict.upstream_cookie.encode("latin-1")))
-    headers.extend(_identity_headers(verdict))
+    if verdict.upstream_authorization:
+        headers.append((b"authorization", verdict.upstream_authorization.encode("latin-1")))
+    headers = with_identity(headers, verdict)
     changed = dict(scope, headers=headers)
     if verdict.upstream_query is not None:
         changed["query_string"] = verdict.upstream_query.encode("latin-1")
@@ -60,7 +85,9 @@ def _identity_headers(verdict: Verdict) -> Iterable[tuple[bytes, bytes]]:
 class KeyplaneAuthMiddleware:
     """Refuses with keyplane's own answer, or passes the request on without credentials.
 
-    ``exempt`` paths (health checks, say) pass without verification.
+    ``exempt`` paths (health checks, say) pass without verification, and
+    WebSocket connections are not verified here; either way, no client-sent
+    ``X-Keyplane-*`` header reaches the app.
     """
 
     def __init__(
@@ -71,8 +98,13 @@ class KeyplaneAuthMiddleware:
         self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            # Not verified here: passed on as it came, but for forged identity headers.
+            unforged = dict(scope, headers=without_forged_identity(scope["headers"]))
+            await self.app(unforged, receive, send)
             return
         authorization, cookie = request_parts(scope)
         try:

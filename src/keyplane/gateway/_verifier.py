@@ -33,6 +33,8 @@ class Verdict:
     identity: VerifiedIdentity
     upstream_query: str | None  # None: the query had no credential, keep it
     upstream_cookie: str | None  # None: there was no Cookie header
+    # None: there was no Authorization header; "": it carried a credential, drop it
+    upstream_authorization: str | None = None
 
 
 class KeyplaneRefused(Exception):
@@ -113,7 +115,7 @@ class KeyplaneVerifier:
         if response.status_code != 200:
             kept = [(n, v) for n, v in response.headers.items() if n.lower() in _PASSED_BACK]
             raise KeyplaneRefused(response.status_code, response.content, kept)
-        verdict = _verdict(response.headers, cookie)
+        verdict = _verdict(response.headers, authorization, cookie)
         if self.cache_ttl > 0 and self._max > 0:
             self._cache[key] = (now + self.cache_ttl, verdict)
             self._cache.move_to_end(key)
@@ -142,7 +144,7 @@ def _cache_key(authorization: str | None, cookie: str | None, *request: str) -> 
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _verdict(headers: httpx.Headers, cookie: str | None) -> Verdict:
+def _verdict(headers: httpx.Headers, authorization: str | None, cookie: str | None) -> Verdict:
     upstream_uri = headers.get("x-keyplane-upstream-uri")
     identity = VerifiedIdentity(
         customer_id=headers[_IDENTITY + "customer-id"],
@@ -156,6 +158,9 @@ def _verdict(headers: httpx.Headers, cookie: str | None) -> Verdict:
         identity=identity,
         upstream_query=None if upstream_uri is None else upstream_uri.partition("?")[2],
         upstream_cookie=None if cookie is None else headers.get(_IDENTITY + "upstream-cookie", ""),
+        upstream_authorization=(
+            None if authorization is None else headers.get(_IDENTITY + "upstream-authorization", "")
+        ),
     )
 
 

@@ -5,7 +5,11 @@ likes and as large as the client likes, and keeps every connection open.
 :class:`GuardedHttpToolsProtocol` adds three limits, from the settings:
 
 - ``max_header_bytes``: a request line plus headers larger than this is
-  answered 431 in the envelope and the connection closed;
+  answered 431 in the envelope and the connection closed, however its bytes
+  arrive: counted as they are received while a head is incomplete (a head
+  sent slowly, or one too large to ever complete), and measured when a head
+  completes within a read that could make it too large (a head that arrived
+  whole in one read, or behind a body);
 - ``header_timeout``: a connection that has not sent a complete request head
   this many seconds after it opened (or after its previous response) is
   closed: half-sent requests cannot pile up;
@@ -33,6 +37,10 @@ from keyplane.web.envelope import envelope, error_response
 from keyplane.web.middleware import SECURITY_HEADERS, new_request_id
 
 HTTP_PROTOCOL = "keyplane.web.connections:GuardedHttpToolsProtocol"
+# What the parser does not report of a head: the method, two spaces, the
+# version and the line ends of the request line and of the head.
+_HEAD_FRAMING = len(b"OPTIONS  HTTP/1.1\r\n\r\n")
+_HEADER_FRAMING = len(b": \r\n")
 log = get_logger("keyplane.server")
 
 
@@ -90,8 +98,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0
+        self._head_bytes = 0  # received in earlier reads while the current head was incomplete
+        self._read_bytes = 0  # the size of the read being parsed
         self._reading_head = False
+        self._head_refused = False  # answered 431: the rest of what was received is ignored
         # When the current request head became due (the connection opened, or
         # the previous response ended); None while a request is being answered.
         self._head_since: float | None = None
@@ -140,13 +150,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._head_refused:
+            return
+        self._read_bytes = len(data)
         super().data_received(data)
         if self._reading_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse_large_head()
 
+    # The parser's callbacks. Once a head is refused, those still to come for
+    # bytes of the same read do nothing: no request starts, no body is kept.
+
     def on_message_begin(self) -> None:
+        if self._head_refused:
+            return
         super().on_message_begin()
         self._reading_head = True
         self._head_bytes = 0
@@ -154,9 +172,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
+        if self._head_refused:
+            return
+        # The head that just completed came in this read and the earlier ones
+        # counted in _head_bytes: only when those could hold more than the
+        # limit is it measured (a head that arrived whole in one large read).
+        limit = self.limits.max_header_bytes
+        if self._head_bytes + self._read_bytes > limit and self._head_size() > limit:
+            self._refuse_large_head()
+            return
         self._reading_head = False
         self._head_since = None
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._head_refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._head_refused:
+            super().on_message_complete()
+
+    def _head_size(self) -> int:
+        """The request line and headers as received (give or take optional spaces)."""
+        return (
+            _HEAD_FRAMING
+            + len(self.url)
+            + sum(len(name) + len(value) + _HEADER_FRAMING for name, value in self.headers)
+        )
 
     def on_response_complete(self) -> None:
         next_head_pending = not self.pipeline  # a pipelined request's head is complete
@@ -166,6 +209,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_large_head(self) -> None:
         self._reading_head = False
+        self._head_refused = True
         log.info("request_head_too_large", client=(self.client or ("", 0))[0])
         body = envelope(
             "INVALID_ARGUMENT",

@@ -14,10 +14,15 @@ from fastapi.security.base import SecurityBase
 from keyplane.domain import scopes
 from keyplane.domain.audit import Origin, set_origin
 from keyplane.domain.permissions import Identity
-from keyplane.errors import AuthenticationRequired
+from keyplane.errors import AuthenticationRequired, PermissionDenied
 from keyplane.services.container import Services
 from keyplane.services.ratelimits import Decision
-from keyplane.web.credentials import find_credential, parse_cookies
+from keyplane.web.credentials import (
+    cookie_header,
+    find_credential,
+    is_cross_site_write,
+    parse_cookies,
+)
 
 
 class _CredentialCookie(APIKeyCookie):
@@ -28,8 +33,30 @@ class _CredentialCookie(APIKeyCookie):
 
 
 def request_cookies(request: HTTPConnection) -> dict[str, str]:
-    """The credential cookies of a request (``parse_cookies``, linear)."""
-    return parse_cookies(request.headers.get("cookie"))
+    """The credential cookies of a request, read as ``/auth/verify`` reads them."""
+    return parse_cookies(cookie_header(request.scope["headers"]))
+
+
+class CrossSiteRequest(PermissionDenied):
+    default_reason = "CROSS_SITE_REQUEST"
+    default_message = (
+        "This request changes something, came from another site (Origin or Sec-Fetch-Site), "
+        "and carried its credential in a cookie, which only counts for requests from "
+        "keyplane's own origin: send the credential in the Authorization header instead."
+    )
+
+
+def refuse_cross_site_cookie(request: Request) -> None:
+    """A cookie credential counts for a write only when the browser sent it from this origin."""
+    headers = request.headers
+    if is_cross_site_write(
+        request.method,
+        scheme=request.scope.get("scheme", "http"),
+        host=headers.get("host"),
+        origin=headers.get("origin"),
+        fetch_site=headers.get("sec-fetch-site"),
+    ):
+        raise CrossSiteRequest()
 
 
 # Every way to authenticate, as /openapi.json documents it (``document_security``
@@ -140,6 +167,8 @@ async def current_identity(request: Request) -> Identity:
     if credential is None:
         services.auth.refused_without_credential()
         raise AuthenticationRequired()
+    if credential.source == "cookie":
+        refuse_cross_site_cookie(request)
     path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
     identity, decision = await services.auth.authenticate(

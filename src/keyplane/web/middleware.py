@@ -5,6 +5,11 @@ replaced, before anything else sees the request, by one holding only the
 credential cookies (``keyplane.web.credentials.canonical_cookie_header``,
 linear). Starlette's cookie parser, which FastAPI runs on every request,
 then only ever sees that short, plain header.
+
+A client that closes its connection while its body is read is no error of
+the server's: its request is logged as an ordinary access line with status
+499 (nginx's "client closed request"), without a traceback, and nothing is
+answered.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyplane.logs import get_logger
-from keyplane.web.credentials import canonical_cookie_header
+from keyplane.web.credentials import canonical_cookie_header, cookie_header
 from keyplane.web.envelope import internal_error_response
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -37,6 +43,10 @@ SECURITY_HEADER_BYTES = tuple(
     (name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS
 )
 _HSTS = (b"strict-transport-security", HSTS.encode())
+
+# nginx's code for "the client closed the connection before the answer": no
+# answer was sent, and the server did nothing wrong.
+CLIENT_CLOSED = 499
 
 access_log = get_logger("keyplane.access")
 error_log = get_logger("keyplane.error")
@@ -68,10 +78,10 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 def _keep_only_credential_cookies(scope: Scope) -> None:
     headers = scope.get("headers") or []
-    cookies = [value for name, value in headers if name == b"cookie"]
-    if not cookies:
+    cookie = cookie_header(headers)
+    if cookie is None:
         return
-    canonical = canonical_cookie_header(b"; ".join(cookies).decode("latin-1"))
+    canonical = canonical_cookie_header(cookie)
     kept = [(name, value) for name, value in headers if name != b"cookie"]
     if canonical:
         kept.append((b"cookie", canonical.encode("latin-1")))
@@ -139,6 +149,11 @@ class RequestContextMiddleware:
         try:
             with self._database_budget():
                 await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client went away while its body was read: nobody to answer, no
+            # fault of the server's; the access line below says so with its status.
+            if not response_started:
+                status = CLIENT_CLOSED
         except Exception:
             error_log.exception("unhandled_error", method=scope["method"], path=scope["path"])
             if not response_started:

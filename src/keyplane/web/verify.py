@@ -34,11 +34,15 @@ from keyplane.domain.tokens import display_prefix
 from keyplane.errors import AuthenticationRequired, KeyplaneError
 from keyplane.logs import get_logger
 from keyplane.services.auth import AuthService
-from keyplane.web.credentials import find_credential, parse_cookies
+from keyplane.web.credentials import find_credential, join_cookie_headers, parse_cookies
 from keyplane.web.deps import RATELIMIT_HEADERS, SCOPE_HEADERS, ratelimit_values
 from keyplane.web.envelope import HTTP_STATUS, INTERNAL_MESSAGE, envelope, error_headers
 from keyplane.web.middleware import SECURITY_HEADER_BYTES, new_request_id, sane_request_id
-from keyplane.web.upstream import cookie_without_credentials, uri_without_credentials
+from keyplane.web.upstream import (
+    authorization_without_credentials,
+    cookie_without_credentials,
+    uri_without_credentials,
+)
 
 VERIFY_PATH = "/auth/verify"
 _VERIFY_PREFIX = VERIFY_PATH + "/"
@@ -75,11 +79,13 @@ def _read_headers(scope: Scope) -> _Incoming:
     """Every header the verification reads, in one pass over the request's headers."""
     found = _Incoming()
     request_id: bytes | None = None
+    cookies: list[bytes] = []
     for name, value in scope["headers"]:
         if name == b"authorization":
-            found.authorization = value.decode("latin-1")
+            if found.authorization is None:  # the first one, as for the API
+                found.authorization = value.decode("latin-1")
         elif name == b"cookie":
-            found.cookie = value.decode("latin-1")
+            cookies.append(value)  # every one, joined below as the API joins them
         elif name == b"x-original-uri":
             found.original_uri = value.decode("latin-1")
         elif name == b"x-forwarded-uri":
@@ -94,6 +100,7 @@ def _read_headers(scope: Scope) -> _Incoming:
             found.scope_headers += ((name.decode("latin-1"), value.decode("latin-1")),)
     if request_id is not None:
         found.request_id = sane_request_id(request_id)
+    found.cookie = join_cookie_headers(cookies)
     return found
 
 
@@ -195,6 +202,9 @@ class GatewayVerification:
         if incoming.cookie is not None:
             kept = cookie_without_credentials(incoming.cookie)
             headers.append((b"x-keyplane-upstream-cookie", kept.encode("latin-1")))
+        if incoming.authorization is not None:
+            forwarded = authorization_without_credentials(incoming.authorization)
+            headers.append((b"x-keyplane-upstream-authorization", forwarded.encode("latin-1")))
         limit, remaining, reset = ratelimit_values(decision)
         headers.extend(
             zip(_RATELIMIT, (limit.encode(), remaining.encode(), reset.encode()), strict=True)
