@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from keyplane.domain.networks import parse_networks
 from keyplane.domain.permissions import Identity, Permission
-from keyplane.domain.scopes import parse_scopes
+from keyplane.domain.scopes import HEADER_NAMES, parse_scopes
 from keyplane.gateway import (
     KeyplaneAuth,
     KeyplaneAuthMiddleware,
@@ -27,6 +27,7 @@ from keyplane.gateway import (
     VerifiedIdentity,
     refusal_handler,
 )
+from keyplane.gateway._verifier import SCOPE_HEADERS
 from keyplane.services.container import build_services
 from tests.conftest import make_settings
 from tests.functional.test_replicas import KEYPLANE, Replica, _environment
@@ -215,6 +216,48 @@ async def test_a_restricted_key_is_judged_per_method_and_path(live: Live, harnes
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["reason"] == "PERMISSION_DENIED"
     assert len(harness.asked) == 3
+
+
+async def test_what_the_app_may_run_a_request_as_is_judged_too(
+    live: Live, harness: Harness
+) -> None:
+    """A key allowed GET and POST: a POST the app could run as DELETE (an override header in
+    either spelling, ``_method``, a form body) is refused, also after the plain POST's
+    verdict was cached."""
+    settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
+    services = build_services(settings)
+    try:
+        customer = await services.customers.create_customer(OPERATOR, name="svc")
+        _, token = await services.accesskeys.create(
+            OPERATOR,
+            customer.id,
+            name="",
+            detail="",
+            expire=86_400,
+            scopes=parse_scopes([{"methods": ["GET", "POST"], "path_prefix": "/v1.0/whoami"}]),
+        )
+    finally:
+        await services.close()
+    app = _example().create_app(harness.verifier)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with _client(app) as http:
+        plain = await http.post("/v1.0/whoami", headers={**auth, "Content-Type": "text/plain"})
+        assert plain.status_code != 403, plain.text  # keyplane let it through to the app
+        for path, headers in [
+            ("/v1.0/whoami", {"X-HTTP-Method-Override": "DELETE"}),
+            ("/v1.0/whoami", {"X_HTTP_Method_Override": "DELETE"}),
+            ("/v1.0/whoami", {"X-Method-Override": "PUT"}),
+            ("/v1.0/whoami?_method=DELETE", {}),
+            ("/v1.0/whoami", {"Content-Type": "application/x-www-form-urlencoded"}),
+        ]:
+            refused = await http.post(path, headers={**auth, **headers})
+            assert refused.status_code == 403, (path, headers, refused.text)
+            assert refused.json()["error"]["reason"] == "PERMISSION_DENIED"
+
+
+def test_the_gateway_sends_every_header_the_scopes_read() -> None:
+    """keyplane.gateway keeps its own copy of the names (it imports nothing of the server)."""
+    assert {name.replace("_", "-") for name in HEADER_NAMES} == SCOPE_HEADERS
 
 
 async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(live: Live) -> None:

@@ -6,7 +6,12 @@ from fastapi import Request
 from starlette.responses import Response
 
 from keyplane.gateway._middleware import SCOPE_KEY, request_parts, with_identity
-from keyplane.gateway._verifier import KeyplaneRefused, KeyplaneVerifier, VerifiedIdentity
+from keyplane.gateway._verifier import (
+    KeyplaneRefused,
+    KeyplaneVerifier,
+    VerifiedIdentity,
+    scope_headers,
+)
 
 
 class KeyplaneAuth:
@@ -35,6 +40,7 @@ class KeyplaneAuth:
             authorization=authorization,
             cookie=cookie,
             method=request.method,
+            headers=scope_headers(request.scope["headers"]),
         )
         headers = request.scope["headers"]
         identified = with_identity(headers, verdict)

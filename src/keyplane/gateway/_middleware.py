@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyplane.gateway._verifier import KeyplaneRefused, KeyplaneVerifier, Verdict
+from keyplane.gateway._verifier import KeyplaneRefused, KeyplaneVerifier, Verdict, scope_headers
 
 SCOPE_KEY = "keyplane_identity"  # scope["state"][SCOPE_KEY]: the VerifiedIdentity
 IDENTITY_PREFIX = b"x-keyplane-"
@@ -114,6 +114,7 @@ class KeyplaneAuthMiddleware:
                 authorization=authorization,
                 cookie=cookie,
                 method=scope["method"],
+                headers=scope_headers(scope["headers"]),
             )
         except KeyplaneRefused as refusal:
             await send_refusal(refusal, send)

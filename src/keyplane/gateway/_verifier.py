@@ -5,13 +5,30 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
 
 REVOCATION_BOUND = 1.0  # seconds: keyplane's promise, which the cache must keep
 _IDENTITY = "x-keyplane-"
+# The request headers a restricted key's scopes read (keyplane's ``scopes.HEADER_NAMES``,
+# which this client library does not import): what the app may run the request as.
+# A name spelt with "_" counts, as CGI-style servers read it.
+SCOPE_HEADERS = frozenset(
+    {"content-type", "x-http-method-override", "x-http-method", "x-method-override"}
+)
+Headers = Sequence[tuple[str, str]]
+
+
+def scope_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    """The request's headers that a restricted key's scopes read, as ASGI gives them."""
+    found = []
+    for name, value in headers:
+        text = name.decode("latin-1")
+        if text.lower().replace("_", "-") in SCOPE_HEADERS:
+            found.append((text, value.decode("latin-1")))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +107,29 @@ class KeyplaneVerifier:
         authorization: str | None,
         cookie: str | None,
         method: str | None = None,
+        headers: Headers = (),
     ) -> Verdict:
         """``method`` and ``path`` are the request's: a restricted key's scopes judge both
-        (without ``method``, a restricted key is refused)."""
-        key = _cache_key(authorization, cookie, query, method or "", path)
+        (without ``method``, a restricted key is refused), and ``headers``, the request's
+        method override headers and ``Content-Type`` (``scope_headers``): what the app
+        may run the request as."""
+        key = _cache_key(
+            authorization, cookie, query, method or "", path, *(n + ":" + v for n, v in headers)
+        )
         now = self._clock()
         found = self._cache.get(key)
         if found is not None and found[0] > now:
             self._cache.move_to_end(key)
             return found[1]
-        headers = {"X-Original-URI": f"{path}?{query}" if query else path}
+        asked = [("X-Original-URI", f"{path}?{query}" if query else path)]
         if method is not None:
-            headers["X-Original-Method"] = method
+            asked.append(("X-Original-Method", method))
         if authorization is not None:
-            headers["Authorization"] = authorization
+            asked.append(("Authorization", authorization))
         if cookie is not None:
-            headers["Cookie"] = cookie
+            asked.append(("Cookie", cookie))
         try:
-            response = await self._client.get(self._url, headers=_on_the_wire(headers))
+            response = await self._client.get(self._url, headers=_on_the_wire([*asked, *headers]))
         except httpx.HTTPError:
             raise _unreachable() from None
         # keyplane's values are the request's own bytes, read back as ASGI reads them.
@@ -124,11 +146,11 @@ class KeyplaneVerifier:
         return verdict
 
 
-def _on_the_wire(headers: dict[str, str]) -> dict[bytes, bytes]:
+def _on_the_wire(headers: Headers) -> list[tuple[bytes, bytes]]:
     """The values as bytes: ASGI gives header values decoded as latin-1, so encoding
     them back sends what the client sent (a UTF-8 cookie, say); a path a framework
     decoded from UTF-8 goes as UTF-8."""
-    return {name.encode("ascii"): _bytes(value) for name, value in headers.items()}
+    return [(name.encode("ascii"), _bytes(value)) for name, value in headers]
 
 
 def _bytes(value: str) -> bytes:
