@@ -97,9 +97,13 @@ def _to_login(request: Request, reason: str = "") -> RedirectResponse:
     return response
 
 
+def _cookie(request: Request, name: str) -> str:
+    return parse_cookies(request.headers.get("cookie"), {name}).get(name, "")
+
+
 async def _session(request: Request, services: Services) -> AdminSession:
     bind_origin(request)
-    value = parse_cookies(request.headers.get("cookie"), {SESSION_COOKIE}).get(SESSION_COOKIE)
+    value = _cookie(request, SESSION_COOKIE)
     if not value:
         raise LoginNeeded()
     try:
@@ -247,7 +251,10 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, services: ServicesDep) -> Response:
-    async def end(_session: AdminSession, _form: dict[str, str]) -> Response:
+    """Ends the session on every replica (the token is refused from then on), not only here."""
+
+    async def end(session: AdminSession, _form: dict[str, str]) -> Response:
+        await services.sessions.end(session.identity, _cookie(request, SESSION_COOKIE))
         return _to_login(request, "logged_out")
 
     return await _guarded(request, services, end, changes=True)
