@@ -37,9 +37,12 @@ from keyplane.web.admin.session import (
     LOGIN_COOKIE,
     LOGIN_FORM_SECONDS,
     SESSION_COOKIE,
+    LoginForm,
     csrf_matches,
     csrf_token,
-    login_form_token,
+    from_another_origin,
+    login_form_valid,
+    new_login_form,
 )
 from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
@@ -155,7 +158,7 @@ async def _guarded(
     form: dict[str, str] = {}
     if changes:
         form = await _form(request)
-        if not csrf_matches(session.csrf, form.get(CSRF_FIELD)):
+        if _another_origin(request) or not csrf_matches(session.csrf, form.get(CSRF_FIELD)):
             return error_page(request, CsrfRefused(), **_context(session, ""))
     try:
         return await action(session, form)
@@ -177,9 +180,17 @@ async def admin_home(request: Request, services: ServicesDep) -> Response:
     return await _guarded(request, services, home)
 
 
+def _another_origin(request: Request) -> bool:
+    return from_another_origin(request.headers.get("sec-fetch-site"))
+
+
+def _new_login_form(request: Request, services: Services) -> LoginForm:
+    return new_login_form(request.app.state.admin_login_key, services.clock.now())
+
+
 def _login_page(
     request: Request,
-    csrf: str,
+    form: LoginForm,
     *,
     username: str = "",
     error: KeyplaneError | None = None,
@@ -191,14 +202,14 @@ def _login_page(
         status_code=200 if error is None else status_of(error),
         headers=None if error is None else error_headers(error),
         session=None,
-        csrf=csrf,
+        csrf=form.token,
         username=username,
         error=error,
         done=done,
     )
     response.set_cookie(
         LOGIN_COOKIE,
-        csrf,
+        form.nonce,
         max_age=LOGIN_FORM_SECONDS,
         path=COOKIE_PATH,
         secure=_secure(request),
@@ -214,17 +225,26 @@ async def login_form(request: Request, services: ServicesDep, done: str = "") ->
     try:
         await _session(request, services)
     except (LoginNeeded, KeyplaneError):
-        return _login_page(request, login_form_token(), done=done)
+        return _login_page(request, _new_login_form(request, services), done=done)
     return RedirectResponse(COOKIE_PATH, status_code=303)
 
 
 @router.post("/login")
 async def login(request: Request, services: ServicesDep) -> Response:
-    """The same rate limits, lockouts and failure message as ``POST /auth/login``."""
+    """The same rate limits, lockouts and failure message as ``POST /auth/login``.
+
+    The form must carry the token issued with the nonce of its cookie, from this
+    origin: a pair planted by another site is refused before any password check.
+    """
     bind_origin(request)
     form = await _form(request)
-    expected = parse_cookies(request.headers.get("cookie"), {LOGIN_COOKIE}).get(LOGIN_COOKIE, "")
-    if expected in ("", MALFORMED_COOKIE) or not csrf_matches(expected, form.get(CSRF_FIELD)):
+    nonce = _cookie(request, LOGIN_COOKIE)
+    key: bytes = request.app.state.admin_login_key
+    if (
+        _another_origin(request)
+        or nonce == MALFORMED_COOKIE
+        or not login_form_valid(key, nonce, form.get(CSRF_FIELD), services.clock.now())
+    ):
         return error_page(request, CsrfRefused(), session=None)
     username = form.get("username", "")
     try:
@@ -232,7 +252,9 @@ async def login(request: Request, services: ServicesDep) -> Response:
             username, form.get("password", ""), client=client_address(request)
         )
     except KeyplaneError as error:
-        return _login_page(request, expected, username=username, error=error)
+        return _login_page(
+            request, _new_login_form(request, services), username=username, error=error
+        )
     response = RedirectResponse(COOKIE_PATH, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
