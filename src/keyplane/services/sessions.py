@@ -19,7 +19,7 @@ from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain.clock import Clock
 from keyplane.domain.permissions import Identity
 from keyplane.domain.sessions import SessionCodec
-from keyplane.errors import AlreadyExists, InvalidCredentials
+from keyplane.errors import AlreadyExists, InvalidCredentials, PermissionDenied
 from keyplane.services.audit import record_audit
 from keyplane.services.pruning import Retention
 from keyplane.services.revocations import record_revocation
@@ -43,12 +43,19 @@ class SessionService:
     async def end(self, identity: Identity, token: str) -> None:
         """End the session ``token``, with which ``identity`` was authenticated, everywhere.
 
+        ``PermissionDenied`` for an access key, which is no session;
         ``InvalidCredentials`` for a token that is not a session of ``identity``.
         Ending a session again changes nothing.
         """
+        if identity.type != "agent":
+            raise PermissionDenied(
+                "Only a session token can be logged out. An access key stays valid until it "
+                "expires or is deleted (DELETE /v1.0/accesskeys/{id}).",
+                reason="PERMISSION_DENIED",
+            )
         now = self._clock.now()
         claims = self._codec.decode(token, now)
-        if identity.type != "agent" or identity.id != claims.agent_id:
+        if identity.id != claims.agent_id:
             raise InvalidCredentials()
         change = Invalidation("session", claims.session_id)
         try:
