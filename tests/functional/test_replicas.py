@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -406,6 +407,79 @@ async def test_removed_customer_and_agent_are_refused_within_one_second(cluster:
         for base in (cluster.a, cluster.b):
             delay = await _refused_after(http, base, tenant.admin_token, started)
             assert delay < BOUND
+
+
+def _cookie_set(response: httpx.Response, name: str) -> str:
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(f"{name}="):
+            return header.split(";")[0].partition("=")[2]
+    raise AssertionError(f"no {name} cookie: {response.headers}")
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def _admin_login(http: httpx.AsyncClient, base: str, username: str) -> tuple[str, str]:
+    """Log in on the admin page of ``base``: the session token (its cookie) and the CSRF
+    token of the page's forms. Cookies are sent by hand: both replicas are 127.0.0.1."""
+    form = await http.get(f"{base}/admin/login")
+    response = await http.post(
+        f"{base}/admin/login",
+        data={"csrf": _csrf(form), "username": username, "password": PASSWORD},
+        headers={"Cookie": f"keyplane_admin_login={_cookie_set(form, 'keyplane_admin_login')}"},
+    )
+    assert response.status_code == 303, response.text
+    session = _cookie_set(response, "keyplane_admin")
+    page = await http.get(f"{base}/admin/settings", headers={"Cookie": f"keyplane_admin={session}"})
+    assert page.status_code == 200, page.text
+    return session, _csrf(page)
+
+
+async def _session_refused_after(
+    http: httpx.AsyncClient, base: str, session: str, since: float
+) -> float:
+    """Poll until the session token is refused at ``base`` as a Bearer; seconds since ``since``."""
+    while time.monotonic() < since + 5.0:
+        response = await http.get(f"{base}/v1.0/customer", headers=_auth(session))
+        if response.status_code == 401:
+            assert response.json()["error"]["reason"] == "INVALID_CREDENTIALS"
+            return time.monotonic() - since
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(POLL)
+    raise AssertionError("the session was still accepted 5 s after its logout")
+
+
+async def test_admin_logout_on_one_replica_is_refused_on_the_other_within_one_second(
+    cluster: Cluster,
+) -> None:
+    tenant = await _tenant(cluster)
+    delays: list[float] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for attempt in range(8):
+            page, user = (cluster.a, cluster.b) if attempt % 2 == 0 else (cluster.b, cluster.a)
+            session, csrf = await _admin_login(http, page, tenant.username)
+            for _ in range(3):  # the other replica now has the session cached
+                ok = await http.get(f"{user}/v1.0/customer", headers=_auth(session))
+                assert ok.status_code == 200
+            logout = await http.post(
+                f"{page}/admin/logout",
+                data={"csrf": csrf},
+                headers={"Cookie": f"keyplane_admin={session}"},
+            )
+            assert logout.status_code == 303, logout.text
+            since = time.monotonic()
+            refused_here = await http.get(f"{page}/v1.0/customer", headers=_auth(session))
+            assert refused_here.status_code == 401  # where the logout happened: at once
+            delays.append(await _session_refused_after(http, user, session, since))
+            stale_page = await http.get(
+                f"{user}/admin/keys", headers={"Cookie": f"keyplane_admin={session}"}
+            )
+            assert stale_page.headers["location"] == "/admin/login"
+    _report("admin logout on A, session refused on B", delays)
+    assert max(delays) < BOUND
 
 
 async def _agent_id(cluster: Cluster, username: str) -> str:

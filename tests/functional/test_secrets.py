@@ -483,6 +483,21 @@ def _drive(d: Driver, sc: Scenario, chosen_password: str) -> None:
     )
     assert raw.startswith(b"HTTP/1.1 403"), raw[:200]
 
+    # --- a session ended by a logout: its id is kept, never the token ---
+    ended = d.send(
+        "POST", "/auth/login", 200, json={"username": "admin", "password": first.password}
+    ).json()["token"]
+    s["logged_out_jwt"] = ended
+    sc.exchanges[-1].allowed = frozenset({"logged_out_jwt"})
+    d.send("POST", "/auth/logout", 204, headers={"Authorization": f"Bearer {ended}"})
+    d.send(
+        "GET",
+        "/v1.0/customer",
+        401,
+        reason="INVALID_CREDENTIALS",
+        headers={"Authorization": f"Bearer {ended}"},
+    )
+
     # Credentials percent-encoded twice in a path (a proxy that re-encodes):
     # kept apart so the main log check stays about the usual forms.
     k5 = create("k5", "double_encoded_key")

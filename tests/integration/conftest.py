@@ -126,6 +126,7 @@ def make_jwt(
         "aud": "keyplane",
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
+        "jti": uuid.uuid4().hex,
     }
     claims.update(overrides)
     for name in drop:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ class Claims:
             "aud": "keyplane",
             "iat": now - 10,
             "exp": now + 3600,
+            "jti": uuid.uuid4().hex,
         }
 
     def valid(self) -> dict[str, Any]:
@@ -168,6 +170,10 @@ def attacks(claims: Claims) -> dict[str, str]:
         "sub-not-uuid": forge(claims.with_(sub="admin")),
         "cid-missing": forge(claims.without("cid")),
         "cid-other-customer": forge(claims.with_(cid=claims.base["sub"])),
+        # Session id: what a logout ends; a token without one could never be ended.
+        "jti-missing": forge(claims.without("jti")),
+        "jti-not-a-session-id": forge(claims.with_(jti="admin")),
+        "jti-number": forge(claims.with_(jti=12345)),
     }
     now = claims.base["iat"] + 10
     absurd: dict[str, Any] = {

@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyplane.domain.tokens import hash_token
 from keyplane.services.container import Services
 from keyplane.store.repositories import Repositories
-from keyplane.store.tables import agents, audit_log, events, expiry_notices, revocations
+from keyplane.store.tables import (
+    agents,
+    audit_log,
+    events,
+    expiry_notices,
+    revocations,
+    revoked_sessions,
+)
 
 PLAN = Plan(customers=2_001, keys=20_000, big=8_000, deleted=2_000)
 BIG = customer_id(0)
@@ -34,6 +41,7 @@ SMALL = customer_id(7)
 EVENTS = 6_000
 AUDIT = 6_000
 REVOCATIONS = 6_000
+REVOKED_SESSIONS = 6_000
 AGENTS = 2_000
 NOTICES = 2_000
 
@@ -111,6 +119,19 @@ async def _fill(conn: AsyncConnection) -> None:
                 "tm_create": created_at(n),
             }
             for n in range(REVOCATIONS)
+        ],
+    )
+    await conn.execute(
+        insert(revoked_sessions),
+        [
+            {
+                "id": uuid.UUID(int=n + 1),
+                "agent_id": uuid.UUID(int=n % AGENTS + 1),
+                "customer_id": customer_id(n % PLAN.customers),
+                "tm_expire": created_at(n),
+                "tm_create": created_at(n),
+            }
+            for n in range(REVOKED_SESSIONS)
         ],
     )
 
@@ -245,6 +266,10 @@ QUERIES: dict[str, tuple[Query, tuple[str, ...]]] = {
     "customer by id": (lambda r: r.customers.get(SMALL), ()),
     "login: agent by username": (lambda r: r.agents.get_active_by_username("agent-77"), ()),
     "session: agent by id": (lambda r: r.agents.get_active(uuid.UUID(int=78)), ()),
+    "session: ended by a logout?": (
+        lambda r: r.revocations.session_revoked(uuid.UUID(int=4_321)),
+        (),
+    ),
     "revocation log: what is new": (lambda r: r.revocations.after(REVOCATIONS - 10), ()),
     "revocation log: last number": (lambda r: r.revocations.last_seq(), ()),
     "audit log: first page": (
@@ -270,6 +295,10 @@ QUERIES: dict[str, tuple[Query, tuple[str, ...]]] = {
     # Background, hourly: one batch reads its own rows, not the whole log.
     "audit retention: a batch": (
         lambda r: r.audit.prune(created_at(AUDIT // 2), limit=100),
+        (),
+    ),
+    "ended sessions retention: a batch": (
+        lambda r: r.revocations.prune_sessions(created_at(REVOKED_SESSIONS // 2), limit=100),
         (),
     ),
     "outbox retention: a batch": (

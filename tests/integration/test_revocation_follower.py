@@ -167,6 +167,22 @@ async def test_agent_and_customer_entries_evict_what_they_name(
     assert cache.get_key(of_other) is not MISS
 
 
+async def test_session_entries_evict_the_ended_session_only(
+    services: Services, monotonic: Ticker
+) -> None:
+    """A logout: the session cached as live is read again (and found ended)."""
+    follower, cache = await started_at_zero(services)
+    ended, other = uuid.uuid4(), uuid.uuid4()
+    cache.put_session(ended, None, cache.generation)
+    cache.put_session(other, None, cache.generation)
+    kept = cached_key(cache)
+    await write(services, 1, "", kind="session", subject_id=ended)
+    assert await follower.poll() == 1
+    assert cache.get_session(ended) is MISS
+    assert cache.get_session(other) is None
+    assert cache.get_key(kept) is not MISS
+
+
 def lag_samples(metrics: Metrics) -> dict[str, float]:
     found = {}
     for family in text_string_to_metric_families(metrics.exposition().decode()):

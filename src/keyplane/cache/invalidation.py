@@ -38,7 +38,8 @@ MAX_MESSAGE_BYTES = 1024
 
 log = get_logger("keyplane.cache")
 
-Kind = Literal["accesskey", "agent", "customer"]
+Kind = Literal["accesskey", "agent", "customer", "session"]
+KINDS: tuple[Kind, ...] = ("accesskey", "agent", "customer", "session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class Invalidation:
         try:
             data: dict[str, Any] = json.loads(raw)
             kind = data["kind"]
-            if kind not in ("accesskey", "agent", "customer"):
+            if kind not in KINDS:
                 raise ValueError(f"unknown invalidation kind {kind!r}")
             token_hash = data.get("hash")
             if token_hash is not None and not isinstance(token_hash, str):
@@ -73,6 +74,8 @@ def apply(cache: VerificationCache, change: Invalidation) -> None:
         cache.invalidate_key(change.token_hash)
     elif change.kind == "agent":
         cache.invalidate_agent(change.id)
+    elif change.kind == "session":
+        cache.invalidate_session(change.id)
     else:
         cache.invalidate_customer(change.id)
 

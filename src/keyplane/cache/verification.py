@@ -2,7 +2,8 @@
 
 Holds what verification needs (never a token): for access keys, keyed by
 token hash, the key's id, customer and expiry, or a negative entry for an
-unknown hash; for sessions, keyed by agent id, the agent's identity.
+unknown hash; for sessions, keyed by agent id, the agent's identity, and keyed
+by session id (a token's ``jti``), whether a logout ended that session.
 
 Three rules keep a deleted key from coming back:
 
@@ -52,6 +53,13 @@ class VerifiedAgent:
     id: uuid.UUID
     customer_id: uuid.UUID
     permission: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedSession:
+    """A session ended by a logout: refused until its token expires."""
+
+    id: uuid.UUID
 
 
 class Miss:
@@ -147,6 +155,8 @@ class VerificationCache:
         self._agents: _Lru[VerifiedAgent | None] = _Lru(max_entries, _customer_of)
         # Token hashes found valid while positive entries live only the fallback TTL.
         self._valid: _Lru[VerifiedKey | None] = _Lru(max_entries, _customer_of)
+        # Session id -> ended (RevokedSession) or not (None); in no customer's group.
+        self._sessions: _Lru[RevokedSession | None] = _Lru(max_entries, lambda _entry: None)
         self._ttl = ttl
         self._fallback_ttl = min(fallback_ttl, ttl)
         self._negative_ttl = negative_ttl
@@ -201,6 +211,23 @@ class VerificationCache:
         if ttl > 0:
             self._agents.put(agent_id, agent, self._now() + ttl)
 
+    # Sessions ended by a logout ----------------------------------------------
+
+    def get_session(self, session_id: uuid.UUID) -> RevokedSession | Miss | None:
+        """``None`` when the session is known not to be ended."""
+        return self._sessions.get(session_id, self._now())
+
+    def put_session(
+        self, session_id: uuid.UUID, revoked: RevokedSession | None, generation: int
+    ) -> None:
+        if generation != self.generation:
+            return
+        # "Not ended" is what a logout changes, so it lives as long as a positive
+        # entry (the fallback TTL while invalidations may be missed); "ended" is final.
+        ttl = self.positive_ttl if revoked is None else self._ttl
+        if ttl > 0:
+            self._sessions.put(session_id, revoked, self._now() + ttl)
+
     # Invalidation ------------------------------------------------------------
 
     def invalidate_key(self, token_hash: str) -> None:
@@ -211,6 +238,10 @@ class VerificationCache:
     def invalidate_agent(self, agent_id: uuid.UUID) -> None:
         self.generation += 1
         self._agents.pop(agent_id)
+
+    def invalidate_session(self, session_id: uuid.UUID) -> None:
+        self.generation += 1
+        self._sessions.pop(session_id)
 
     def invalidate_customer(self, customer_id: uuid.UUID) -> None:
         """Costs the customer's own entries: both maps are indexed by customer."""
@@ -224,6 +255,7 @@ class VerificationCache:
         self._keys.clear()
         self._valid.clear()
         self._agents.clear()
+        self._sessions.clear()
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._agents)
+        return len(self._keys) + len(self._agents) + len(self._sessions)

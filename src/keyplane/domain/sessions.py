@@ -1,8 +1,13 @@
 """Session tokens: HS256 JWTs issued at login.
 
-The algorithm is pinned, ``exp``/``iat``/``sub`` are required, ``iss`` and
-``aud`` are set and checked. Expiry is checked against the injected clock.
+The algorithm is pinned, ``exp``/``iat``/``sub``/``jti`` are required, ``iss``
+and ``aud`` are set and checked. Expiry is checked against the injected clock.
 Every failure is the same :class:`InvalidCredentials`.
+
+``jti`` is the session's id: a logout revokes that id until the token's own
+``exp`` (``keyplane.services.sessions``). Every token this codec has ever issued
+carries one (32 hex digits, a UUID); a token without it could not be ended, so
+it is refused like any other token this codec never issued.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class SessionClaims:
     agent_id: uuid.UUID
     customer_id: uuid.UUID
     expires_at: datetime
+    session_id: uuid.UUID  # the ``jti`` claim
 
 
 # No token this codec issues is dated before 2001 or after 2286 (10^10 s):
@@ -44,6 +50,13 @@ def _moment(value: object, now: datetime) -> datetime:
     if type(value) is not int or not _EARLIEST_TIMESTAMP <= value <= _LATEST_TIMESTAMP:
         raise ValueError("not a NumericDate this codec issues")
     return datetime.fromtimestamp(value, tz=now.tzinfo)
+
+
+def _session_id(value: object) -> uuid.UUID:
+    """The ``jti`` as :meth:`SessionCodec.issue` writes it: 32 hex digits (``ValueError``)."""
+    if not isinstance(value, str) or len(value) != 32 or not value.isascii():
+        raise ValueError("not a session id this codec issues")
+    return uuid.UUID(hex=value)
 
 
 class SessionCodec:
@@ -75,7 +88,7 @@ class SessionCodec:
                 issuer=ISSUER,
                 # Time claims are checked below against the injected clock.
                 options={
-                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                    "require": ["exp", "iat", "sub", "iss", "aud", "jti"],
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
@@ -85,8 +98,9 @@ class SessionCodec:
             expires_at = _moment(claims["exp"], now)
             agent_id = uuid.UUID(str(claims["sub"]))
             customer_id = uuid.UUID(str(claims.get("cid", "")))
+            session_id = _session_id(claims["jti"])
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
             raise InvalidCredentials() from None
         if expires_at <= now or issued_at > now + CLOCK_SKEW:
             raise InvalidCredentials()
-        return SessionClaims(agent_id, customer_id, expires_at)
+        return SessionClaims(agent_id, customer_id, expires_at, session_id)

@@ -17,7 +17,13 @@ import anyio
 import anyio.to_thread
 
 from keyplane.cache.ratelimit import Decision
-from keyplane.cache.verification import Miss, VerificationCache, VerifiedAgent, VerifiedKey
+from keyplane.cache.verification import (
+    Miss,
+    RevokedSession,
+    VerificationCache,
+    VerifiedAgent,
+    VerifiedKey,
+)
 from keyplane.domain import networks, scopes, tokens
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import PasswordHashing
@@ -85,6 +91,13 @@ class VerificationLookups:
             agent_id, self.cache.get_agent, self.cache.put_agent, self._load_agent
         )
 
+    async def session_revoked(self, session_id: uuid.UUID) -> bool:
+        """Whether a logout ended this session; cached either way, and a logout evicts it."""
+        found = await self._through_cache(
+            session_id, self.cache.get_session, self.cache.put_session, self._load_session
+        )
+        return found is not None
+
     async def _through_cache(
         self,
         subject: S,
@@ -109,6 +122,11 @@ class VerificationLookups:
         if key is None or key.tm_delete is not None or key.tm_disable is not None:
             return None  # disabled: refused like any other credential
         return VerifiedKey(key.id, key.customer_id, key.tm_expire, key.scopes, key.allowed_networks)
+
+    async def _load_session(self, session_id: uuid.UUID) -> RevokedSession | None:
+        async with self._db.reader() as repos:
+            revoked = await repos.revocations.session_revoked(session_id)
+        return RevokedSession(session_id) if revoked else None
 
     async def _load_agent(self, agent_id: uuid.UUID) -> VerifiedAgent | None:
         async with self._db.reader() as repos:
@@ -290,6 +308,8 @@ class AuthService:
         agent = self._lookups.cache.get_agent(claims.agent_id)
         if not isinstance(agent, VerifiedAgent) or agent.customer_id != claims.customer_id:
             return None
+        if self._lookups.cache.get_session(claims.session_id) is not None:
+            return None  # ended by a logout, or not known yet: the database says
         return Identity("agent", agent.id, agent.customer_id, agent.permission)
 
     async def authenticate_accesskey(self, token: str) -> Identity:
@@ -314,4 +334,6 @@ class AuthService:
         agent = await self._lookups.agent(claims.agent_id)
         if agent is None or agent.customer_id != claims.customer_id:
             raise InvalidCredentials()
+        if await self._lookups.session_revoked(claims.session_id):
+            raise InvalidCredentials()  # ended by a logout
         return Identity("agent", agent.id, agent.customer_id, agent.permission)

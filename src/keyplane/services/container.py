@@ -34,6 +34,11 @@ from keyplane.services.notices import ExpiryNotifier
 from keyplane.services.outbound import OutboundClient
 from keyplane.services.ratelimits import RateLimits
 from keyplane.services.revocations import RevocationFollower
+from keyplane.services.sessions import (
+    KEEP_AFTER_EXPIRY_DAYS,
+    RevokedSessionRetention,
+    SessionService,
+)
 from keyplane.services.usage import LastUsedRecorder
 from keyplane.services.webhooks import DispatchPolicy, WebhookDispatcher, WebhookService
 from keyplane.settings import Settings
@@ -54,6 +59,7 @@ class Services:
     revocations: RevocationFollower
     usage: LastUsedRecorder
     auth: AuthService
+    sessions: SessionService
     accesskeys: AccesskeyService
     customers: CustomerService
     webhooks: WebhookService
@@ -62,6 +68,7 @@ class Services:
     audit: AuditService
     audit_retention: AuditRetention
     outbox: OutboxRetention
+    session_retention: RevokedSessionRetention
     metrics: Metrics
 
     async def migrate(self) -> None:
@@ -70,7 +77,7 @@ class Services:
 
     async def start(self) -> None:
         """Background work of a serving replica: invalidations, revocation log, last used,
-        webhook delivery, expiring-soon notices, audit and outbox retention."""
+        webhook delivery, expiring-soon notices, audit, outbox and ended-session retention."""
         await self.invalidator.start()
         await self.revocations.start()
         await self.usage.start()
@@ -78,8 +85,10 @@ class Services:
         await self.notices.start()
         await self.audit_retention.start()
         await self.outbox.start()
+        await self.session_retention.start()
 
     async def close(self) -> None:
+        await self.session_retention.stop()
         await self.outbox.stop()
         await self.audit_retention.stop()
         await self.notices.stop()
@@ -228,6 +237,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             usage,
             miss_admission(settings),
         ),
+        sessions=SessionService(database, clock, sessions, invalidator),
         accesskeys=AccesskeyService(
             database, clock, invalidator, max_expire=settings.accesskey_max_expire
         ),
@@ -245,5 +255,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             database, clock, retention_days=settings.audit_retention_days
         ),
         outbox=OutboxRetention(database, clock, retention_days=settings.event_retention_days),
+        session_retention=RevokedSessionRetention(
+            database, clock, retention_days=KEEP_AFTER_EXPIRY_DAYS
+        ),
         metrics=metrics,
     )

@@ -1,4 +1,5 @@
-"""Retentions: forgetting old rows once an hour, in short batches (audit log, events outbox)."""
+"""Retentions: forgetting old rows once an hour, in short batches (audit log, events outbox,
+sessions ended by a logout)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,11 @@ class Retention(ABC):
 
     @abstractmethod
     async def forget(self, repos: Repositories, before: datetime, limit: int) -> int:
-        """Forget up to ``limit`` rows created before ``before``, oldest first; how many."""
+        """Forget up to ``limit`` rows dated before ``before``, oldest first; how many.
+
+        A row's date is when it was made, or whatever ends its use (an ended
+        session's token expiry).
+        """
 
     async def prune_batch(self) -> int:
         """One batch, one transaction; returns how many rows it forgot."""

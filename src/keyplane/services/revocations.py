@@ -8,6 +8,10 @@ since it last looked, four times a second. A revocation therefore reaches
 every replica within about a quarter of a second even when its message was
 lost, or could not be published at all.
 
+The same log carries the sessions a logout ended (kind ``session``, the
+token's ``jti``): every replica forgets what it cached about that session and
+reads ``revoked_sessions`` again (``keyplane.services.sessions``).
+
 Sequence numbers may commit out of order on PostgreSQL, and some are never
 committed (a rolled-back transaction). The follower remembers which numbers
 above its low-water mark it has applied, and waits for a missing one up to
@@ -20,7 +24,7 @@ import time
 from datetime import datetime, timedelta
 
 from keyplane.background import BackgroundTask
-from keyplane.cache.invalidation import Invalidation, apply
+from keyplane.cache.invalidation import KINDS, Invalidation, apply
 from keyplane.cache.verification import VerificationCache
 from keyplane.domain.clock import Clock
 from keyplane.errors import KeyplaneError
@@ -34,7 +38,6 @@ GAP_PATIENCE_SECONDS = 30.0
 MAX_TRACKED_GAPS = 10_000
 KEEP_FOR = timedelta(days=1)
 PRUNE_EVERY_SECONDS = 3600.0
-KINDS = ("accesskey", "agent", "customer")
 
 log = get_logger("keyplane.revocations")
 
@@ -87,7 +90,7 @@ class RevocationFollower:
                 continue
             self._applied.add(row.seq)
             if row.kind in KINDS:
-                apply(self._cache, Invalidation(row.kind, row.subject_id, row.token_hash))  # type: ignore[arg-type]
+                apply(self._cache, Invalidation(row.kind, row.subject_id, row.token_hash))
                 applied += 1
                 lag = (now - row.tm_create).total_seconds()
                 self._metrics.revocation_lag.observe(max(0.0, lag))

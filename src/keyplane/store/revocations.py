@@ -1,4 +1,5 @@
-"""The revocation log: what every replica's cache must forget."""
+"""The revocation log: what every replica's cache must forget; and the sessions ended by a
+logout, which stay refused until their token expires."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyplane.store.tables import revocations
+from keyplane.store.tables import revocations, revoked_sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,44 @@ class RevocationRepository:
 
     async def prune(self, before: datetime) -> None:
         await self._conn.execute(delete(revocations).where(revocations.c.tm_create < before))
+
+    # Sessions ended by a logout ----------------------------------------------
+
+    async def revoke_session(
+        self,
+        session_id: uuid.UUID,
+        *,
+        agent_id: uuid.UUID,
+        customer_id: uuid.UUID,
+        expires_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Raises ``AlreadyExists`` (mapped by the transaction) if it was ended already."""
+        await self._conn.execute(
+            insert(revoked_sessions).values(
+                id=session_id,
+                agent_id=agent_id,
+                customer_id=customer_id,
+                tm_expire=expires_at,
+                tm_create=now,
+            )
+        )
+
+    async def session_revoked(self, session_id: uuid.UUID) -> bool:
+        """One primary key seek, on the request path of a session not yet cached."""
+        query = select(revoked_sessions.c.id).where(revoked_sessions.c.id == session_id)
+        return (await self._conn.execute(query)).first() is not None
+
+    async def prune_sessions(self, before: datetime, *, limit: int) -> int:
+        """Forget up to ``limit`` sessions whose token expired before ``before``, oldest
+        first: one range of the ``tm_expire`` index, so a batch costs its own rows."""
+        query = (
+            select(revoked_sessions.c.id)
+            .where(revoked_sessions.c.tm_expire < before)
+            .order_by(revoked_sessions.c.tm_expire)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(query)).scalars())
+        if ids:
+            await self._conn.execute(delete(revoked_sessions).where(revoked_sessions.c.id.in_(ids)))
+        return len(ids)

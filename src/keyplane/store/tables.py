@@ -181,6 +181,18 @@ revocations = Table(
     sqlite_autoincrement=True,  # numbers are never reused, also after a prune
 )
 
+# Sessions ended by a logout, by their token's ``jti``: refused until the token's
+# own expiry, then forgotten (the token is refused by its ``exp`` from then on).
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # the token's jti
+    Column("agent_id", Uuid, nullable=False),
+    Column("customer_id", Uuid, nullable=False),
+    Column("tm_expire", UTCDateTime, nullable=False, index=True),
+    Column("tm_create", UTCDateTime, nullable=False),
+)
+
 # Who changed what, when, from where: kept for KEYPLANE_AUDIT_RETENTION_DAYS.
 audit_log = Table(
     "audit_log",

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from keyplane.cache.invalidation import Invalidation, LocalInvalidator, apply
-from keyplane.cache.verification import MISS, VerificationCache, VerifiedAgent, VerifiedKey
+from keyplane.cache.verification import (
+    MISS,
+    RevokedSession,
+    VerificationCache,
+    VerifiedAgent,
+    VerifiedKey,
+)
 from keyplane.domain.tokens import hash_token
 
 TOKEN = "vb" + "_" + "Zq3" * 10 + "xy"
@@ -22,8 +28,9 @@ EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
         Invalidation("accesskey", uuid.uuid4(), hash_token(TOKEN)),
         Invalidation("agent", uuid.uuid4()),
         Invalidation("customer", uuid.uuid4()),
+        Invalidation("session", uuid.uuid4()),
     ],
-    ids=["accesskey", "agent", "customer"],
+    ids=["accesskey", "agent", "customer", "session"],
 )
 def test_round_trip(change: Invalidation) -> None:
     raw = change.to_json()
@@ -32,7 +39,7 @@ def test_round_trip(change: Invalidation) -> None:
 
 
 def test_unknown_kind_is_rejected() -> None:
-    raw = json.dumps({"kind": "session", "id": str(uuid.uuid4()), "hash": None})
+    raw = json.dumps({"kind": "webhook", "id": str(uuid.uuid4()), "hash": None})
     with pytest.raises(ValueError, match="unknown invalidation kind"):
         Invalidation.from_json(raw)
 
@@ -79,6 +86,21 @@ def test_apply_customer_evicts_its_keys_and_agents() -> None:
     apply(cache, Invalidation("customer", key.customer_id))
     assert cache.get_key(hash_token(TOKEN)) is MISS
     assert cache.get_agent(agent.id) is MISS
+
+
+def test_apply_session_evicts_that_session_only() -> None:
+    """A logout: what this replica knew of the session is forgotten, and read again."""
+    cache, key, agent = _cache_with_entries()
+    ended, other, revoked = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    cache.put_session(ended, None, cache.generation)  # known live
+    cache.put_session(other, None, cache.generation)
+    cache.put_session(revoked, RevokedSession(revoked), cache.generation)
+    apply(cache, Invalidation("session", ended))
+    assert cache.get_session(ended) is MISS
+    assert cache.get_session(other) is None
+    assert cache.get_session(revoked) == RevokedSession(revoked)
+    assert cache.get_agent(agent.id) == agent
+    assert cache.get_key(hash_token(TOKEN)) == key
 
 
 async def test_local_invalidator_applies_at_once() -> None:

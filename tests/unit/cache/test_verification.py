@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keyplane.cache.verification import MISS, VerificationCache, VerifiedAgent, VerifiedKey
+from keyplane.cache.verification import (
+    MISS,
+    RevokedSession,
+    VerificationCache,
+    VerifiedAgent,
+    VerifiedKey,
+)
 from tests.ticker import Ticker
 
 EXPIRE = datetime(2027, 12, 1, tzinfo=UTC)
@@ -389,3 +395,50 @@ def test_a_key_pushed_out_of_a_full_cache_while_connected_is_not_remembered_apar
     store_key(cache, "unknown", None)
     assert cache.get_key("h1") is MISS
     assert not cache.recently_valid("h1")
+
+
+# Sessions ended by a logout ------------------------------------------------------
+
+
+def test_a_live_session_lives_as_a_positive_entry_and_an_ended_one_the_full_ttl(
+    ticker: Ticker,
+) -> None:
+    """A live session is what a logout changes: while invalidations may be missed (no
+    channel) it is kept only the fallback TTL. An ended session never comes back."""
+    cache = make_cache(ticker)
+    live, ended = uuid.uuid4(), uuid.uuid4()
+    cache.put_session(live, None, cache.generation)
+    cache.put_session(ended, RevokedSession(ended), cache.generation)
+    assert cache.get_session(live) is None
+    assert len(cache) == 2
+    ticker.now += 1.0
+    assert cache.get_session(live) is MISS
+    assert cache.get_session(ended) == RevokedSession(ended)
+    cache.set_connected(True)
+    cache.put_session(live, None, cache.generation)
+    ticker.now += 59.0
+    assert cache.get_session(live) is None
+    ticker.now += 1.0
+    assert cache.get_session(live) is MISS
+
+
+def test_a_session_put_that_raced_its_invalidation_is_dropped(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    session_id = uuid.uuid4()
+    generation = cache.generation  # noted before the database was read
+    cache.invalidate_session(session_id)  # a logout arrives meanwhile
+    cache.put_session(session_id, None, generation)
+    assert cache.get_session(session_id) is MISS
+
+
+def test_invalidate_session_evicts_it_and_clear_drops_sessions_too(ticker: Ticker) -> None:
+    cache = make_cache(ticker)
+    ended, kept = uuid.uuid4(), uuid.uuid4()
+    cache.put_session(ended, None, cache.generation)
+    cache.put_session(kept, None, cache.generation)
+    cache.invalidate_session(ended)
+    assert cache.get_session(ended) is MISS
+    assert cache.get_session(kept) is None
+    cache.clear()
+    assert cache.get_session(kept) is MISS
+    assert len(cache) == 0

@@ -20,9 +20,11 @@ def codec() -> SessionCodec:
 
 def test_round_trip() -> None:
     agent, customer = uuid.uuid4(), uuid.uuid4()
-    claims = codec().decode(codec().issue(agent, customer, NOW), NOW)
+    token = codec().issue(agent, customer, NOW)
+    claims = codec().decode(token, NOW)
     assert (claims.agent_id, claims.customer_id) == (agent, customer)
     assert claims.expires_at == NOW + timedelta(days=7)
+    assert claims.session_id == uuid.UUID(hex=str(_read(token)["jti"]))
 
 
 def test_expires_after_the_ttl() -> None:
@@ -45,6 +47,7 @@ def _claims(**changes: object) -> dict[str, object]:
         "aud": "keyplane",
         "iat": int(NOW.timestamp()),
         "exp": int((NOW + timedelta(hours=1)).timestamp()),
+        "jti": uuid.uuid4().hex,
     }
     claims.update(changes)
     return {key: value for key, value in claims.items() if value is not None}
@@ -180,6 +183,11 @@ def test_numeric_dates_from_2001_to_2286_are_read() -> None:
         {"exp": 2**70},
         {"cid": None},
         {"cid": "not-a-uuid"},
+        {"jti": None},
+        {"jti": "not-a-session-id"},
+        {"jti": str(uuid.uuid4())},
+        {"jti": "\uff10" * 32},
+        {"jti": 12345},
     ],
     ids=[
         "iat-before-2001",
@@ -191,6 +199,11 @@ def test_numeric_dates_from_2001_to_2286_are_read() -> None:
         "huge-exp",
         "no-cid",
         "bad-cid",
+        "no-jti",
+        "bad-jti",
+        "jti-with-hyphens",
+        "jti-fullwidth-digits",
+        "jti-number",
     ],
 )
 def test_claims_it_never_issues_are_refused(changes: dict[str, object]) -> None:

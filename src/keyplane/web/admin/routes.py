@@ -37,9 +37,12 @@ from keyplane.web.admin.session import (
     LOGIN_COOKIE,
     LOGIN_FORM_SECONDS,
     SESSION_COOKIE,
+    LoginForm,
     csrf_matches,
     csrf_token,
-    login_form_token,
+    from_another_origin,
+    login_form_valid,
+    new_login_form,
 )
 from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
@@ -102,9 +105,13 @@ def _to_login(request: Request, reason: str = "") -> RedirectResponse:
     return response
 
 
+def _cookie(request: Request, name: str) -> str:
+    return parse_cookies(request.headers.get("cookie"), {name}).get(name, "")
+
+
 async def _session(request: Request, services: Services) -> AdminSession:
     bind_origin(request)
-    value = parse_cookies(request.headers.get("cookie"), {SESSION_COOKIE}).get(SESSION_COOKIE)
+    value = _cookie(request, SESSION_COOKIE)
     if not value:
         raise LoginNeeded()
     try:
@@ -156,7 +163,7 @@ async def _guarded(
     form: dict[str, str] = {}
     if changes:
         form = await _form(request)
-        if not csrf_matches(session.csrf, form.get(CSRF_FIELD)):
+        if _another_origin(request) or not csrf_matches(session.csrf, form.get(CSRF_FIELD)):
             return error_page(request, CsrfRefused(), **_context(session, ""))
     try:
         return await action(session, form)
@@ -178,9 +185,17 @@ async def admin_home(request: Request, services: ServicesDep) -> Response:
     return await _guarded(request, services, home)
 
 
+def _another_origin(request: Request) -> bool:
+    return from_another_origin(request.headers.get("sec-fetch-site"))
+
+
+def _new_login_form(request: Request, services: Services) -> LoginForm:
+    return new_login_form(request.app.state.admin_login_key, services.clock.now())
+
+
 def _login_page(
     request: Request,
-    csrf: str,
+    form: LoginForm,
     *,
     username: str = "",
     error: KeyplaneError | None = None,
@@ -192,14 +207,14 @@ def _login_page(
         status_code=200 if error is None else status_of(error),
         headers=None if error is None else error_headers(error),
         session=None,
-        csrf=csrf,
+        csrf=form.token,
         username=username,
         error=error,
         done=done,
     )
     response.set_cookie(
         LOGIN_COOKIE,
-        csrf,
+        form.nonce,
         max_age=LOGIN_FORM_SECONDS,
         path=COOKIE_PATH,
         secure=_secure(request),
@@ -215,17 +230,26 @@ async def login_form(request: Request, services: ServicesDep, done: str = "") ->
     try:
         await _session(request, services)
     except (LoginNeeded, KeyplaneError):
-        return _login_page(request, login_form_token(), done=done)
+        return _login_page(request, _new_login_form(request, services), done=done)
     return RedirectResponse(COOKIE_PATH, status_code=303)
 
 
 @router.post("/login")
 async def login(request: Request, services: ServicesDep) -> Response:
-    """The same rate limits, lockouts and failure message as ``POST /auth/login``."""
+    """The same rate limits, lockouts and failure message as ``POST /auth/login``.
+
+    The form must carry the token issued with the nonce of its cookie, from this
+    origin: a pair planted by another site is refused before any password check.
+    """
     bind_origin(request)
     form = await _form(request)
-    expected = parse_cookies(request.headers.get("cookie"), {LOGIN_COOKIE}).get(LOGIN_COOKIE, "")
-    if expected in ("", MALFORMED_COOKIE) or not csrf_matches(expected, form.get(CSRF_FIELD)):
+    nonce = _cookie(request, LOGIN_COOKIE)
+    key: bytes = request.app.state.admin_login_key
+    if (
+        _another_origin(request)
+        or nonce == MALFORMED_COOKIE
+        or not login_form_valid(key, nonce, form.get(CSRF_FIELD), services.clock.now())
+    ):
         return error_page(request, CsrfRefused(), session=None)
     username = form.get("username", "")
     try:
@@ -233,7 +257,9 @@ async def login(request: Request, services: ServicesDep) -> Response:
             username, form.get("password", ""), client=client_address(request)
         )
     except KeyplaneError as error:
-        return _login_page(request, expected, username=username, error=error)
+        return _login_page(
+            request, _new_login_form(request, services), username=username, error=error
+        )
     response = RedirectResponse(COOKIE_PATH, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -252,7 +278,10 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, services: ServicesDep) -> Response:
-    async def end(_session: AdminSession, _form: dict[str, str]) -> Response:
+    """Ends the session on every replica (the token is refused from then on), not only here."""
+
+    async def end(session: AdminSession, _form: dict[str, str]) -> Response:
+        await services.sessions.end(session.identity, _cookie(request, SESSION_COOKIE))
         return _to_login(request, "logged_out")
 
     return await _guarded(request, services, end, changes=True)

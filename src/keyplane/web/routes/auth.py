@@ -1,4 +1,4 @@
-"""POST /auth/login."""
+"""POST /auth/login and POST /auth/logout."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keyplane.web.body import json_object, string_field
-from keyplane.web.deps import ServicesDep, bind_origin, client_address
+from keyplane.web.credentials import find_credential
+from keyplane.web.deps import (
+    CurrentIdentity,
+    ServicesDep,
+    bind_origin,
+    client_address,
+    request_cookies,
+)
 from keyplane.web.schemas import LoginRequest, LoginResponse, error_responses, request_body
 
 router = APIRouter(tags=["auth"])
@@ -40,3 +47,30 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
         samesite="strict",
     )
     return {"username": agent.username, "token": token}
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403, 429, 500, 503),
+    summary="End the session of the session token sent; refused on every replica from then on.",
+)
+async def logout(request: Request, identity: CurrentIdentity, services: ServicesDep) -> Response:
+    """The token is refused everywhere within a second, and the ``token`` cookie is removed.
+
+    An access key is not a session: 403 (delete it instead).
+    """
+    credential = find_credential(
+        request_cookies(request), request.query_params, request.headers.get("authorization")
+    )
+    await services.sessions.end(identity, credential.value if credential else "")
+    response = Response(status_code=204)
+    response.delete_cookie(
+        "token",
+        path="/",
+        secure=services.settings.session_cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
