@@ -59,7 +59,7 @@ def error_log(monkeypatch: pytest.MonkeyPatch) -> ErrorLogRecorder:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/nope", "/v1.0/accesskey", "/v1.0/accesskeys/a/b", "/v2.0/accesskeys", "/auth/logout"],
+    ["/", "/nope", "/v1.0/accesskey", "/v1.0/accesskeys/a/b", "/v2.0/accesskeys", "/auth/nope"],
 )
 async def test_unknown_route_is_404_envelope(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
