@@ -23,6 +23,7 @@ candidate (parameter names, JWTs) are written as single left-to-right scans.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -89,11 +90,7 @@ def cut(text: str, limit: int = FIELD_LIMIT) -> tuple[str, str]:
 
 
 def _sensitive_name(name: str) -> bool:
-    for _ in range(3):
-        decoded = unquote_plus(name)
-        if decoded == name:
-            break
-        name = decoded
+    name = _decoded(name, unquote_plus)
     start = len(name)  # the name proper is what follows any separator it was decoded with
     while start > 0 and name[start - 1] in _DECODED_NAME_CHARS:
         start -= 1
@@ -156,10 +153,10 @@ def _redact_jwts(text: str) -> str:
     return "".join(parts) + text[copied:] if parts else text
 
 
-def _decoded(run: str) -> str:
+def _decoded(run: str, decode: Callable[[str], str] = unquote) -> str:
     """``run`` percent-decoded until nothing changes (at most three times)."""
     for _ in range(3):
-        decoded = unquote(run)
+        decoded = decode(run)
         if decoded == run:
             break
         run = decoded

@@ -191,20 +191,7 @@ async def test_dependency_alone(live: Live, harness: Harness) -> None:
 
 async def test_a_restricted_key_is_judged_per_method_and_path(live: Live, harness: Harness) -> None:
     """A cached verdict for one request never answers for another method or path."""
-    settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
-    services = build_services(settings)
-    try:
-        customer = await services.customers.create_customer(OPERATOR, name="svc")
-        _, token = await services.accesskeys.create(
-            OPERATOR,
-            customer.id,
-            name="",
-            detail="",
-            expire=86_400,
-            scopes=parse_scopes([{"methods": ["GET"], "path_prefix": "/v1.0/whoami"}]),
-        )
-    finally:
-        await services.close()
+    token = await _scoped_token(live, ["GET"], "/v1.0/whoami")
     app = _example().create_app(harness.verifier)
     auth = {"Authorization": f"Bearer {token}"}
     async with _client(app) as http:
@@ -224,20 +211,7 @@ async def test_what_the_app_may_run_a_request_as_is_judged_too(
     """A key allowed GET and POST: a POST the app could run as DELETE (an override header in
     either spelling, ``_method``, a form body) is refused, also after the plain POST's
     verdict was cached."""
-    settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
-    services = build_services(settings)
-    try:
-        customer = await services.customers.create_customer(OPERATOR, name="svc")
-        _, token = await services.accesskeys.create(
-            OPERATOR,
-            customer.id,
-            name="",
-            detail="",
-            expire=86_400,
-            scopes=parse_scopes([{"methods": ["GET", "POST"], "path_prefix": "/v1.0/whoami"}]),
-        )
-    finally:
-        await services.close()
+    token = await _scoped_token(live, ["GET", "POST"], "/v1.0/whoami")
     app = _example().create_app(harness.verifier)
     auth = {"Authorization": f"Bearer {token}"}
     async with _client(app) as http:
@@ -298,6 +272,25 @@ async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(live: Live) -> 
             assert forged.json()["error"]["reason"] == "PERMISSION_DENIED"
     finally:
         server.stop()
+
+
+async def _scoped_token(live: Live, methods: list[str], path_prefix: str) -> str:
+    """A new customer's key allowed ``methods`` under ``path_prefix`` only."""
+    settings = make_settings(live.root, database_url=live.env["KEYPLANE_DATABASE_URL"])
+    services = build_services(settings)
+    try:
+        customer = await services.customers.create_customer(OPERATOR, name="svc")
+        _, token = await services.accesskeys.create(
+            OPERATOR,
+            customer.id,
+            name="",
+            detail="",
+            expire=86_400,
+            scopes=parse_scopes([{"methods": methods, "path_prefix": path_prefix}]),
+        )
+    finally:
+        await services.close()
+    return token
 
 
 def _bearer(token: str) -> dict[str, str]:
