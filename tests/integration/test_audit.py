@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from keyplane.domain.audit import AUDIT_TYPES
 from keyplane.domain.clock import FrozenClock
 from keyplane.domain.permissions import Identity
 from keyplane.services.audit import AuditRetention
@@ -178,3 +179,18 @@ async def test_pruning_goes_in_bounded_batches_oldest_first(
     assert [await audit.prune_batch() for _ in range(4)] == [3, 3, 1, 0]
     found = await entries(one, bearer(newer))
     assert [entry["type"] for entry in found] == ["accesskey_created"]
+
+
+async def test_an_unknown_type_is_400_naming_the_known_types(one: Replica) -> None:
+    _, token = await Factory(one.services).accesskey(await Factory(one.services).customer())
+    async with one.client(ADDRESS) as http:
+        refused = await http.get(
+            AUDIT, params={"type": "accesskey_created,nope"}, headers=bearer(token)
+        )
+        assert_error(refused, 400, "INVALID_ARGUMENT", "INVALID_REQUEST_PARAMETER")
+        message = refused.json()["error"]["message"]
+        for name in AUDIT_TYPES:
+            assert name in message
+        known = await http.get(AUDIT, params={"type": "session_ended"}, headers=bearer(token))
+        assert known.status_code == 200
+        assert known.json()["result"] == []

@@ -13,6 +13,40 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
 
+# Every type of entry, in docs/audit.md's order (a test compares the two).
+AUDIT_TYPES: tuple[str, ...] = (
+    "accesskey_created",
+    "accesskey_updated",
+    "accesskey_deleted",
+    "accesskey_disabled",
+    "accesskey_enabled",
+    "accesskey_rotated",
+    "agent_created",
+    "agent_deleted",
+    "agent_password_changed",
+    "customer_created",
+    "customer_updated",
+    "customer_deleted",
+    "customer_webhook_secret_replaced",
+    "session_created",
+    "session_ended",
+)
+
+
+def audit_types_from_query(raw: str | None) -> frozenset[str]:
+    """The comma-separated ``type`` filter; empty means every type.
+
+    ``ValueError`` names what is not a type, and the types there are.
+    """
+    types = frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
+    unknown = types.difference(AUDIT_TYPES)
+    if unknown:
+        raise ValueError(
+            f"type names no audit entry type ({', '.join(sorted(unknown))}); "
+            f"the types are {', '.join(AUDIT_TYPES)}."
+        )
+    return types
+
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -36,7 +70,7 @@ class AuditEntry:
     seq: int
     id: uuid.UUID
     customer_id: uuid.UUID
-    type: str  # what happened: accesskey_created, agent_deleted, session_created, ...
+    type: str  # what happened: one of AUDIT_TYPES
     actor_type: str  # agent, accesskey or operator
     actor_id: uuid.UUID
     subject_id: uuid.UUID  # the key, agent or customer it happened to

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from keyplane.domain.audit import AuditEntry, current_origin
+from keyplane.domain.audit import AUDIT_TYPES, AuditEntry, current_origin
 from keyplane.domain.permissions import Identity, require_secret_keeper
 from keyplane.services.pruning import Retention
 from keyplane.store.engine import Database
@@ -22,6 +22,8 @@ async def record_audit(
     now: datetime,
 ) -> None:
     """Append in the caller's transaction: the log holds exactly what was committed."""
+    if event_type not in AUDIT_TYPES:  # a type the query could not find, nor the docs name
+        raise ValueError(f"{event_type!r} is not one of keyplane.domain.audit.AUDIT_TYPES.")
     origin = current_origin()
     await repos.audit.append(
         customer_id=customer_id,

@@ -27,6 +27,7 @@ from keyplane.web.limits import BodyLimitMiddleware
 from keyplane.web.methods import HeadAsGetMiddleware
 from keyplane.web.middleware import RequestContextMiddleware
 from keyplane.web.routes import accesskeys, audit, auth, customer, health, me, metrics
+from keyplane.web.schemas import COMPONENT_REF
 from keyplane.web.verify import GatewayVerification, is_verify_path
 
 DESCRIPTION = """\
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     # Last: API requests are matched before the admin page's routes are looked at.
     install_admin(app, settings.resolve_jwt_secret())
     _document_errors_truthfully(app)
+    _name_request_bodies(app)
     _document_security(app)
     _document_uuid_parameters(app)
     return app
@@ -136,6 +138,39 @@ def _document_errors_truthfully(app: FastAPI) -> None:
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _name_request_bodies(app: FastAPI) -> None:
+    """Each body a route reads itself (``schemas.request_body``) is a named component.
+
+    Its nested models move from the body's ``$defs`` to the components, where
+    its ``$ref``s point, so every reference in the document resolves; a name
+    already taken by another schema is a programming error, found here.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+
+        def add(name: str, component: dict[str, Any]) -> None:
+            if components.setdefault(name, component) != component:
+                raise RuntimeError(f"Two different schemas are named {name} in /openapi.json.")
+
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                content = operation.get("requestBody", {}).get("content", {})
+                for media in content.values():
+                    body = media.get("schema", {})
+                    if "title" not in body or "$ref" in body:
+                        continue  # FastAPI's own (already a reference), or named already
+                    for name, nested in body.pop("$defs", {}).items():
+                        add(name, nested)
+                    add(body["title"], body)
+                    media["schema"] = {"$ref": COMPONENT_REF.format(model=body["title"])}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -318,11 +318,18 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorEnvelope, "description": descriptions[code]} for code in codes}
 
 
+# Where the OpenAPI document keeps named schemas: a nested model of a request
+# body (ScopeRule) is referred to there, never to a ``$defs`` of its own that
+# the document does not have.
+COMPONENT_REF = "#/components/schemas/{model}"
+
+
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a JSON body that the route reads itself."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+    """``openapi_extra`` documenting a JSON body that the route reads itself.
+
+    The schema keeps its nested models under ``$defs`` until the document is
+    built, where they and the body itself become named components
+    (``web.app``'s ``_name_request_bodies``).
+    """
+    schema = model.model_json_schema(ref_template=COMPONENT_REF)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from keyplane.domain.audit import audit_types_from_query
 from keyplane.domain.pagination import page_size_from_query, seq_from_page_token
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.domain.views import audit_view
@@ -54,7 +55,10 @@ async def list_audit(
             "page_size must be an integer and page_token a token from next_page_token.",
             reason="INVALID_REQUEST_PARAMETER",
         ) from None
-    types = frozenset(part.strip() for part in (type or "").split(",") if part.strip())
+    try:
+        types = audit_types_from_query(type)
+    except ValueError as error:
+        raise InvalidArgument(str(error), reason="INVALID_REQUEST_PARAMETER") from None
     entries = await services.audit.page(
         identity,
         identity.customer_id,
