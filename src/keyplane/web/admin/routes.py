@@ -34,6 +34,9 @@ from keyplane.web.admin.render import error_page, page, status_of
 from keyplane.web.admin.session import (
     COOKIE_PATH,
     CSRF_FIELD,
+    FLASH_COOKIE,
+    FLASH_PATH,
+    FLASH_SECONDS,
     LOGIN_COOKIE,
     LOGIN_FORM_SECONDS,
     SESSION_COOKIE,
@@ -43,6 +46,8 @@ from keyplane.web.admin.session import (
     from_another_origin,
     login_form_valid,
     new_login_form,
+    open_flash,
+    seal_flash,
 )
 from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
@@ -394,11 +399,76 @@ async def keys(
                 "Managing access keys needs the customer admin permission.",
                 reason="PERMISSION_DENIED",
             )
-        return await _keys_page(
-            request, services, session, name_filter=name, page_token=page_token, done=done
+        created = await _created_flash(request, services, session)
+        response = await _keys_page(
+            request,
+            services,
+            session,
+            name_filter=name,
+            page_token=page_token,
+            done=done,
+            created=created,
         )
+        if _cookie(request, FLASH_COOKIE):
+            _forget_flash(request, response)
+        return response
 
     return await _guarded(request, services, show)
+
+
+def _with_new_token(
+    request: Request,
+    services: Services,
+    session: AdminSession,
+    key: Accesskey,
+    token: str,
+    how: str,
+) -> RedirectResponse:
+    """POST/redirect/GET: the list shows the new token once, from a sealed cookie.
+
+    The token is never stored: it travels to the browser in a short-lived cookie
+    encrypted and authenticated for this session (``seal_flash``), which the
+    list reads and deletes. A reload of the list finds no cookie.
+    """
+    response = RedirectResponse(FLASH_PATH, status_code=303)
+    key_bytes: bytes = request.app.state.admin_flash_key
+    payload = {"key": str(key.id), "token": token, "how": how}
+    sealed = seal_flash(key_bytes, session.csrf, payload, services.clock.now())
+    response.set_cookie(
+        FLASH_COOKIE,
+        sealed,
+        max_age=FLASH_SECONDS,
+        path=FLASH_PATH,
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _forget_flash(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        FLASH_COOKIE, path=FLASH_PATH, secure=_secure(request), httponly=True, samesite="strict"
+    )
+
+
+async def _created_flash(
+    request: Request, services: Services, session: AdminSession
+) -> tuple[present.KeyRow, str, str] | None:
+    """The key and token a creation or rotation just sealed for this session, if any."""
+    cookie = _cookie(request, FLASH_COOKIE)
+    if not cookie:
+        return None
+    key_bytes: bytes = request.app.state.admin_flash_key
+    flash = open_flash(key_bytes, session.csrf, cookie, services.clock.now())
+    if flash is None or flash.get("how") not in ("created", "rotated"):
+        return None
+    try:
+        key = await services.accesskeys.get(session.identity, uuid.UUID(flash.get("key", "")))
+    except (ValueError, NotFound):
+        return None
+    row = present.key_row(key, services.clock.now())
+    return row, flash.get("token", ""), flash["how"]
 
 
 @router.post("/keys")
@@ -419,8 +489,7 @@ async def create_key(request: Request, services: ServicesDep) -> Response:
             return await _keys_page(
                 request, services, session, problem=error.message, status_code=400
             )
-        row = present.key_row(key, services.clock.now())
-        return await _keys_page(request, services, session, created=(row, token, "created"))
+        return _with_new_token(request, services, session, key, token, "created")
 
     return await _guarded(request, services, create, changes=True)
 
@@ -484,8 +553,7 @@ async def change_key(request: Request, services: ServicesDep, key_id: str, actio
             )
         if kind == "rotate":
             new, token, _old = await services.accesskeys.rotate(identity, found, grace=grace)
-            row = present.key_row(new, services.clock.now())
-            return await _keys_page(request, services, session, created=(row, token, "rotated"))
+            return _with_new_token(request, services, session, new, token, "rotated")
         if kind == "disable":
             return _done("disabled", await services.accesskeys.disable(identity, found))
         if kind == "enable":

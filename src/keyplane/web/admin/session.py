@@ -22,8 +22,11 @@ subdomain is ``same-site``, not ``same-origin``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -94,3 +97,75 @@ def from_another_origin(fetch_site: str | None) -> bool:
     absent, the tokens alone decide.
     """
     return fetch_site is not None and fetch_site.strip().lower() not in SAME_ORIGIN_FETCHES
+
+
+# ---------------------------------------------------------------- the new token's flash
+
+FLASH_COOKIE = "keyplane_admin_token"
+FLASH_PATH = "/admin/keys"
+FLASH_SECONDS = 60
+_NONCE_BYTES = 16
+_TAG_BYTES = 32
+
+
+def flash_key(server_secret: bytes) -> bytes:
+    """A key for the new token's flash cookie only, derived from the server's secret."""
+    return hmac.new(server_secret, b"keyplane-admin-token-flash", hashlib.sha256).digest()
+
+
+def _subkey(key: bytes, use: bytes) -> bytes:
+    return hmac.new(key, use, hashlib.sha256).digest()
+
+
+def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
+    """HMAC-SHA256 as a pseudo-random function in counter mode."""
+    blocks = (length + 31) // 32
+    stream = b"".join(
+        hmac.new(key, nonce + block.to_bytes(4, "big"), hashlib.sha256).digest()
+        for block in range(blocks)
+    )
+    return stream[:length]
+
+
+def seal_flash(key: bytes, session: str, payload: dict[str, str], now: datetime) -> str:
+    """``payload`` encrypted, then authenticated with the session it belongs to.
+
+    Encrypt-then-MAC with two keys derived from ``key``: the cookie reads as
+    noise, cannot be changed, and opens only for the same session, until
+    ``FLASH_SECONDS`` have passed.
+    """
+    body = json.dumps({**payload, "exp": int(now.timestamp()) + FLASH_SECONDS}).encode()
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = bytes(
+        a ^ b for a, b in zip(body, _keystream(_subkey(key, b"enc"), nonce, len(body)), strict=True)
+    )
+    tag = hmac.new(
+        _subkey(key, b"mac"), session.encode() + b"|" + nonce + sealed, hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(nonce + sealed + tag).decode().rstrip("=")
+
+
+def open_flash(key: bytes, session: str, cookie: str, now: datetime) -> dict[str, str] | None:
+    """The payload of a cookie ``seal_flash`` made for this session, if still fresh."""
+    try:
+        raw = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if len(raw) <= _NONCE_BYTES + _TAG_BYTES:
+        return None
+    nonce, sealed, tag = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    expected = hmac.new(
+        _subkey(key, b"mac"), session.encode() + b"|" + nonce + sealed, hashlib.sha256
+    ).digest()
+    if not hmac.compare_digest(expected, tag):
+        return None
+    stream = _keystream(_subkey(key, b"enc"), nonce, len(sealed))
+    try:
+        body = json.loads(bytes(a ^ b for a, b in zip(sealed, stream, strict=True)))
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+        return None
+    if now.timestamp() >= body["exp"]:
+        return None
+    return {name: value for name, value in body.items() if isinstance(value, str)}
