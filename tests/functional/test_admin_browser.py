@@ -103,6 +103,26 @@ def test_create_shows_the_token_once_copies_it_and_warns_of_expiry(page: Page) -
     expect(created).to_contain_text(token[:11])
 
 
+GREEN = "rgb(20, 108, 46)"  # --ok: said of a copy that worked, and only of that
+
+
+def test_a_copy_that_worked_is_green_and_one_that_failed_is_not(page: Page) -> None:
+    create_key(page, "browser-copy")
+    dialog = page.get_by_role("dialog", name="Key created")
+    dialog.get_by_role("button", name="Copy token").click()
+    status = dialog.get_by_role("status")
+    expect(status).to_have_text("Copied to the clipboard.")
+    expect(status).to_have_css("color", GREEN)
+    # The clipboard refuses (as a browser does without the permission): said in red.
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); }"
+    )
+    dialog.get_by_role("button", name="Copy token").click()
+    expect(status).to_have_text("Copy failed: select the token and copy it by hand.")
+    assert status.evaluate("node => getComputedStyle(node).color") != GREEN
+    expect(status).to_have_css("color", "rgb(95, 20, 16)")
+
+
 def test_rename_disable_enable_rotate_delete(page: Page) -> None:
     create_key(page, "browser-life")
     page.get_by_role("button", name="I have copied it").click()

@@ -391,7 +391,7 @@ async def _keys_page(
 
 @router.get("/keys")
 async def keys(
-    request: Request, services: ServicesDep, name: str = "", page_token: str = "", done: str = ""
+    request: Request, services: ServicesDep, name: str = "", page_token: str = ""
 ) -> Response:
     async def show(session: AdminSession, _form: dict[str, str]) -> Response:
         if not session.manages_keys:
@@ -399,15 +399,15 @@ async def keys(
                 "Managing access keys needs the customer admin permission.",
                 reason="PERMISSION_DENIED",
             )
-        created = await _created_flash(request, services, session)
+        flash = _open_flash(request, services, session)
         response = await _keys_page(
             request,
             services,
             session,
             name_filter=name,
             page_token=page_token,
-            done=done,
-            created=created,
+            done=flash.get("done", ""),
+            created=await _created(services, session, flash),
         )
         if _cookie(request, FLASH_COOKIE):
             _forget_flash(request, response)
@@ -416,23 +416,18 @@ async def keys(
     return await _guarded(request, services, show)
 
 
-def _with_new_token(
-    request: Request,
-    services: Services,
-    session: AdminSession,
-    key: Accesskey,
-    token: str,
-    how: str,
+def _flash(
+    request: Request, services: Services, session: AdminSession, payload: dict[str, str]
 ) -> RedirectResponse:
-    """POST/redirect/GET: the list shows the new token once, from a sealed cookie.
+    """POST/redirect/GET: the list shows what was done once, from a sealed cookie.
 
-    The token is never stored: it travels to the browser in a short-lived cookie
-    encrypted and authenticated for this session (``seal_flash``), which the
-    list reads and deletes. A reload of the list finds no cookie.
+    A new token is never stored: it travels to the browser in a short-lived
+    cookie encrypted and authenticated for this session (``seal_flash``), which
+    the list reads and deletes. A reload of the list finds no cookie, so neither
+    the token nor a notice of what was done is shown twice.
     """
     response = RedirectResponse(FLASH_PATH, status_code=303)
     key_bytes: bytes = request.app.state.admin_flash_key
-    payload = {"key": str(key.id), "token": token, "how": how}
     sealed = seal_flash(key_bytes, session.csrf, payload, services.clock.now())
     response.set_cookie(
         FLASH_COOKIE,
@@ -446,29 +441,44 @@ def _with_new_token(
     return response
 
 
+def _with_new_token(
+    request: Request,
+    services: Services,
+    session: AdminSession,
+    key: Accesskey,
+    token: str,
+    how: str,
+) -> RedirectResponse:
+    return _flash(request, services, session, {"key": str(key.id), "token": token, "how": how})
+
+
 def _forget_flash(request: Request, response: Response) -> None:
     response.delete_cookie(
         FLASH_COOKIE, path=FLASH_PATH, secure=_secure(request), httponly=True, samesite="strict"
     )
 
 
-async def _created_flash(
-    request: Request, services: Services, session: AdminSession
-) -> tuple[present.KeyRow, str, str] | None:
-    """The key and token a creation or rotation just sealed for this session, if any."""
+def _open_flash(request: Request, services: Services, session: AdminSession) -> dict[str, str]:
+    """What a change just sealed for this session: empty when there is none, or not valid."""
     cookie = _cookie(request, FLASH_COOKIE)
     if not cookie:
-        return None
+        return {}
     key_bytes: bytes = request.app.state.admin_flash_key
-    flash = open_flash(key_bytes, session.csrf, cookie, services.clock.now())
-    if flash is None or flash.get("how") not in ("created", "rotated"):
+    return open_flash(key_bytes, session.csrf, cookie, services.clock.now()) or {}
+
+
+async def _created(
+    services: Services, session: AdminSession, flash: dict[str, str]
+) -> tuple[present.KeyRow, str, str] | None:
+    """The key a creation or rotation just made, with its token, if the flash holds one."""
+    how = flash.get("how", "")
+    if how not in ("created", "rotated"):
         return None
     try:
         key = await services.accesskeys.get(session.identity, uuid.UUID(flash.get("key", "")))
     except (ValueError, NotFound):
         return None
-    row = present.key_row(key, services.clock.now())
-    return row, flash.get("token", ""), flash["how"]
+    return present.key_row(key, services.clock.now()), flash.get("token", ""), how
 
 
 @router.post("/keys")
@@ -510,14 +520,16 @@ async def update_key(request: Request, services: ServicesDep, key_id: str) -> Re
             name=form.get("name", ""),
             detail=form.get("detail", ""),
         )
-        return _done("updated", key)
+        return _done(request, services, session, "updated", key)
 
     return await _guarded(request, services, update, changes=True)
 
 
-def _done(what: str, _key: Accesskey) -> RedirectResponse:
-    """After a change, the list again (a reload does not repeat the change)."""
-    return RedirectResponse(f"{COOKIE_PATH}/keys?{urlencode({'done': what})}", status_code=303)
+def _done(
+    request: Request, services: Services, session: AdminSession, what: str, _key: Accesskey
+) -> RedirectResponse:
+    """After a change, the list again, saying once what was done (a reload repeats neither)."""
+    return _flash(request, services, session, {"done": what})
 
 
 def _grace(raw: str) -> int:
@@ -555,10 +567,24 @@ async def change_key(request: Request, services: ServicesDep, key_id: str, actio
             new, token, _old = await services.accesskeys.rotate(identity, found, grace=grace)
             return _with_new_token(request, services, session, new, token, "rotated")
         if kind == "disable":
-            return _done("disabled", await services.accesskeys.disable(identity, found))
+            return _done(
+                request,
+                services,
+                session,
+                "disabled",
+                await services.accesskeys.disable(identity, found),
+            )
         if kind == "enable":
-            return _done("enabled", await services.accesskeys.enable(identity, found))
-        return _done("deleted", await services.accesskeys.delete(identity, found))
+            return _done(
+                request,
+                services,
+                session,
+                "enabled",
+                await services.accesskeys.enable(identity, found),
+            )
+        return _done(
+            request, services, session, "deleted", await services.accesskeys.delete(identity, found)
+        )
 
     return await _guarded(request, services, change, changes=True)
 
