@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from keyplane.domain.networks import parse_networks
 from keyplane.domain.pagination import Cursor, decode_cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission, may_keep_secrets
 from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.domain.scopes import READ_ONLY, parse_scopes
 from keyplane.errors import (
     InvalidArgument,
     KeyplaneError,
@@ -364,9 +366,13 @@ async def _keys_page(
     done: str = "",
     created: tuple[present.KeyRow, str, str] | None = None,
     problem: str = "",
+    entered: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The list; ``created`` is a new key, its token (shown this once) and what made it."""
+    """The list; ``created`` is a new key, its token (shown this once) and what made it.
+
+    ``entered`` is a refused create form's fields, shown again beside the problem.
+    """
     now = services.clock.now()
     keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
     rows = [present.key_row(key, now) for key in keys]
@@ -381,6 +387,7 @@ async def _keys_page(
         notice=DONE.get(done, ""),
         created=created,
         problem=problem,
+        entered=entered or {},
         expiry_days=present.EXPIRY_DAYS,
         grace_choices=present.GRACE_CHOICES,
         confirmation=present.confirmation,
@@ -483,10 +490,28 @@ async def _created(
 
 @router.post("/keys")
 async def create_key(request: Request, services: ServicesDep) -> Response:
+    """The same service call as ``POST /v1.0/accesskeys``; a problem is shown on the form."""
+
     async def create(session: AdminSession, form: dict[str, str]) -> Response:
+        async def refused(problem: str) -> Response:
+            return await _keys_page(
+                request, services, session, problem=problem, entered=form, status_code=400
+            )
+
         expire = present.expire_seconds(form.get("expiry", ""), form.get("custom_days", ""))
         if isinstance(expire, str):
-            return await _keys_page(request, services, session, problem=expire, status_code=400)
+            return await refused(expire)
+        rules = present.scope_rules(form.get("access", ""), form.get("scope_rules", ""))
+        if isinstance(rules, str) and rules != READ_ONLY:
+            return await refused(rules)
+        try:
+            scopes = parse_scopes(rules)
+        except ValueError as error:
+            return await refused(f"Access: {error}.")
+        try:
+            networks = parse_networks(present.network_list(form.get("allowed_networks", "")))
+        except ValueError as error:
+            return await refused(f"Allowed networks: {error}.")
         try:
             key, token = await services.accesskeys.create(
                 session.identity,
@@ -494,11 +519,11 @@ async def create_key(request: Request, services: ServicesDep) -> Response:
                 name=form.get("name", ""),
                 detail=form.get("detail", ""),
                 expire=expire,
+                scopes=scopes,
+                allowed_networks=networks,
             )
         except InvalidArgument as error:
-            return await _keys_page(
-                request, services, session, problem=error.message, status_code=400
-            )
+            return await refused(error.message)
         return _with_new_token(request, services, session, key, token, "created")
 
     return await _guarded(request, services, create, changes=True)
