@@ -365,6 +365,7 @@ async def _keys_page(
     page_token: str = "",
     done: str = "",
     created: tuple[present.KeyRow, str, str] | None = None,
+    prefix: str = "",
     problem: str = "",
     entered: dict[str, str] | None = None,
     status_code: int = 200,
@@ -374,7 +375,18 @@ async def _keys_page(
     ``entered`` is a refused create form's fields, shown again beside the problem.
     """
     now = services.clock.now()
-    keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
+    search_problem = ""
+    if prefix:
+        # A leaked token's key, by the display prefix: one index seek, no paging.
+        next_token = ""
+        try:
+            keys = await services.accesskeys.find_by_prefix(
+                session.identity, session.identity.customer_id, prefix
+            )
+        except InvalidArgument as error:
+            keys, search_problem, status_code = [], error.message, 400
+    else:
+        keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
     rows = [present.key_row(key, now) for key in keys]
     return page(
         request,
@@ -382,6 +394,8 @@ async def _keys_page(
         status_code=status_code,
         rows=rows,
         name_filter=name_filter,
+        prefix=prefix,
+        search_problem=search_problem,
         page_token=page_token,
         next_token=next_token,
         notice=DONE.get(done, ""),
@@ -398,7 +412,7 @@ async def _keys_page(
 
 @router.get("/keys")
 async def keys(
-    request: Request, services: ServicesDep, name: str = "", page_token: str = ""
+    request: Request, services: ServicesDep, name: str = "", page_token: str = "", prefix: str = ""
 ) -> Response:
     async def show(session: AdminSession, _form: dict[str, str]) -> Response:
         if not session.manages_keys:
@@ -413,6 +427,7 @@ async def keys(
             session,
             name_filter=name,
             page_token=page_token,
+            prefix=prefix.strip(),
             done=flash.get("done", ""),
             created=await _created(services, session, flash),
         )
