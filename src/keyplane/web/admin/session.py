@@ -32,6 +32,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 SESSION_COOKIE = "keyplane_admin"
 LOGIN_COOKIE = "keyplane_admin_login"
 COOKIE_PATH = "/admin"
@@ -104,8 +107,7 @@ def from_another_origin(fetch_site: str | None) -> bool:
 FLASH_COOKIE = "keyplane_admin_token"
 FLASH_PATH = "/admin/keys"
 FLASH_SECONDS = 60
-_NONCE_BYTES = 16
-_TAG_BYTES = 32
+_NONCE_BYTES = 12  # AES-GCM's
 
 
 def flash_key(server_secret: bytes) -> bytes:
@@ -113,56 +115,27 @@ def flash_key(server_secret: bytes) -> bytes:
     return hmac.new(server_secret, b"keyplane-admin-token-flash", hashlib.sha256).digest()
 
 
-def _subkey(key: bytes, use: bytes) -> bytes:
-    return hmac.new(key, use, hashlib.sha256).digest()
-
-
-def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
-    """HMAC-SHA256 as a pseudo-random function in counter mode."""
-    blocks = (length + 31) // 32
-    stream = b"".join(
-        hmac.new(key, nonce + block.to_bytes(4, "big"), hashlib.sha256).digest()
-        for block in range(blocks)
-    )
-    return stream[:length]
-
-
 def seal_flash(key: bytes, session: str, payload: dict[str, str], now: datetime) -> str:
-    """``payload`` encrypted, then authenticated with the session it belongs to.
+    """``payload`` encrypted and authenticated (AES-256-GCM) for the session it belongs to.
 
-    Encrypt-then-MAC with two keys derived from ``key``: the cookie reads as
-    noise, cannot be changed, and opens only for the same session, until
-    ``FLASH_SECONDS`` have passed.
+    The session is the associated data: the cookie reads as noise, cannot be
+    changed, and opens only for the same session, until ``FLASH_SECONDS`` have
+    passed.
     """
     body = json.dumps({**payload, "exp": int(now.timestamp()) + FLASH_SECONDS}).encode()
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = bytes(
-        a ^ b for a, b in zip(body, _keystream(_subkey(key, b"enc"), nonce, len(body)), strict=True)
-    )
-    tag = hmac.new(
-        _subkey(key, b"mac"), session.encode() + b"|" + nonce + sealed, hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(nonce + sealed + tag).decode().rstrip("=")
+    sealed = AESGCM(key).encrypt(nonce, body, session.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
 
 def open_flash(key: bytes, session: str, cookie: str, now: datetime) -> dict[str, str] | None:
     """The payload of a cookie ``seal_flash`` made for this session, if still fresh."""
     try:
         raw = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
-    except (ValueError, binascii.Error):
-        return None
-    if len(raw) <= _NONCE_BYTES + _TAG_BYTES:
-        return None
-    nonce, sealed, tag = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    expected = hmac.new(
-        _subkey(key, b"mac"), session.encode() + b"|" + nonce + sealed, hashlib.sha256
-    ).digest()
-    if not hmac.compare_digest(expected, tag):
-        return None
-    stream = _keystream(_subkey(key, b"enc"), nonce, len(sealed))
-    try:
-        body = json.loads(bytes(a ^ b for a, b in zip(sealed, stream, strict=True)))
-    except ValueError:
+        body = json.loads(
+            AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], session.encode())
+        )
+    except (ValueError, binascii.Error, InvalidTag):
         return None
     if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
         return None
