@@ -26,7 +26,13 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
 
+def unfold_create_form(page: Page) -> None:
+    if page.locator("details#create[open]").count() == 0:
+        page.get_by_text("Create a key", exact=True).click()
+
+
 def create(page: Page, name: str, detail: str, days: str) -> None:
+    unfold_create_form(page)
     page.get_by_label("Name", exact=True).first.fill(name)
     page.get_by_label("Detail", exact=True).first.fill(detail)
     page.get_by_label(f"{days} day", exact=False).first.check()
@@ -73,6 +79,7 @@ def main() -> None:
         enhanced(page)
         page.screenshot(path=OUT / "keys.png", full_page=True)
 
+        unfold_create_form(page)
         page.get_by_label("Name", exact=True).first.fill("billing")
         page.get_by_role("button", name="Create key").click()
         expect(page.get_by_role("dialog", name="Key created")).to_be_visible()

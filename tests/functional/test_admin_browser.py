@@ -54,8 +54,16 @@ def page(context: BrowserContext, keyplane: AdminServer) -> Page:
     return opened
 
 
+def open_create_form(page: Page) -> None:
+    """The form is folded away below its heading, so that the list stays in view."""
+    if page.locator("details#create[open]").count() == 0:
+        page.get_by_text("Create a key", exact=True).click()
+    expect(page.get_by_label("Name", exact=True).first).to_be_visible()
+
+
 def create_key(page: Page, name: str, days: str = "30") -> str:
     """Create a key through the form; returns the token the dialog shows."""
+    open_create_form(page)
     page.get_by_label("Name", exact=True).first.fill(name)
     page.get_by_label(days if days == "custom" else f"{days} day", exact=False).first.check()
     page.get_by_role("button", name="Create key").click()
@@ -101,6 +109,26 @@ def test_create_shows_the_token_once_copies_it_and_warns_of_expiry(page: Page) -
     expect(created.get_by_text("Expires soon")).to_be_visible()
     expect(created.locator("td.expires")).to_have_class(re.compile("warn-soon"))
     expect(created).to_contain_text(token[:11])
+
+
+GREEN = "rgb(20, 108, 46)"  # --ok: said of a copy that worked, and only of that
+
+
+def test_a_copy_that_worked_is_green_and_one_that_failed_is_not(page: Page) -> None:
+    create_key(page, "browser-copy")
+    dialog = page.get_by_role("dialog", name="Key created")
+    dialog.get_by_role("button", name="Copy token").click()
+    status = dialog.get_by_role("status")
+    expect(status).to_have_text("Copied to the clipboard.")
+    expect(status).to_have_css("color", GREEN)
+    # The clipboard refuses (as a browser does without the permission): said in red.
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); }"
+    )
+    dialog.get_by_role("button", name="Copy token").click()
+    expect(status).to_have_text("Copy failed: select the token and copy it by hand.")
+    assert status.evaluate("node => getComputedStyle(node).color") != GREEN
+    expect(status).to_have_css("color", "rgb(95, 20, 16)")
 
 
 def test_rename_disable_enable_rotate_delete(page: Page) -> None:
@@ -149,12 +177,14 @@ def test_rename_disable_enable_rotate_delete(page: Page) -> None:
 
 
 def test_a_form_with_a_wrong_or_missing_token_is_refused(page: Page) -> None:
+    open_create_form(page)
     page.get_by_label("Name", exact=True).first.fill("browser-forged")
     page.locator("form.create input[name=csrf]").evaluate("field => field.value = 'forged'")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
     page.goto("/admin/keys")
     enhanced(page)
+    open_create_form(page)
     page.locator("form.create input[name=csrf]").evaluate("field => field.remove()")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
@@ -175,7 +205,11 @@ def test_by_keyboard_at_phone_width(page: Page) -> None:
     enhanced(page)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page scrolls sideways at phone width ({width} px)"
-    page.get_by_label("Name", exact=True).first.focus()
+    summary = page.locator("details#create > summary")
+    summary.focus()
+    page.keyboard.press("Enter")  # unfolds the create form
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Name", exact=True).first).to_be_focused()
     page.keyboard.type("browser-keyboard")
     page.keyboard.press("Enter")  # submits the create form
     dialog = page.get_by_role("dialog", name="Key created")
@@ -194,3 +228,23 @@ def test_by_keyboard_at_phone_width(page: Page) -> None:
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_have_text("The key was deleted.")
     expect(row(page, "browser-keyboard")).to_have_count(0)
+
+
+def test_at_1280_the_list_is_above_the_fold_and_actions_do_not_wrap(page: Page) -> None:
+    page.set_viewport_size({"width": 1280, "height": 720})
+    for name in ("browser-wide-one", "browser-wide-two with a longer name than most"):
+        create_key(page, name)
+        page.get_by_role("button", name="I have copied it").click()
+    enhanced(page)
+    expect(page.locator("details#create")).not_to_have_attribute("open", "")
+    first = page.locator("table.keys tbody tr").first
+    box = first.bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= 720, f"the first key is below the fold ({box})"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the page scrolls sideways at 1280 px ({width} px)"
+    for actions in page.locator("table.keys .row-actions").all():
+        tops = actions.evaluate(
+            "node => [...node.children].map((child) => child.getBoundingClientRect().top)"
+        )
+        assert len(set(tops)) == 1, f"the action buttons wrap: {tops}"

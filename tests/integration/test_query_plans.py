@@ -23,7 +23,7 @@ from benchmarks.seed import EPOCH, Plan, created_at, customer_id, key_id, seed, 
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyplane.domain.tokens import hash_token
+from keyplane.domain.tokens import DISPLAY_PREFIX_LENGTH, hash_token
 from keyplane.services.container import Services
 from keyplane.store.repositories import Repositories
 from keyplane.store.tables import (
@@ -241,6 +241,18 @@ QUERIES: dict[str, tuple[Query, tuple[str, ...]]] = {
         (LISTING, "tm_create"),
     ),
     "list: a small customer": (lambda r: r.accesskeys.list_live(SMALL, limit=100), (LISTING,)),
+    # A leaked token's key by its display prefix: one seek, whoever holds the most keys;
+    # a prefix none of them has reads nothing (every seeded key shares one prefix).
+    "find a key by its token prefix": (
+        lambda r: r.accesskeys.list_live_by_prefix(
+            BIG, seeded_token(123)[:DISPLAY_PREFIX_LENGTH], limit=100
+        ),
+        ("ix_accesskeys_live_prefix", "token_prefix"),
+    ),
+    "find a key by a token prefix nobody has": (
+        lambda r: r.accesskeys.list_live_by_prefix(BIG, "vb_" + "Z" * 8, limit=100),
+        ("ix_accesskeys_live_prefix", "token_prefix"),
+    ),
     "rename a key": (
         lambda r: r.accesskeys.update_text(
             key_id(10), name="n", detail="", now=created_at(PLAN.keys)

@@ -8,6 +8,7 @@ after the commit, so every replica's cache learns of it within the bound.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -43,6 +44,11 @@ MIN_EXPIRE = 86_400
 MAX_EXPIRE = 2_147_483_647
 REQUIRED = int(Permission.CUSTOMER_ADMIN)
 MAX_GRACE = 7 * 86_400
+PREFIX_MATCHES = 100  # keys sharing a display prefix, at most (8 characters: a rare event)
+_DISPLAY_PREFIX = re.compile(
+    re.escape(tokens.TOKEN_PREFIX)
+    + f"[A-Za-z0-9]{{{tokens.DISPLAY_PREFIX_LENGTH - len(tokens.TOKEN_PREFIX)}}}"
+)
 
 # A change of a key read in the same transaction: the changed key, the same
 # object when there was nothing to change, or None when it was deleted meanwhile.
@@ -279,6 +285,22 @@ class AccesskeyService:
         # "" (never null) on an empty page, as VoIPBIN sends.
         next_token = encode_cursor(items[-1].tm_create, items[-1].id) if items else ""
         return Page(items, next_token)
+
+    async def find_by_prefix(
+        self, identity: Identity, customer_id: uuid.UUID, token_prefix: str
+    ) -> list[Accesskey]:
+        """Live keys whose display prefix is ``token_prefix`` (``vb_`` and 8 characters),
+        newest first: how a leaked token is matched to its key."""
+        self._require_admin_of(identity, customer_id)
+        if not _DISPLAY_PREFIX.fullmatch(token_prefix):
+            raise InvalidArgument(
+                "A token prefix is vb_ and the 8 letters or digits after it, as the list shows it.",
+                reason="INVALID_ARGUMENT",
+            )
+        async with self._db.reader() as repos:
+            return await repos.accesskeys.list_live_by_prefix(
+                customer_id, token_prefix, limit=PREFIX_MATCHES
+            )
 
     async def update(
         self, identity: Identity, key_id: uuid.UUID, *, name: str, detail: str

@@ -98,6 +98,25 @@ class AccesskeyRepository:
         query = query.order_by(accesskeys.c.tm_create.desc(), accesskeys.c.id.desc()).limit(limit)
         return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]
 
+    async def list_live_by_prefix(
+        self, customer_id: uuid.UUID, token_prefix: str, *, limit: int
+    ) -> list[Accesskey]:
+        """A customer's live keys with this display prefix, newest first.
+
+        One seek of ``ix_accesskeys_live_prefix``: its matches, already in order.
+        """
+        query = (
+            select(*_COLUMNS)
+            .where(
+                accesskeys.c.customer_id == customer_id,
+                accesskeys.c.token_prefix == token_prefix,
+                accesskeys.c.tm_delete.is_(None),
+            )
+            .order_by(accesskeys.c.tm_create.desc(), accesskeys.c.id.desc())
+            .limit(limit)
+        )
+        return [_to_record(row) for row in (await self._conn.execute(query)).mappings()]
+
     async def update_text(
         self, key_id: uuid.UUID, *, name: str, detail: str, now: datetime
     ) -> Accesskey | None:

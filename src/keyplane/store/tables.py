@@ -122,6 +122,16 @@ accesskeys = Table(
         sqlite_where=text("tm_delete IS NULL"),
         postgresql_where=text("tm_delete IS NULL"),
     ),
+    # Finding a live key by its display prefix (a leaked token), newest first (0013).
+    Index(
+        "ix_accesskeys_live_prefix",
+        "customer_id",
+        "token_prefix",
+        "tm_create",
+        "id",
+        sqlite_where=text("tm_delete IS NULL"),
+        postgresql_where=text("tm_delete IS NULL"),
+    ),
     # The expiring-soon scan: live keys by expiry, a range instead of the table.
     Index(
         "ix_accesskeys_live_expiry",

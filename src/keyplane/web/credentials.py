@@ -29,9 +29,9 @@ from keyplane.domain.tokens import looks_like_accesskey
 from keyplane.services.auth import Credential
 
 CREDENTIAL_COOKIES = frozenset({"accesskey", "token"})
-# The /admin page's session and login-form cookies (``keyplane.web.admin``):
+# The /admin page's session, login-form and new-token cookies (``keyplane.web.admin``):
 # kept on the request like the credential cookies, never read as API credentials.
-ADMIN_COOKIES = frozenset({"keyplane_admin", "keyplane_admin_login"})
+ADMIN_COOKIES = frozenset({"keyplane_admin", "keyplane_admin_login", "keyplane_admin_token"})
 KEPT_COOKIES = CREDENTIAL_COOKIES | ADMIN_COOKIES
 # What a cookie carrying an access key or a JWT can hold; anything else is
 # passed on as this placeholder, which is present (so it takes its place in

@@ -154,4 +154,4 @@ async def test_a_change_posted_from_another_origin_is_refused_even_with_the_toke
     accepted = await client.post(
         "/admin/keys", data=form, headers={"Sec-Fetch-Site": "same-origin"}
     )
-    assert accepted.status_code == 200
+    assert accepted.status_code == 303

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from keyplane.web.admin.routes import router
-from keyplane.web.admin.session import csrf_key, login_key
+from keyplane.web.admin.session import csrf_key, flash_key, login_key
 
 STATIC = Path(__file__).parent / "static"
 
@@ -22,5 +22,6 @@ STATIC = Path(__file__).parent / "static"
 def install_admin(app: FastAPI, server_secret: bytes) -> None:
     app.state.admin_csrf_key = csrf_key(server_secret)
     app.state.admin_login_key = login_key(server_secret)
+    app.state.admin_flash_key = flash_key(server_secret)
     app.include_router(router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")

@@ -138,3 +138,40 @@ def expire_seconds(choice: str, custom_days: str) -> int | str:
     if days < 1:
         return "A key lives at least one day: keyplane refuses shorter lifetimes."
     return days * 86_400
+
+
+ACCESS_CHOICES = ("all", "read_only", "rules")
+
+
+def scope_rules(access: str, rules: str) -> list[dict[str, object]] | str | None:
+    """The create form's access, as the API's ``scopes`` value (checked by ``parse_scopes``).
+
+    ``all``: unrestricted (``None``); ``read_only``; ``rules``: one rule a line,
+    methods then a path prefix, as ``GET,POST /v1.0/calls``.
+    """
+    if access in ("", "all"):
+        return None
+    if access == "read_only":
+        return "read_only"
+    if access != "rules":
+        return "Choose what the key may do: everything, read only, or the rules given."
+    parsed: list[dict[str, object]] = []
+    for line in rules.splitlines():
+        if not line.strip():
+            continue
+        methods, _, prefix = line.strip().partition(" ")
+        parsed.append(
+            {
+                "methods": [name for name in methods.replace(",", " ").split() if name],
+                "path_prefix": prefix.strip(),
+            }
+        )
+    if not parsed:
+        return "Give at least one rule, such as GET,POST /v1.0/calls, or choose another access."
+    return parsed
+
+
+def network_list(text: str) -> list[str] | None:
+    """The allowlist field's CIDRs (spaces, commas or lines between them); empty: anywhere."""
+    found = [item for item in text.replace(",", " ").split() if item]
+    return found or None

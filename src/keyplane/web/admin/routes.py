@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from keyplane.domain.networks import parse_networks
 from keyplane.domain.pagination import Cursor, decode_cursor, encode_cursor
 from keyplane.domain.permissions import Identity, Permission, has_permission, may_keep_secrets
 from keyplane.domain.records import Accesskey, Agent, Customer
+from keyplane.domain.scopes import READ_ONLY, parse_scopes
 from keyplane.errors import (
     InvalidArgument,
     KeyplaneError,
@@ -34,6 +36,9 @@ from keyplane.web.admin.render import error_page, page, status_of
 from keyplane.web.admin.session import (
     COOKIE_PATH,
     CSRF_FIELD,
+    FLASH_COOKIE,
+    FLASH_PATH,
+    FLASH_SECONDS,
     LOGIN_COOKIE,
     LOGIN_FORM_SECONDS,
     SESSION_COOKIE,
@@ -43,6 +48,8 @@ from keyplane.web.admin.session import (
     from_another_origin,
     login_form_valid,
     new_login_form,
+    open_flash,
+    seal_flash,
 )
 from keyplane.web.credentials import MALFORMED_COOKIE, parse_cookies
 from keyplane.web.deps import ServicesDep, bind_origin, client_address
@@ -358,12 +365,28 @@ async def _keys_page(
     page_token: str = "",
     done: str = "",
     created: tuple[present.KeyRow, str, str] | None = None,
+    prefix: str = "",
     problem: str = "",
+    entered: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The list; ``created`` is a new key, its token (shown this once) and what made it."""
+    """The list; ``created`` is a new key, its token (shown this once) and what made it.
+
+    ``entered`` is a refused create form's fields, shown again beside the problem.
+    """
     now = services.clock.now()
-    keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
+    search_problem = ""
+    if prefix:
+        # A leaked token's key, by the display prefix: one index seek, no paging.
+        next_token = ""
+        try:
+            keys = await services.accesskeys.find_by_prefix(
+                session.identity, session.identity.customer_id, prefix
+            )
+        except InvalidArgument as error:
+            keys, search_problem, status_code = [], error.message, 400
+    else:
+        keys, next_token = await _visible_page(services, session, name_filter, _cursor(page_token))
     rows = [present.key_row(key, now) for key in keys]
     return page(
         request,
@@ -371,11 +394,14 @@ async def _keys_page(
         status_code=status_code,
         rows=rows,
         name_filter=name_filter,
+        prefix=prefix,
+        search_problem=search_problem,
         page_token=page_token,
         next_token=next_token,
         notice=DONE.get(done, ""),
         created=created,
         problem=problem,
+        entered=entered or {},
         expiry_days=present.EXPIRY_DAYS,
         grace_choices=present.GRACE_CHOICES,
         confirmation=present.confirmation,
@@ -386,7 +412,7 @@ async def _keys_page(
 
 @router.get("/keys")
 async def keys(
-    request: Request, services: ServicesDep, name: str = "", page_token: str = "", done: str = ""
+    request: Request, services: ServicesDep, name: str = "", page_token: str = "", prefix: str = ""
 ) -> Response:
     async def show(session: AdminSession, _form: dict[str, str]) -> Response:
         if not session.manages_keys:
@@ -394,19 +420,113 @@ async def keys(
                 "Managing access keys needs the customer admin permission.",
                 reason="PERMISSION_DENIED",
             )
-        return await _keys_page(
-            request, services, session, name_filter=name, page_token=page_token, done=done
+        flash = _open_flash(request, services, session)
+        response = await _keys_page(
+            request,
+            services,
+            session,
+            name_filter=name,
+            page_token=page_token,
+            prefix=prefix.strip(),
+            done=flash.get("done", ""),
+            created=await _created(services, session, flash),
         )
+        if _cookie(request, FLASH_COOKIE):
+            _forget_flash(request, response)
+        return response
 
     return await _guarded(request, services, show)
 
 
+def _flash(
+    request: Request, services: Services, session: AdminSession, payload: dict[str, str]
+) -> RedirectResponse:
+    """POST/redirect/GET: the list shows what was done once, from a sealed cookie.
+
+    A new token is never stored: it travels to the browser in a short-lived
+    cookie encrypted and authenticated for this session (``seal_flash``), which
+    the list reads and deletes. A reload of the list finds no cookie, so neither
+    the token nor a notice of what was done is shown twice.
+    """
+    response = RedirectResponse(FLASH_PATH, status_code=303)
+    key_bytes: bytes = request.app.state.admin_flash_key
+    sealed = seal_flash(key_bytes, session.csrf, payload, services.clock.now())
+    response.set_cookie(
+        FLASH_COOKIE,
+        sealed,
+        max_age=FLASH_SECONDS,
+        path=FLASH_PATH,
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _with_new_token(
+    request: Request,
+    services: Services,
+    session: AdminSession,
+    key: Accesskey,
+    token: str,
+    how: str,
+) -> RedirectResponse:
+    return _flash(request, services, session, {"key": str(key.id), "token": token, "how": how})
+
+
+def _forget_flash(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        FLASH_COOKIE, path=FLASH_PATH, secure=_secure(request), httponly=True, samesite="strict"
+    )
+
+
+def _open_flash(request: Request, services: Services, session: AdminSession) -> dict[str, str]:
+    """What a change just sealed for this session: empty when there is none, or not valid."""
+    cookie = _cookie(request, FLASH_COOKIE)
+    if not cookie:
+        return {}
+    key_bytes: bytes = request.app.state.admin_flash_key
+    return open_flash(key_bytes, session.csrf, cookie, services.clock.now()) or {}
+
+
+async def _created(
+    services: Services, session: AdminSession, flash: dict[str, str]
+) -> tuple[present.KeyRow, str, str] | None:
+    """The key a creation or rotation just made, with its token, if the flash holds one."""
+    how = flash.get("how", "")
+    if how not in ("created", "rotated"):
+        return None
+    try:
+        key = await services.accesskeys.get(session.identity, uuid.UUID(flash.get("key", "")))
+    except (ValueError, NotFound):
+        return None
+    return present.key_row(key, services.clock.now()), flash.get("token", ""), how
+
+
 @router.post("/keys")
 async def create_key(request: Request, services: ServicesDep) -> Response:
+    """The same service call as ``POST /v1.0/accesskeys``; a problem is shown on the form."""
+
     async def create(session: AdminSession, form: dict[str, str]) -> Response:
+        async def refused(problem: str) -> Response:
+            return await _keys_page(
+                request, services, session, problem=problem, entered=form, status_code=400
+            )
+
         expire = present.expire_seconds(form.get("expiry", ""), form.get("custom_days", ""))
         if isinstance(expire, str):
-            return await _keys_page(request, services, session, problem=expire, status_code=400)
+            return await refused(expire)
+        rules = present.scope_rules(form.get("access", ""), form.get("scope_rules", ""))
+        if isinstance(rules, str) and rules != READ_ONLY:
+            return await refused(rules)
+        try:
+            scopes = parse_scopes(rules)
+        except ValueError as error:
+            return await refused(f"Access: {error}.")
+        try:
+            networks = parse_networks(present.network_list(form.get("allowed_networks", "")))
+        except ValueError as error:
+            return await refused(f"Allowed networks: {error}.")
         try:
             key, token = await services.accesskeys.create(
                 session.identity,
@@ -414,13 +534,12 @@ async def create_key(request: Request, services: ServicesDep) -> Response:
                 name=form.get("name", ""),
                 detail=form.get("detail", ""),
                 expire=expire,
+                scopes=scopes,
+                allowed_networks=networks,
             )
         except InvalidArgument as error:
-            return await _keys_page(
-                request, services, session, problem=error.message, status_code=400
-            )
-        row = present.key_row(key, services.clock.now())
-        return await _keys_page(request, services, session, created=(row, token, "created"))
+            return await refused(error.message)
+        return _with_new_token(request, services, session, key, token, "created")
 
     return await _guarded(request, services, create, changes=True)
 
@@ -441,14 +560,16 @@ async def update_key(request: Request, services: ServicesDep, key_id: str) -> Re
             name=form.get("name", ""),
             detail=form.get("detail", ""),
         )
-        return _done("updated", key)
+        return _done(request, services, session, "updated", key)
 
     return await _guarded(request, services, update, changes=True)
 
 
-def _done(what: str, _key: Accesskey) -> RedirectResponse:
-    """After a change, the list again (a reload does not repeat the change)."""
-    return RedirectResponse(f"{COOKIE_PATH}/keys?{urlencode({'done': what})}", status_code=303)
+def _done(
+    request: Request, services: Services, session: AdminSession, what: str, _key: Accesskey
+) -> RedirectResponse:
+    """After a change, the list again, saying once what was done (a reload repeats neither)."""
+    return _flash(request, services, session, {"done": what})
 
 
 def _grace(raw: str) -> int:
@@ -484,13 +605,26 @@ async def change_key(request: Request, services: ServicesDep, key_id: str, actio
             )
         if kind == "rotate":
             new, token, _old = await services.accesskeys.rotate(identity, found, grace=grace)
-            row = present.key_row(new, services.clock.now())
-            return await _keys_page(request, services, session, created=(row, token, "rotated"))
+            return _with_new_token(request, services, session, new, token, "rotated")
         if kind == "disable":
-            return _done("disabled", await services.accesskeys.disable(identity, found))
+            return _done(
+                request,
+                services,
+                session,
+                "disabled",
+                await services.accesskeys.disable(identity, found),
+            )
         if kind == "enable":
-            return _done("enabled", await services.accesskeys.enable(identity, found))
-        return _done("deleted", await services.accesskeys.delete(identity, found))
+            return _done(
+                request,
+                services,
+                session,
+                "enabled",
+                await services.accesskeys.enable(identity, found),
+            )
+        return _done(
+            request, services, session, "deleted", await services.accesskeys.delete(identity, found)
+        )
 
     return await _guarded(request, services, change, changes=True)
 

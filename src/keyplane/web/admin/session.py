@@ -22,12 +22,18 @@ subdomain is ``same-site``, not ``same-origin``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SESSION_COOKIE = "keyplane_admin"
 LOGIN_COOKIE = "keyplane_admin_login"
@@ -94,3 +100,45 @@ def from_another_origin(fetch_site: str | None) -> bool:
     absent, the tokens alone decide.
     """
     return fetch_site is not None and fetch_site.strip().lower() not in SAME_ORIGIN_FETCHES
+
+
+# ---------------------------------------------------------------- the new token's flash
+
+FLASH_COOKIE = "keyplane_admin_token"
+FLASH_PATH = "/admin/keys"
+FLASH_SECONDS = 60
+_NONCE_BYTES = 12  # AES-GCM's
+
+
+def flash_key(server_secret: bytes) -> bytes:
+    """A key for the new token's flash cookie only, derived from the server's secret."""
+    return hmac.new(server_secret, b"keyplane-admin-token-flash", hashlib.sha256).digest()
+
+
+def seal_flash(key: bytes, session: str, payload: dict[str, str], now: datetime) -> str:
+    """``payload`` encrypted and authenticated (AES-256-GCM) for the session it belongs to.
+
+    The session is the associated data: the cookie reads as noise, cannot be
+    changed, and opens only for the same session, until ``FLASH_SECONDS`` have
+    passed.
+    """
+    body = json.dumps({**payload, "exp": int(now.timestamp()) + FLASH_SECONDS}).encode()
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, body, session.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def open_flash(key: bytes, session: str, cookie: str, now: datetime) -> dict[str, str] | None:
+    """The payload of a cookie ``seal_flash`` made for this session, if still fresh."""
+    try:
+        raw = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
+        body = json.loads(
+            AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], session.encode())
+        )
+    except (ValueError, binascii.Error, InvalidTag):
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("exp"), int):
+        return None
+    if now.timestamp() >= body["exp"]:
+        return None
+    return {name: value for name, value in body.items() if isinstance(value, str)}

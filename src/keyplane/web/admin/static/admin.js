@@ -5,11 +5,16 @@ function copyToken(button) {
   const source = document.getElementById(button.dataset.copy);
   const status = document.getElementById("copy-status");
   const text = source.textContent.trim();
-  const done = (message) => { if (status) status.textContent = message; };
+  // The outcome, in words and in its colour: green only when the copy worked.
+  const done = (message, outcome) => {
+    if (!status) return;
+    status.textContent = message;
+    status.dataset.outcome = outcome;
+  };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(text).then(
-      () => done("Copied to the clipboard."),
-      () => done("Copy failed: select the token and copy it by hand."),
+      () => done("Copied to the clipboard.", "copied"),
+      () => done("Copy failed: select the token and copy it by hand.", "failed"),
     );
   } else {
     const range = document.createRange();
@@ -17,7 +22,8 @@ function copyToken(button) {
     const selection = window.getSelection();
     selection.removeAllRanges();
     selection.addRange(range);
-    done(document.execCommand("copy") ? "Copied to the clipboard." : "Selected: press Ctrl+C to copy.");
+    if (document.execCommand("copy")) done("Copied to the clipboard.", "copied");
+    else done("Selected: press Ctrl+C to copy.", "selected");
   }
 }
 
