@@ -22,38 +22,38 @@ $(VENV)/bin/python:
 	  $(PYTHON) -m venv $(VENV); }
 
 # What a fresh clone installs is what was tested: the exact versions, with
-# their hashes, of requirements/run.txt (make run), dev.txt (make test) and
-# bench.txt (make bench), written by `make lock` from pyproject.toml's ranges.
+# their hashes, of requirements/run.lock (make run), dev.lock (make test) and
+# bench.lock (make bench), written by `make lock` from pyproject.toml's ranges.
 # `make test-latest` installs the newest versions the ranges allow instead
 # (LOCKED= ), in .venv-latest, to see drift on purpose.
 LOCKED ?= 1
 ifeq ($(LOCKED),1)
-install = $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/$(1).txt \
+install = $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/$(1).lock \
 	&& $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 else
 install = $(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(1)]'
 endif
 
-$(RUN_STAMP): pyproject.toml requirements/run.txt | $(VENV)/bin/python
+$(RUN_STAMP): pyproject.toml requirements/run.lock | $(VENV)/bin/python
 	$(call install,run)
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml requirements/dev.txt | $(VENV)/bin/python
+$(DEV_STAMP): pyproject.toml requirements/dev.lock | $(VENV)/bin/python
 	$(call install,dev)
 	@touch $@ $(RUN_STAMP)
 
-setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools (requirements/dev.txt)
+setup: $(DEV_STAMP) ## Create .venv and install keyplane with its development tools (requirements/dev.lock)
 
 LOCK_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--upgrade --custom-compile-command 'make lock'
 # Every input of keyplane's lock: pyproject.toml's ranges and what keyplane is built with.
 LOCK_PROJECT = $(LOCK_COMPILE) pyproject.toml requirements/build.in
 
-lock: setup ## Resolve the ranges of pyproject.toml to the newest versions into requirements/*.txt
-	$(LOCK_PROJECT) --extra dev --extra bench -o requirements/bench.txt
-	$(LOCK_PROJECT) --extra dev -c requirements/bench.txt -o requirements/dev.txt
-	$(LOCK_PROJECT) -c requirements/bench.txt -o requirements/run.txt
-	$(LOCK_COMPILE) requirements/django.in -o requirements/django.txt  # make bench's F7 peer
+lock: setup ## Resolve the ranges of pyproject.toml to the newest versions into requirements/*.lock
+	$(LOCK_PROJECT) --extra dev --extra bench -o requirements/bench.lock
+	$(LOCK_PROJECT) --extra dev -c requirements/bench.lock -o requirements/dev.lock
+	$(LOCK_PROJECT) -c requirements/bench.lock -o requirements/run.lock
+	$(LOCK_COMPILE) requirements/django.in -o requirements/django.lock  # make bench's F7 peer
 
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -124,7 +124,7 @@ format: setup ## Apply ruff's formatting and fixes
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-$(BENCH_STAMP): pyproject.toml requirements/bench.txt $(DEV_STAMP)
+$(BENCH_STAMP): pyproject.toml requirements/bench.lock $(DEV_STAMP)
 	$(call install,$(if $(filter 1,$(LOCKED)),bench,dev$(comma)bench))
 	@touch $@
 

@@ -3,7 +3,7 @@
 A minimal Django + DRF project (``django_app.py``, one view behind
 ``HasAPIKey``, SQLite, ``keys`` API keys) served by gunicorn with one sync
 worker. The environment is built once in ``benchmarks/.django-venv``, from
-the exact versions of ``requirements/django.txt`` (``make lock`` writes it;
+the exact versions of ``requirements/django.lock`` (``make lock`` writes it;
 ``make bench`` builds it; the test's smoke mode only uses it when present).
 """
 
@@ -20,7 +20,7 @@ from benchmarks.servers import Process, _wait_ready, spawn
 
 HERE = Path(__file__).parent
 VENV = HERE / ".django-venv"
-LOCK = HERE.parent / "requirements" / "django.txt"
+LOCK = HERE.parent / "requirements" / "django.lock"
 
 
 class Unavailable(Exception):

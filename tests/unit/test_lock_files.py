@@ -1,6 +1,6 @@
 """The lock files name an exact, hashed version of everything pyproject.toml asks for.
 
-``make setup`` installs requirements/*.txt with ``--require-hashes --no-deps``:
+``make setup`` installs requirements/*.lock with ``--require-hashes --no-deps``:
 a dependency added to pyproject.toml without ``make lock`` would be missing
 from a fresh clone, and one whose range moved past the locked version would
 install a version pyproject.toml refuses.
@@ -30,9 +30,9 @@ ENTRY = re.compile(
     re.M,
 )
 LOCKS = {
-    "run.txt": [],
-    "dev.txt": ["dev"],
-    "bench.txt": ["dev", "bench"],
+    "run.lock": [],
+    "dev.lock": ["dev"],
+    "bench.lock": ["dev", "bench"],
 }
 
 
@@ -69,7 +69,7 @@ def test_every_requirement_is_locked_within_its_range(name: str) -> None:
 
 
 def test_the_lock_files_agree_on_every_version() -> None:
-    bench = locked("bench.txt")
-    for name in ("run.txt", "dev.txt"):
+    bench = locked("bench.lock")
+    for name in ("run.lock", "dev.lock"):
         for package, versions in locked(name).items():
             assert versions == bench[package], (name, package)
