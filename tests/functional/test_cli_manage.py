@@ -97,9 +97,11 @@ def test_agent_list_get_set_password(ws: Workspace, setup: dict[str, Any]) -> No
     generated = ws.run_json("agent", "set-password", agent["id"])
     assert generated["password"] != agent["password"]
     assert generated["tm_update"] is not None
-    chosen = ws.run("agent", "set-password", agent["id"], "--password-stdin", stdin="s3cret-pw\n")
+    chosen = ws.run(
+        "agent", "set-password", agent["id"], "--password-stdin", stdin="s3cret-pw, long enough\n"
+    )
     assert chosen.returncode == 0, chosen.stderr
-    assert "s3cret-pw" not in chosen.stdout + chosen.stderr
+    assert "s3cret-pw, long enough" not in chosen.stdout + chosen.stderr
     assert "password" not in json.loads(chosen.stdout)
 
 

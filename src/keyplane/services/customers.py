@@ -10,6 +10,7 @@ from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
 from keyplane.domain.networks import Networks
+from keyplane.domain.passwords import check_new_password
 from keyplane.domain.permissions import (
     MAX_PERMISSION,
     Identity,
@@ -221,8 +222,7 @@ class CustomerService:
         self._require_super_admin(identity)
         if not username.strip():
             raise InvalidArgument("An agent needs a non-empty username.", reason="INVALID_USERNAME")
-        if not password:
-            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        check_new_password(password)
         if not is_documented(permission):
             raise InvalidArgument(
                 "permission must combine the documented bits: 1 project super admin, "
@@ -279,8 +279,7 @@ class CustomerService:
     ) -> Agent:
         """Replace an agent's password (its sessions stay valid until they expire)."""
         self._require_super_admin(identity)
-        if not password:
-            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        check_new_password(password)
         password_hash = await self._passwords.hash(password)
         async with self._db.transaction() as repos:
             agent = await repos.agents.get_active(agent_id)
