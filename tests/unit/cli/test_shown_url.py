@@ -11,7 +11,7 @@ from keyplane.cli.listening import shown_url
     ("host", "expected"),
     [
         ("127.0.0.1", "http://127.0.0.1:8080"),
-        ("0.0.0.0", "http://127.0.0.1:8080"),  # noqa: S104
+        ("0.0.0.0", "http://127.0.0.1:8080"),
         ("::", "http://127.0.0.1:8080"),
         ("::1", "http://[::1]:8080"),
         ("keys.internal", "http://keys.internal:8080"),
