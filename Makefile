@@ -61,9 +61,10 @@ PORT ?= 8080
 run: $(RUN_STAMP) ## Migrate ./data/keyplane.db, bootstrap on first start, serve on HOST:PORT (127.0.0.1:8080)
 	$(BIN)/keyplane serve --host '$(HOST)' --port '$(PORT)'
 
-demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback; prints curl lines; Ctrl-C stops
+# PORT= as for make run (nginx's port, the one to call); unset: a free port.
+demo: $(RUN_STAMP) ## keyplane, the calls service and nginx on loopback (PORT=N: nginx's port); prints curl lines; Ctrl-C stops
 	@scripts/system-deps.sh nginx
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(filter command line environment,$(origin PORT)),--port '$(PORT)')
 
 screenshots: setup ## Photograph each /admin screen into docs/screenshots/ (Debian's Chromium)
 	@scripts/system-deps.sh chromium

@@ -2,11 +2,14 @@
 
 Everything lives in a throwaway directory (SQLite database, logs, nginx
 files) removed on exit. Two customers get an access key each; the curl lines
-to try are printed.
+to try are printed. ``--port N`` (``make demo PORT=N``) is where nginx, the
+address to call, listens; without it, and for keyplane and the calls service
+behind it, free ports are used.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -28,6 +31,31 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def usable_port(port: int) -> int:
+    """``port`` if it can be listened on here, else a clear message and exit 1 (nothing started)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as error:
+            raise SystemExit(
+                f"make demo: cannot listen on {HOST}:{port}: {error.strerror or error}; "
+                "choose another with PORT=, e.g. make demo PORT=8000"
+            ) from None
+    return port
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--port", type=int, default=None, help="where nginx listens (default: a free port)"
+    )
+    args = parser.parse_args(argv)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser.error("--port must be from 1 to 65535")
+    return args
 
 
 def wait_for(port: int, what: str, timeout: float = 30.0) -> None:
@@ -63,7 +91,9 @@ def nginx_config(work: Path, keyplane: int, calls: int, listen: int) -> Path:
     return config
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    gateway_port = free_port() if args.port is None else usable_port(args.port)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         raise SystemExit(
@@ -77,7 +107,7 @@ def main() -> None:
         KEYPLANE_BOOTSTRAP="false",
         KEYPLANE_LOG_FORMAT="console",
     )
-    keyplane_port, calls_port, gateway_port = free_port(), free_port(), free_port()
+    keyplane_port, calls_port = free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
 
     def cli(*args: str) -> dict[str, str]:
@@ -146,4 +176,4 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
-    main()
+    main(sys.argv[1:])

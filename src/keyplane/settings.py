@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     ratelimit_login_failures_burst: int = Field(default=10, ge=1)
     trusted_proxies: str = "127.0.0.1"
 
+    # When set, GET /metrics answers only a scrape sending it as a bearer token.
+    metrics_token: SecretStr | None = None
+
     last_used_flush_interval: float = Field(default=60.0, gt=0)
 
     # Connection limits of `keyplane serve` (keyplane.web.connections).
@@ -109,6 +112,18 @@ class Settings(BaseSettings):
     webhook_backoff_max: float = Field(default=3600.0, gt=0)
     webhook_poll_interval: float = Field(default=1.0, gt=0)
     webhook_lease_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not token.strip():
+            return None  # set but empty: /metrics stays open, as when unset
+        if token != token.strip() or not token.isprintable() or not token.isascii():
+            raise ValueError("must be printable ASCII without spaces at either end")
+        return value
 
     @field_validator("accesskey_expiring_notice_days")
     @classmethod

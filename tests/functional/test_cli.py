@@ -27,6 +27,8 @@ from tests.factories import ACCESSKEY_FIELDS, CUSTOMER_FIELDS
 from tests.functional.conftest import CLI_TIMEOUT, TOKEN_RE, Workspace, clean_env, free_port
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+PW_ONE = "pw-one, long enough"
+PW_TWO = "pw-two, long enough"
 
 
 def parse_ts(value: str) -> datetime:
@@ -125,10 +127,12 @@ def test_customer_create_prints_the_customer(customer: dict[str, Any]) -> None:
 def agents(migrated: Workspace, customer: dict[str, Any]) -> list[subprocess.CompletedProcess[str]]:
     common = ("agent", "create", "--customer-id", customer["id"], "--permission", "32")
     return migrated.run_many(
-        ((*common, "--username", "stdin-one", "--password-stdin"), "pw-one\n"),
-        ((*common, "--username", "stdin-two", "--password-stdin"), "pw-two\n\n"),
+        ((*common, "--username", "stdin-one", "--password-stdin"), PW_ONE + "\n"),
+        ((*common, "--username", "stdin-two", "--password-stdin"), PW_TWO + "\n\n"),
         ((*common, "--username", "generated"), None),
         ((*common, "--username", "empty", "--password-stdin"), "\n"),
+        ((*common, "--username", "short", "--password-stdin"), "pw-short\n"),
+        ((*common, "--username", "common", "--password-stdin"), "qwertyuiop123\n"),
     )
 
 
@@ -137,11 +141,18 @@ def test_agent_create_passwords(
     customer: dict[str, Any],
     agents: list[subprocess.CompletedProcess[str]],
 ) -> None:
-    *created, empty = agents
+    *created, empty, short, common = agents
     # An empty password on stdin is refused.
     assert empty.returncode == 2, empty
     assert "password" in empty.stderr
     assert empty.stdout == ""
+    # So are a short one and a common one, saying why.
+    assert short.returncode == 1, short
+    assert "PASSWORD_TOO_SHORT" in short.stderr
+    assert "at least 12" in short.stderr
+    assert common.returncode == 1, common
+    assert "PASSWORD_TOO_COMMON" in common.stderr
+    assert short.stdout == common.stdout == ""
     for result in created:
         assert result.returncode == 0, result.stderr
         assert "$argon2" not in result.stdout
@@ -157,8 +168,8 @@ def test_agent_create_passwords(
     # A password read from stdin is never echoed back.
     assert "password" not in agent_one
     assert "password" not in agent_two
-    assert "pw-one" not in one.stdout
-    assert "pw-one" not in one.stderr
+    assert PW_ONE not in one.stdout
+    assert PW_ONE not in one.stderr
     # Without --password-stdin, a generated password is shown once.
     password = agent_gen["password"]
     assert isinstance(password, str)
@@ -168,10 +179,10 @@ def test_agent_create_passwords(
     assert _login_results(
         migrated.data_dir,
         [
-            ("stdin-one", "pw-one"),
-            ("stdin-one", "pw-one\n"),
-            ("stdin-two", "pw-two\n"),
-            ("stdin-two", "pw-two"),
+            ("stdin-one", PW_ONE),
+            ("stdin-one", PW_ONE + "\n"),
+            ("stdin-two", PW_TWO + "\n"),
+            ("stdin-two", PW_TWO),
             ("generated", password),
         ],
     ) == ["ok", "INVALID_CREDENTIALS", "ok", "INVALID_CREDENTIALS", "ok"]

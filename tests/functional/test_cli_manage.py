@@ -78,6 +78,16 @@ def test_customer_list_get_update(ws: Workspace, setup: dict[str, Any]) -> None:
     assert nothing.returncode == 2
     assert "--detail" in nothing.stderr
 
+    created, changed = ws.run_many(
+        (("customer", "create", "--name", "Typo", "--email", "ops.example.com"), None),
+        (("customer", "update", first["id"], "--email", "a@example"), None),
+    )
+    for refused in (created, changed):
+        assert refused.returncode == 1, refused
+        assert "INVALID_EMAIL" in refused.stderr
+        assert "'email'" in refused.stderr
+    assert ws.run_json("customer", "get", first["id"])["email"] == "a@example.com"
+
 
 def test_agent_list_get_set_password(ws: Workspace, setup: dict[str, Any]) -> None:
     first, agent = setup["first"], setup["agent"]
@@ -97,9 +107,11 @@ def test_agent_list_get_set_password(ws: Workspace, setup: dict[str, Any]) -> No
     generated = ws.run_json("agent", "set-password", agent["id"])
     assert generated["password"] != agent["password"]
     assert generated["tm_update"] is not None
-    chosen = ws.run("agent", "set-password", agent["id"], "--password-stdin", stdin="s3cret-pw\n")
+    chosen = ws.run(
+        "agent", "set-password", agent["id"], "--password-stdin", stdin="s3cret-pw, long enough\n"
+    )
     assert chosen.returncode == 0, chosen.stderr
-    assert "s3cret-pw" not in chosen.stdout + chosen.stderr
+    assert "s3cret-pw, long enough" not in chosen.stdout + chosen.stderr
     assert "password" not in json.loads(chosen.stdout)
 
 

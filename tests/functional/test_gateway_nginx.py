@@ -494,6 +494,20 @@ async def test_no_spelling_of_a_credential_reaches_the_api(gateway: Gateway) -> 
     assert wrong == []
 
 
+async def test_metrics_are_denied_even_with_a_valid_key(gateway: Gateway) -> None:
+    tenant = await _tenant(gateway)
+    marker = uuid.uuid4().hex
+    async with httpx.AsyncClient(timeout=10) as http:
+        for path in (f"/metrics?m={marker}", f"//metrics?m={marker}", f"/%6Detrics?m={marker}"):
+            response = await http.get(f"{gateway.url}{path}", headers=_bearer(tenant.token))
+            assert response.status_code == 403, (path, response.text)
+        allowed = await http.get(
+            f"{gateway.url}/v1.0/calls?m={marker}", headers=_bearer(tenant.token)
+        )
+        assert allowed.status_code == 200, allowed.text
+    assert [r["query"] for r in gateway.calls.received() if marker in r["query"]] == [f"m={marker}"]
+
+
 async def test_forged_identity_headers_are_overwritten(gateway: Gateway) -> None:
     tenant, other = await _tenant(gateway), await _tenant(gateway)
     forged = {

@@ -142,3 +142,17 @@ def test_the_deployment_guide_shows_the_shipped_recipe() -> None:
     block = re.search(r"```nginx\n(.*?)```", step, re.DOTALL)
     assert block is not None
     assert block.group(1) == RECIPE.read_text()
+
+
+@pytest.mark.parametrize("front", [True], indirect=True)
+@pytest.mark.parametrize(
+    "path", ["/metrics", "/metrics?format=text", "//metrics", "/%6Detrics", "/./metrics"]
+)
+def test_metrics_are_denied_and_never_reach_a_replica(
+    front: tuple[str, list[Replica]], path: str
+) -> None:
+    url, replicas = front
+    response = httpx.get(f"{url}{path}", timeout=20)
+    assert response.status_code == 403
+    assert [head for replica in replicas for head in replica.heads] == []
+    assert httpx.get(f"{url}/health/live", timeout=20).status_code == 200

@@ -141,6 +141,11 @@ def test_first_start_serve_and_restart(
     server = launcher.start()
     first = parse_first_start(server.stdout())
     assert first.username == "admin"
+    # Where it listens, then the block, last: no migration line hides it.
+    assert server.stdout().startswith(f"keyplane is listening on {server.base_url}\n")
+    assert server.stdout().rstrip().endswith(first.block.rstrip())
+    assert "Running upgrade" not in server.stderr()
+    assert "created a new database" in server.stderr()
     assert first.curl_url == f"{server.base_url}/v1.0/accesskeys?accesskey={first.token}"
 
     # The printed curl command works as printed.
@@ -187,6 +192,8 @@ def test_first_start_serve_and_restart(
         login(http, first.username, first.password)
     assert stopped_ok(again.stop()), again.describe()
     assert_nothing_secret_printed(again, first.password, first.token)
+    # A later start says where it listens, in one line.
+    assert again.stdout() == f"keyplane is listening on {again.base_url}\n"
 
 
 def assert_nothing_secret_printed(server: ServerProcess, *secrets: str) -> None:

@@ -269,3 +269,18 @@ async def test_no_authorization_holding_a_credential_passes_either_recipe(
     envoy = (EXAMPLES / "envoy" / "envoy.yaml").read_text()
     assert 'headers:get("x-keyplane-upstream-authorization")' in envoy
     assert 'headers:remove("x-keyplane-upstream-authorization")' in envoy
+
+
+def test_traefik_and_envoy_never_route_metrics() -> None:
+    traefik = tomllib.loads((EXAMPLES / "traefik" / "keyplane.toml").read_text())
+    routers = traefik["http"]["routers"]
+    assert [router["rule"] for router in routers.values()] == [
+        "PathPrefix(`/`) && !Path(`/metrics`)"
+    ]
+    envoy = yaml.safe_load((EXAMPLES / "envoy" / "envoy.yaml").read_text())
+    (listener,) = envoy["static_resources"]["listeners"]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (host,) = manager["route_config"]["virtual_hosts"]
+    first, *rest = host["routes"]
+    assert first == {"match": {"path": "/metrics"}, "direct_response": {"status": 403}}
+    assert all("direct_response" not in route for route in rest)

@@ -47,13 +47,53 @@ async def test_agents_of_a_customer(services: Services, factory: Factory) -> Non
 
 async def test_a_new_password_replaces_the_old(services: Services, factory: Factory) -> None:
     customer = await factory.customer()
-    agent = await factory.agent(customer, password="old password")
-    changed = await services.customers.set_agent_password(OPERATOR, agent.id, "new password")
+    agent = await factory.agent(customer, password="the old password")
+    changed = await services.customers.set_agent_password(OPERATOR, agent.id, "the new password")
     assert changed.tm_update is not None
-    logged_in, _ = await services.auth.login(agent.username, "new password")
+    logged_in, _ = await services.auth.login(agent.username, "the new password")
     assert logged_in.id == agent.id
     with pytest.raises(InvalidArgument):
         await services.customers.set_agent_password(OPERATOR, agent.id, "")
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("x", "PASSWORD_TOO_SHORT"),
+        ("eleven char", "PASSWORD_TOO_SHORT"),
+        ("\uff41" * 11, "PASSWORD_TOO_SHORT"),  # eleven code points after NFKC
+        ("qwertyuiop123", "PASSWORD_TOO_COMMON"),
+        ("x" * 257, "PASSWORD_TOO_LONG"),
+    ],
+)
+async def test_a_new_password_meets_the_policy(
+    services: Services, factory: Factory, password: str, reason: str
+) -> None:
+    customer = await factory.customer()
+    agent = await factory.agent(customer)
+    with pytest.raises(InvalidArgument) as changing:
+        await services.customers.set_agent_password(OPERATOR, agent.id, password)
+    assert changing.value.reason == reason
+    with pytest.raises(InvalidArgument) as creating:
+        await services.customers.create_agent(
+            OPERATOR, customer.id, username="weak", password=password, permission=32
+        )
+    assert creating.value.reason == reason
+    assert [a.username for a in await services.customers.list_agents(OPERATOR, customer.id)] == [
+        agent.username
+    ]
+
+
+async def test_a_password_of_twelve_characters_or_more_is_taken(
+    services: Services, factory: Factory
+) -> None:
+    customer = await factory.customer()
+    for password in ("twelve chars", "x" * 256, "\u00e9t\u00e9 \u00e0 la plage"):
+        agent = await services.customers.create_agent(
+            OPERATOR, customer.id, username=f"u{len(password)}", password=password, permission=32
+        )
+        logged_in, _ = await services.auth.login(agent.username, password)
+        assert logged_in.id == agent.id
 
 
 async def test_only_a_project_super_admin(services: Services, factory: Factory) -> None:

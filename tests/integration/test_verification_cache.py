@@ -227,9 +227,9 @@ async def test_a_deleted_agents_cached_session_is_refused_at_once(
     client: httpx.AsyncClient, services: Services, factory: Factory
 ) -> None:
     customer = await factory.customer()
-    agent = await factory.agent(customer, password="pw-1234567890")
+    agent = await factory.agent(customer, password="pw-1234567890ab")
     login = await client.post(
-        "/auth/login", json={"username": agent.username, "password": "pw-1234567890"}
+        "/auth/login", json={"username": agent.username, "password": "pw-1234567890ab"}
     )
     assert login.status_code == 200, login.text
     session = login.json()["token"]

@@ -56,6 +56,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("RATELIMIT_LOGIN_FAILURES_PER_MINUTE", "0"),
     ("RATELIMIT_LOGIN_FAILURES_BURST", "0"),
     ("TRUSTED_PROXIES", "127.0.0.1,not-an-address"),
+    ("METRICS_TOKEN", "a\ttab"),
     ("LAST_USED_FLUSH_INTERVAL", "0"),
     ("MAX_HEADER_BYTES", "10"),
     ("HEADER_TIMEOUT", "0"),

@@ -11,7 +11,10 @@ up served by one worker while the others idle.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
+
+import uvicorn
 
 
 def _bound(
@@ -57,3 +60,25 @@ def bind(host: str, port: int, *, workers: int) -> socket.socket:
     if workers == 1:
         return _bound(family, (host, port), reuse_port=False)
     return _bound(family, (host, port), reuse_port=True, kind=PortReservation)
+
+
+def shown_url(scheme: str, host: str, port: int) -> str:
+    """The address to print: a wildcard host is shown as loopback, which it includes."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+class AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that calls ``on_started`` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()

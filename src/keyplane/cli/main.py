@@ -23,13 +23,13 @@ from keyplane.cli.accesskeys import accesskey_app
 from keyplane.cli.agents import agent_app
 from keyplane.cli.customers import customer_app
 from keyplane.cli.doctor import doctor
-from keyplane.cli.first_start import announce
+from keyplane.cli.first_start import announce_start, quiet_migrations
 from keyplane.cli.local import OPERATOR, load_settings, parse_uuid, run_local
 from keyplane.cli.options import JsonOption, group
 from keyplane.cli.output import emit, fail, say, spinner
 from keyplane.cli.remote import local_only, use_server
 from keyplane.domain.views import audit_view, delivery_view
-from keyplane.services.bootstrap import bootstrap
+from keyplane.services.bootstrap import FirstStart, bootstrap
 from keyplane.services.container import Services
 from keyplane.settings import Settings
 from keyplane.store import migrate as migrations
@@ -109,14 +109,20 @@ def serve(
         fail("--ssl-keyfile needs --ssl-certfile", code=2)
     scheme = "https" if ssl_certfile is not None else "http"
 
+    url = listening.shown_url(scheme, host, port)
+    first_start: list[FirstStart] = []
+
     async def prepare(services: Services) -> None:
         if migrate:
-            await services.migrate()
+            with quiet_migrations():
+                await services.migrate()
         if settings.bootstrap:
             first = await bootstrap(services.database, services.clock, services.passwords)
             if first is not None:
-                shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-                announce(first, f"{scheme}://{shown_host}:{port}")
+                first_start.append(first)
+
+    def started() -> None:
+        announce_start(url, first_start[0] if first_start else None)
 
     # Bound before anything is created or printed: with the port taken, the
     # first start's secrets are not shown for a server that never comes up.
@@ -146,7 +152,7 @@ def serve(
 
             apply_connection_limits(settings)
             config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
-            server = uvicorn.Server(config)
+            server = listening.AnnouncingServer(config, started)
             server.run(sockets=[listener])
             if not server.started:
                 raise typer.Exit(3)
@@ -157,6 +163,7 @@ def serve(
                 workers=workers,
                 **options,  # type: ignore[arg-type]
             )
+            started()  # the workers start in processes of their own
             Multiprocess(config, sockets=[listener]).run()
     finally:
         listener.close()

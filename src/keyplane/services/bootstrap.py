@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from keyplane.domain.clock import Clock
 from keyplane.domain.passwords import generate_password
-from keyplane.domain.permissions import Permission
+from keyplane.domain.permissions import Identity, Permission
 from keyplane.domain.records import Accesskey, Agent, Customer
 from keyplane.errors import AlreadyExists
 from keyplane.services.accesskeys import new_accesskey
+from keyplane.services.audit import record_audit
 from keyplane.services.auth import PasswordWorker
 from keyplane.services.customers import new_agent, new_customer
 from keyplane.services.events import ACCESSKEY_CREATED, record_accesskey_event
@@ -60,6 +61,16 @@ async def bootstrap(
             await repos.agents.insert(agent)
             await repos.accesskeys.insert(key)
             await record_accesskey_event(repos, ACCESSKEY_CREATED, key, now)
+            # As if the operator had typed the commands: the audit log starts complete.
+            operator = Identity.operator()
+            for event, subject in (
+                ("customer_created", customer.id),
+                ("agent_created", agent.id),
+                (ACCESSKEY_CREATED, key.id),
+            ):
+                await record_audit(
+                    repos, operator, event, customer_id=customer.id, subject_id=subject, now=now
+                )
     except AlreadyExists:
         return None  # another process finished the first start
     return FirstStart(customer, agent, password, key, token)

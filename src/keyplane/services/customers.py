@@ -9,7 +9,9 @@ from datetime import datetime
 from keyplane.cache.invalidation import Invalidation, Invalidator
 from keyplane.domain import webhooks
 from keyplane.domain.clock import Clock
+from keyplane.domain.emails import email_problem
 from keyplane.domain.networks import Networks
+from keyplane.domain.passwords import check_new_password
 from keyplane.domain.permissions import (
     MAX_PERMISSION,
     Identity,
@@ -90,6 +92,13 @@ def validate_profile(profile: dict[str, str], webhook_allowed: Networks) -> dict
     return fields
 
 
+def check_email(email: str) -> None:
+    """Refuse an email that cannot be an address (empty is allowed: no contact)."""
+    problem = email_problem(email)
+    if problem:
+        raise InvalidArgument(f"'email' {problem}.", reason="INVALID_EMAIL")
+
+
 def webhook_destination(uri: str, method: str) -> tuple[str, str]:
     """Where events go, as stored fields say it: an empty method means POST, no URI nowhere."""
     return (uri, (method or "POST") if uri else "")
@@ -118,6 +127,7 @@ class CustomerService:
         self._require_super_admin(identity)
         if not name.strip():
             raise InvalidArgument("A customer needs a non-empty name.", reason="INVALID_NAME")
+        check_email(email)
         customer = new_customer(name, email, detail, self._clock.now())
         async with self._db.transaction() as repos:
             await repos.customers.insert(customer)
@@ -155,6 +165,9 @@ class CustomerService:
             current = await repos.customers.get(customer_id)
             if current is None or current.tm_delete is not None:
                 raise _customer_not_found()
+            if fields["email"] != current.email:
+                # Checked when it changes: one stored before the check came is sent back as is.
+                check_email(fields["email"])
             wanted = webhook_destination(fields["webhook_uri"], fields["webhook_method"])
             if wanted == webhook_destination(current.webhook_uri, current.webhook_method):
                 # Left as stored: a concurrent change of the webhook is not undone.
@@ -221,8 +234,7 @@ class CustomerService:
         self._require_super_admin(identity)
         if not username.strip():
             raise InvalidArgument("An agent needs a non-empty username.", reason="INVALID_USERNAME")
-        if not password:
-            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        check_new_password(password)
         if not is_documented(permission):
             raise InvalidArgument(
                 "permission must combine the documented bits: 1 project super admin, "
@@ -279,8 +291,7 @@ class CustomerService:
     ) -> Agent:
         """Replace an agent's password (its sessions stay valid until they expire)."""
         self._require_super_admin(identity)
-        if not password:
-            raise InvalidArgument("An agent needs a non-empty password.", reason="INVALID_PASSWORD")
+        check_new_password(password)
         password_hash = await self._passwords.hash(password)
         async with self._db.transaction() as repos:
             agent = await repos.agents.get_active(agent_id)
