@@ -194,3 +194,41 @@ def test_importing_the_command_line_leaves_the_server_stack_unloaded() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", result.stdout
+
+
+# Messages in the user's terms, and hints that point at the real problem.
+
+
+def test_a_wrong_server_address_is_named_as_such(workspace: Workspace) -> None:
+    result = workspace.run("--url", "keys.example.com", "whoami")
+    assert result.returncode == 2, result
+    assert "base_url" not in result.stderr
+    assert "must start with http:// or https://" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_undocumented_bits_are_blamed_not_the_super_admin_bit(workspace: Workspace) -> None:
+    assert workspace.run("migrate").returncode == 0
+    customer = workspace.run_json("customer", "create", "--name", "bits")
+    common = ("agent", "create", "--customer-id", customer["id"], "--username", "u")
+    confirmed, plain = workspace.run_many(
+        ((*common, "--permission", "7", "--super-admin", "--yes"), None),
+        ((*common, "--permission", "6"), None),
+    )
+    for result in (confirmed, plain):
+        assert result.returncode == 2, result
+        assert "not permissions: 2, 4" in result.stderr, result.stderr
+        assert "includes bit 1" not in result.stderr
+    assert "--super-admin" not in confirmed.stderr.split("hint:")[1]
+
+
+def test_customer_delete_asks_and_refuses_without_a_terminal(workspace: Workspace) -> None:
+    assert workspace.run("migrate").returncode == 0
+    customer = workspace.run_json("customer", "create", "--name", "doomed")
+    refused = workspace.run("customer", "delete", customer["id"])
+    assert refused.returncode == 2, refused
+    assert "--yes" in refused.stderr
+    assert refused.stdout == ""
+    assert workspace.run_json("customer", "get", customer["id"])["status"] == "active"
+    deleted = workspace.run_json("customer", "delete", customer["id"], "--yes")
+    assert deleted["status"] == "deleted"

@@ -12,7 +12,7 @@ from keyplane.cli.local import OPERATOR, parse_uuid, run_local
 from keyplane.cli.options import IdCommand, JsonOption, group, read_secret_stdin
 from keyplane.cli.output import EXIT_REFUSED, EXIT_USAGE, emit, fail, say
 from keyplane.cli.remote import local_only
-from keyplane.domain.permissions import MAX_PERMISSION, Permission, is_super_admin
+from keyplane.domain.permissions import Permission, is_super_admin
 from keyplane.domain.views import agent_view
 
 if TYPE_CHECKING:
@@ -49,11 +49,14 @@ def _agent_permission(bits: int, *, super_admin: bool, confirmed: bool) -> int:
     """Documented bits only; a project super admin only on an explicit, confirmed request."""
     unknown = _unknown_bits(bits)
     if unknown:
-        named = "every bit" if bits == MAX_PERMISSION else ", ".join(map(str, unknown))
+        named = ", ".join(map(str, unknown[:4]))
+        if len(unknown) > 4:
+            named += f" and {len(unknown) - 4} more"
+        also = "; a project super admin (bit 1) needs --super-admin"
         fail(
             f"--permission {bits} has bits that are not permissions: {named}",
             hint="add up 16 (agent), 32 (admin) and 64 (manager), e.g. --permission 96"
-            + ("; --super-admin adds bit 1" if super_admin else ""),
+            + (also if bits & 1 and not super_admin else ""),
             code=EXIT_USAGE,
         )
     if is_super_admin(bits) and not super_admin:
