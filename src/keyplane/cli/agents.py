@@ -26,7 +26,7 @@ PasswordStdinOption = Annotated[
 ]
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("username", 12, flexible=True),
+    ListColumn("username", 12, flexible=True, wants=24),
     ListColumn("name", 12, flexible=True),
     ListColumn("permission", 10, no_wrap=True),
     ListColumn("tm_create", 27, no_wrap=True),

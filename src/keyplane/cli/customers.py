@@ -35,8 +35,8 @@ PROFILE_FIELDS = (
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
     ListColumn("name", 12, flexible=True),
-    ListColumn("email", 12, flexible=True),
-    ListColumn("webhook_uri", 12, flexible=True),
+    ListColumn("email", 12, flexible=True, wants=28),
+    ListColumn("webhook_uri", 12, flexible=True, wants=30),
     ListColumn("tm_create", 27, no_wrap=True),
 )
 # Fields of VoIPBIN's customer object that keyplane keeps at fixed defaults: in

@@ -53,6 +53,7 @@ class ListColumn:
     no_wrap: bool = False
     value: Callable[[dict[str, Any]], object] | None = None
     flexible: bool = False  # takes the terminal's spare width (at least ``width``)
+    wants: int = 0  # a flexible column's width when the terminal has room for it
 
     def cell(self, row: dict[str, Any]) -> str:
         found = self.value(row) if self.value is not None else row.get(self.name)
@@ -174,13 +175,17 @@ class RowStream:
 
 def _fit(columns: list[ListColumn], available: int) -> list[ListColumn]:
     """Widths fixed for the whole list (so pages line up), the flexible ones widened to fill
-    the terminal: a long name is shown whole on a wide terminal and folds on a narrow one."""
-    flexible = [column for column in columns if column.flexible]
-    if not flexible:
-        return columns
+    the terminal: each first up to the width it ``wants``, then the first one that wants no
+    limit (the name) takes the rest. A long name is shown whole on a wide terminal and folds
+    on a narrow one."""
     spare = available - sum(column.width + COLUMN_GAP for column in columns) + COLUMN_GAP
-    extra = max(0, spare) // len(flexible)
-    return [
-        replace(column, width=column.width + extra) if column.flexible else column
-        for column in columns
-    ]
+    widths = [column.width for column in columns]
+    for index, column in enumerate(columns):
+        if column.flexible and spare > 0:
+            grown = min(spare, max(0, column.wants - column.width))
+            widths[index] += grown
+            spare -= grown
+    unbounded = [i for i, column in enumerate(columns) if column.flexible and not column.wants]
+    if unbounded and spare > 0:
+        widths[unbounded[0]] += spare
+    return [replace(column, width=width) for column, width in zip(columns, widths, strict=True)]
