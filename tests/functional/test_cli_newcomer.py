@@ -38,7 +38,7 @@ def test_listing_the_keys_of_an_unknown_or_deleted_customer_fails(migrated: Work
     assert "customer was not found" in unknown.stderr
     customer = migrated.run_json("customer", "create", "--name", "gone")
     migrated.run_json("accesskey", "create", "--customer-id", customer["id"], "--expire", "86400")
-    migrated.run_json("customer", "delete", customer["id"])
+    migrated.run_json("customer", "delete", customer["id"], "--yes")
     deleted = migrated.run("accesskey", "list", "--customer-id", customer["id"])
     assert deleted.returncode == 1
     assert deleted.stdout == ""

@@ -174,6 +174,27 @@ def test_doctor_against_the_server(logged_in: Remote) -> None:
     }
 
 
+def test_doctor_names_an_access_key_in_plain_words(remote: Remote) -> None:
+    checks = remote.json(
+        "doctor", KEYPLANE_ACCESSKEY=remote.first.token, XDG_CONFIG_HOME="/nonexistent"
+    )
+    credential = next(check for check in checks if check["check"] == "credential")
+    assert credential["status"] == "ok"
+    assert "Identity" not in credential["detail"]
+    assert "access key" in credential["detail"]
+    assert remote.first.token not in json.dumps(checks)
+
+
+def test_a_refused_access_key_is_not_told_to_set_one(remote: Remote) -> None:
+    wrong = "vb_" + "A" * 32
+    result = remote.run("whoami", KEYPLANE_ACCESSKEY=wrong, XDG_CONFIG_HOME="/nonexistent")
+    assert result.returncode == 4, result
+    hint = result.stderr.split("hint:")[1]
+    assert "KEYPLANE_ACCESSKEY was refused" in hint
+    assert "or set KEYPLANE_ACCESSKEY" not in hint
+    assert wrong not in result.stderr
+
+
 def test_logout_then_login_is_needed(remote: Remote, tmp_path: Path) -> None:
     config = tmp_path / "config"
     login = remote.run(

@@ -402,7 +402,7 @@ async def test_removed_customer_and_agent_are_refused_within_one_second(cluster:
         for base in (cluster.a, cluster.b):
             customer = await http.get(f"{base}/v1.0/customer", headers=_auth(tenant.admin_token))
             assert customer.is_success
-        cluster.cli("customer", "delete", str(tenant.customer_id))
+        cluster.cli("customer", "delete", str(tenant.customer_id), "--yes")
         started = time.monotonic()
         for base in (cluster.a, cluster.b):
             delay = await _refused_after(http, base, tenant.admin_token, started)

@@ -205,7 +205,7 @@ def test_stored_values_cannot_drive_the_operators_terminal(
     returncode, output = run_in_pty(workspace, "agent", "delete", agent_id)
     assert returncode == 0, output[-2000:]
     assert_terminal_safe(output, expect=("\\x1b]0;owned\\x07",))
-    returncode, output = run_in_pty(workspace, "customer", "delete", customer_id)
+    returncode, output = run_in_pty(workspace, "customer", "delete", customer_id, "--yes")
     assert returncode == 0, output[-2000:]
     assert_terminal_safe(output, expect=shown)
     # As JSON (piped), the values come back exactly as stored.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,13 +14,15 @@ from keyplane.cli.local import OPERATOR, parse_uuid, run_local
 from keyplane.cli.options import IdCommand, JsonOption, group
 from keyplane.cli.output import EXIT_USAGE, emit, fail
 from keyplane.cli.remote import run_remote, server_url
-from keyplane.client import Client
 from keyplane.domain.networks import Networks, parse_networks
 from keyplane.domain.pagination import Cursor
 from keyplane.domain.scopes import READ_ONLY, Scopes, parse_scopes
 from keyplane.domain.timefmt import parse_timestamp
 from keyplane.domain.views import EXPAND_ALL, accesskey_view
-from keyplane.services.container import Services
+
+if TYPE_CHECKING:
+    from keyplane.client import Client
+    from keyplane.services.container import Services
 
 accesskey_app = group("Manage access keys.")
 
@@ -48,7 +50,7 @@ def key_state(view: dict[str, Any]) -> str:
 
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24, flexible=True),
+    ListColumn("name", 12, flexible=True),
     ListColumn("token_prefix", 12, no_wrap=True),
     ListColumn("state", 8, no_wrap=True, value=key_state),
     ListColumn("tm_expire", 27, no_wrap=True),
@@ -56,7 +58,7 @@ LIST_COLUMNS = (
 )
 CREATED_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24, flexible=True),
+    ListColumn("name", 12, flexible=True),
     ListColumn("token", 35, no_wrap=True),
     ListColumn("tm_expire", 27, no_wrap=True),
 )

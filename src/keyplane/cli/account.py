@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,12 +21,13 @@ from keyplane.cli.output import (
     write,
 )
 from keyplane.cli.remote import run_remote, server_url
-from keyplane.client import Client
 from keyplane.domain import tokens
 from keyplane.domain.timefmt import format_timestamp
 from keyplane.errors import KeyplaneError
-from keyplane.services.container import Services
-from keyplane.services.diagnosis import MALFORMED, diagnose_accesskey
+
+if TYPE_CHECKING:
+    from keyplane.client import Client
+    from keyplane.services.container import Services
 
 
 def _url_or_stored(command: str) -> str:
@@ -125,6 +126,8 @@ def _json_line(result: dict[str, Any]) -> str:
 
 
 def _verify_remote(credential: str) -> dict[str, Any]:
+    from keyplane.services.diagnosis import MALFORMED
+
     if credential.startswith(tokens.TOKEN_PREFIX) and not tokens.is_wellformed(credential):
         return {"valid": False, "why": MALFORMED}
 
@@ -151,6 +154,8 @@ def _verify_remote(credential: str) -> dict[str, Any]:
 
 
 def _verify_local(credential: str) -> dict[str, Any]:
+    from keyplane.services.diagnosis import diagnose_accesskey
+
     async def work(services: Services) -> dict[str, Any]:
         if not credential.startswith(tokens.TOKEN_PREFIX) and credential.count(".") == 2:
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,10 +12,11 @@ from keyplane.cli.local import OPERATOR, parse_uuid, run_local
 from keyplane.cli.options import IdCommand, JsonOption, group, read_secret_stdin
 from keyplane.cli.output import EXIT_REFUSED, EXIT_USAGE, emit, fail, say
 from keyplane.cli.remote import local_only
-from keyplane.domain.passwords import generate_password
-from keyplane.domain.permissions import MAX_PERMISSION, Permission, is_documented, is_super_admin
+from keyplane.domain.permissions import Permission, is_super_admin
 from keyplane.domain.views import agent_view
-from keyplane.services.container import Services
+
+if TYPE_CHECKING:
+    from keyplane.services.container import Services
 
 agent_app = group("Manage agents (people who log in).")
 
@@ -25,25 +26,43 @@ PasswordStdinOption = Annotated[
 ]
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("username", 24),
-    ListColumn("name", 20, flexible=True),
+    ListColumn("username", 12, flexible=True, wants=24),
+    ListColumn("name", 12, flexible=True),
     ListColumn("permission", 10, no_wrap=True),
     ListColumn("tm_create", 27, no_wrap=True),
 )
 
 
+def _unknown_bits(bits: int) -> list[int]:
+    """The bits of ``bits`` that are none of 1, 16, 32 and 64, lowest first."""
+    known = int(
+        Permission.PROJECT_SUPER_ADMIN
+        | Permission.CUSTOMER_AGENT
+        | Permission.CUSTOMER_ADMIN
+        | Permission.CUSTOMER_MANAGER
+    )
+    unknown = bits & ~known
+    return [1 << shift for shift in range(unknown.bit_length()) if unknown & (1 << shift)]
+
+
 def _agent_permission(bits: int, *, super_admin: bool, confirmed: bool) -> int:
     """Documented bits only; a project super admin only on an explicit, confirmed request."""
-    if is_super_admin(bits) or (bits == MAX_PERMISSION):
+    unknown = _unknown_bits(bits)
+    if unknown:
+        named = ", ".join(map(str, unknown[:4]))
+        if len(unknown) > 4:
+            named += f" and {len(unknown) - 4} more"
+        also = "; a project super admin (bit 1) needs --super-admin"
+        fail(
+            f"--permission {bits} has bits that are not permissions: {named}",
+            hint="add up 16 (agent), 32 (admin) and 64 (manager), e.g. --permission 96"
+            + (also if bits & 1 and not super_admin else ""),
+            code=EXIT_USAGE,
+        )
+    if is_super_admin(bits) and not super_admin:
         fail(
             f"--permission {bits} includes bit 1, project super admin",
             hint="pass --super-admin (and --yes, or confirm when asked) to mean it",
-            code=EXIT_USAGE,
-        )
-    if bits and not is_documented(bits):
-        fail(
-            f"--permission {bits} is not a combination of 16, 32 and 64",
-            hint="add up 16 (agent), 32 (admin) and 64 (manager), e.g. --permission 96",
             code=EXIT_USAGE,
         )
     if not super_admin:
@@ -95,6 +114,8 @@ def agent_create(
     local_only("agent create")
     cid = parse_uuid(customer_id, "--customer-id")
     permission = _agent_permission(permission, super_admin=super_admin, confirmed=yes)
+    from keyplane.domain.passwords import generate_password
+
     generated = not password_stdin
     password = generate_password() if generated else read_secret_stdin("password")
 
@@ -129,7 +150,9 @@ def agent_list(
 
     async def work(services: Services) -> None:
         agents = await services.customers.list_agents(OPERATOR, cid)
-        with RowStream(LIST_COLUMNS, as_json=as_json, title=f"agents of customer {cid}") as out:
+        with RowStream(
+            LIST_COLUMNS, as_json=as_json, title=f"agents of customer {cid}", hide_empty=True
+        ) as out:
             out.page(agent_view(agent) for agent in agents)
 
     run_local(work)
@@ -156,6 +179,8 @@ def agent_set_password(
     """Give an agent a new password: generated and shown once, or read with --password-stdin."""
     local_only("agent set-password")
     aid = parse_uuid(agent_id, "agent id")
+    from keyplane.domain.passwords import generate_password
+
     generated = not password_stdin
     password = generate_password() if generated else read_secret_stdin("password")
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from keyplane.cli.listing import ListColumn, RowStream
 from keyplane.cli.local import OPERATOR, parse_uuid, run_local
 from keyplane.cli.options import IdCommand, JsonOption, group
-from keyplane.cli.output import EXIT_USAGE, emit, fail
+from keyplane.cli.output import EXIT_REFUSED, EXIT_USAGE, emit, fail
 from keyplane.cli.remote import local_only, run_remote, server_url
-from keyplane.client import Client
-from keyplane.domain.records import Customer
 from keyplane.domain.views import customer_view
-from keyplane.services.container import Services
+
+if TYPE_CHECKING:
+    from keyplane.client import Client
+    from keyplane.domain.records import Customer
+    from keyplane.services.container import Services
 
 customer_app = group("Manage customers (tenants).")
 
@@ -31,10 +34,19 @@ PROFILE_FIELDS = (
 )
 LIST_COLUMNS = (
     ListColumn("id", 36, no_wrap=True),
-    ListColumn("name", 24, flexible=True),
-    ListColumn("email", 28),
-    ListColumn("webhook_uri", 30),
+    ListColumn("name", 12, flexible=True),
+    ListColumn("email", 12, flexible=True, wants=28),
+    ListColumn("webhook_uri", 12, flexible=True, wants=30),
     ListColumn("tm_create", 27, no_wrap=True),
+)
+# Fields of VoIPBIN's customer object that keyplane keeps at fixed defaults: in
+# JSON for compatibility, left out of tables (they say nothing about this customer).
+FIXED_FIELDS = (
+    "billing_account_id",
+    "metadata",
+    "email_verified",
+    "identity_verification_status",
+    "tm_deletion_scheduled",
 )
 OptionalId = Annotated[
     str | None,
@@ -58,7 +70,7 @@ def customer_create(
         )
         return customer_view(customer)
 
-    emit(run_local(work), as_json=as_json, title="customer")
+    emit(run_local(work), as_json=as_json, title="customer", omit=FIXED_FIELDS)
 
 
 @customer_app.command("list")
@@ -107,7 +119,7 @@ def customer_get(customer_id: OptionalId = None, as_json: JsonOption = False) ->
             return customer_view(await services.customers.get_customer(OPERATOR, cid))
 
         view = run_local(work)
-    emit(view, as_json=as_json, title="customer")
+    emit(view, as_json=as_json, title="customer", omit=FIXED_FIELDS)
 
 
 def _text(help_text: str) -> Any:
@@ -148,7 +160,7 @@ def customer_update(
         def remote(client: Client) -> dict[str, Any]:
             return dict(client.customer.update(**changes).raw)
 
-        emit(run_remote(remote), as_json=as_json, title="customer")
+        emit(run_remote(remote), as_json=as_json, title="customer", omit=FIXED_FIELDS)
         return
     cid = _local_id(customer_id)
 
@@ -161,19 +173,36 @@ def customer_update(
         )
         return customer_view(customer)
 
-    emit(run_local(work), as_json=as_json, title="customer")
+    emit(run_local(work), as_json=as_json, title="customer", omit=FIXED_FIELDS)
 
 
 @customer_app.command("delete", cls=IdCommand)
 def customer_delete(
     customer_id: Annotated[str, typer.Argument(metavar="ID", help="The customer's id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete a customer: its access keys and agents stop working (everywhere within a second)."""
+    """Delete a customer: its access keys and agents stop working (everywhere within a second).
+
+    Asks first; --yes skips the question (needed without a terminal).
+    """
     local_only("customer delete")
     cid = parse_uuid(customer_id, "customer id")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(
+                "deleting a customer ends every access key and session it has; nothing was deleted",
+                hint="pass --yes to delete it without being asked",
+                code=EXIT_USAGE,
+            )
+        if not typer.confirm(
+            f"Delete customer {cid}, ending every access key and session it has?",
+            default=False,
+            err=True,
+        ):
+            fail("not confirmed; nothing was deleted", code=EXIT_REFUSED)
 
     async def work(services: Services) -> dict[str, object]:
         return customer_view(await services.customers.delete_customer(OPERATOR, cid))
 
-    emit(run_local(work), as_json=as_json, title="deleted customer")
+    emit(run_local(work), as_json=as_json, title="deleted customer", omit=FIXED_FIELDS)

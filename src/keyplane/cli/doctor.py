@@ -8,21 +8,16 @@ import os
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import httpx
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from keyplane.cli import session
 from keyplane.cli.local import describe_database
 from keyplane.cli.options import JsonOption
 from keyplane.cli.output import EXIT_REFUSED, emit
 from keyplane.cli.remote import ACCESSKEY_VARIABLE, login_hint, open_client, server_url
-from keyplane.client import APIError, ClientError
-from keyplane.errors import KeyplaneError
-from keyplane.services.container import build_services
-from keyplane.settings import JWT_SECRET_FILENAME, ConfigurationError, Settings
-from keyplane.store import migrate as migrations
-from keyplane.store.engine import sqlite_path
+
+if TYPE_CHECKING:
+    from keyplane.settings import Settings
 
 # A clock this far from the server's makes sessions look expired or not yet valid.
 MAX_CLOCK_SKEW_SECONDS = 30.0
@@ -55,6 +50,10 @@ def doctor(as_json: JsonOption = False) -> None:
 
 
 def _local_checks() -> list[Check]:
+    from pydantic import ValidationError
+
+    from keyplane.settings import ConfigurationError, Settings
+
     try:
         settings = Settings()
         settings.check_directories()
@@ -72,6 +71,8 @@ def _local_checks() -> list[Check]:
 
 
 def _secret_check(settings: Settings) -> Check:
+    from keyplane.settings import JWT_SECRET_FILENAME, ConfigurationError
+
     try:
         secret = settings.resolve_jwt_secret()
     except ConfigurationError as error:
@@ -96,6 +97,11 @@ def _secret_check(settings: Settings) -> Check:
 
 
 async def _service_checks(settings: Settings) -> list[Check]:
+    from keyplane.errors import KeyplaneError
+    from keyplane.services.container import build_services
+    from keyplane.store import migrate as migrations
+    from keyplane.store.engine import sqlite_path
+
     database_file = sqlite_path(settings.database_url)
     if database_file is not None and not database_file.exists():  # opening would create it
         return [
@@ -171,6 +177,10 @@ def _clock_check(server_date: str | None) -> Check:
 
 
 def _remote_checks(url: str) -> list[Check]:
+    import httpx
+
+    from keyplane.client import AccesskeyIdentity, APIError, ClientError
+
     checks: list[Check] = []
     try:
         response = httpx.get(f"{url.rstrip('/')}/health/ready", timeout=5.0)
@@ -185,9 +195,14 @@ def _remote_checks(url: str) -> list[Check]:
     try:
         with open_client(url) as client:
             me = client.whoami()
-        checks.append(Check("credential", "ok", f"accepted ({type(me).__name__})"))
+        who = (
+            f"the access key {me.token_prefix}… ({me.name or 'no name'})"
+            if isinstance(me, AccesskeyIdentity)
+            else f"agent {me.username}"
+        )
+        checks.append(Check("credential", "ok", f"accepted: {who}"))
     except APIError as error:
-        checks.append(Check("credential", "failed", f"{error.reason}: run keyplane login"))
+        checks.append(Check("credential", "failed", f"{error.reason}: {login_hint(url)}"))
     except ClientError as error:
         checks.append(Check("credential", "failed", str(error)))
     return checks

@@ -11,10 +11,7 @@ up served by one worker while the others idle.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from typing import Any
-
-import uvicorn
 
 
 def _bound(
@@ -69,16 +66,3 @@ def shown_url(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
-
-
-class AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that calls ``on_started`` once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self._on_started()

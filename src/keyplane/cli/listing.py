@@ -2,8 +2,10 @@
 
 A :class:`RowStream` takes rows one page at a time and writes each page at
 once: as a table (the columns have fixed widths, so pages line up under one
-header) or, for scripts, as one JSON array streamed element by element (one
-object per line, so ``json.load`` reads the whole and line tools read each).
+header), as blocks of ``name  value`` lines when the table would not fit the
+terminal (an id, a state or a time is never cut), or, for scripts, as one
+JSON array streamed element by element (one object per line, so
+``json.load`` reads the whole and line tools read each).
 Nothing is kept after its page is written. On a terminal, a progress bar
 appears when the list takes longer than a second.
 """
@@ -23,10 +25,14 @@ from rich.table import Table
 from rich.text import Text
 
 from keyplane.cli.output import (
+    COLUMN_GAP,
     PROGRESS_AFTER_SECONDS,
+    cell_text,
+    fits_as_table,
     progress_bar,
     render_table,
     say,
+    stacked,
     terminal_width,
     wants_json,
     write,
@@ -36,17 +42,22 @@ from keyplane.terminal import visible
 
 @dataclass(frozen=True, slots=True)
 class ListColumn:
-    """A table column of fixed width; ``value`` computes a cell the row does not hold."""
+    """A table column of fixed width; ``value`` computes a cell the row does not hold.
+
+    A ``no_wrap`` column (an id, a state, a time) is as wide as its longest value and is
+    never cut; the others fold a long value onto more lines.
+    """
 
     name: str
     width: int
     no_wrap: bool = False
     value: Callable[[dict[str, Any]], object] | None = None
     flexible: bool = False  # takes the terminal's spare width (at least ``width``)
+    wants: int = 0  # a flexible column's width when the terminal has room for it
 
     def cell(self, row: dict[str, Any]) -> str:
         found = self.value(row) if self.value is not None else row.get(self.name)
-        return "" if found is None else visible(found)
+        return cell_text(found)
 
 
 class RowStream:
@@ -60,8 +71,15 @@ class RowStream:
         title: str,
         total: int | None = None,
         clock: Any = time.monotonic,
+        hide_empty: bool = False,
     ) -> None:
-        self._columns = _fit(list(columns), terminal_width())
+        """``hide_empty``: the whole list comes as one page, so a column empty in
+        every row of it is left out."""
+        self._width = terminal_width()
+        self._declared = list(columns)
+        self._columns = _fit(self._declared, self._width)
+        self._hide_empty = hide_empty
+        self._stacked = not fits_as_table([column.width for column in columns], self._width)
         self._json = wants_json(as_json)
         self._title = title
         self._total = total
@@ -110,6 +128,17 @@ class RowStream:
 
     def _write_table(self, rows: list[dict[str, Any]]) -> None:
         first = self._count == 0
+        if first and self._hide_empty:
+            kept = [column for column in self._declared if any(column.cell(row) for row in rows)]
+            self._columns = _fit(kept, self._width)
+            self._stacked = not fits_as_table([column.width for column in kept], self._width)
+        if self._stacked:
+            blocks = [[(column.name, column.cell(row)) for column in self._columns] for row in rows]
+            write(
+                ("" if first else "\n")
+                + stacked(blocks, self._width, title=self._title if first else "")
+            )
+            return
         table = Table(
             title=Text(visible(self._title)) if first and self._title else None,
             show_header=first,
@@ -123,7 +152,7 @@ class RowStream:
             )
         for row in rows:
             table.add_row(*(Text(column.cell(row)) for column in self._columns))
-        write(render_table(table, min_width=sum(column.width + 2 for column in self._columns)))
+        write(render_table(table))
 
     def _finish(self) -> None:
         if self._json:
@@ -146,13 +175,17 @@ class RowStream:
 
 def _fit(columns: list[ListColumn], available: int) -> list[ListColumn]:
     """Widths fixed for the whole list (so pages line up), the flexible ones widened to fill
-    the terminal: a long name is shown whole on a wide terminal and folds on a narrow one."""
-    flexible = [column for column in columns if column.flexible]
-    if not flexible:
-        return columns
-    spare = available - sum(column.width + 2 for column in columns)
-    extra = max(0, spare) // len(flexible)
-    return [
-        replace(column, width=column.width + extra) if column.flexible else column
-        for column in columns
-    ]
+    the terminal: each first up to the width it ``wants``, then the first one that wants no
+    limit (the name) takes the rest. A long name is shown whole on a wide terminal and folds
+    on a narrow one."""
+    spare = available - sum(column.width + COLUMN_GAP for column in columns) + COLUMN_GAP
+    widths = [column.width for column in columns]
+    for index, column in enumerate(columns):
+        if column.flexible and spare > 0:
+            grown = min(spare, max(0, column.wants - column.width))
+            widths[index] += grown
+            spare -= grown
+    unbounded = [i for i, column in enumerate(columns) if column.flexible and not column.wants]
+    if unbounded and spare > 0:
+        widths[unbounded[0]] += spare
+    return [replace(column, width=width) for column, width in zip(columns, widths, strict=True)]

@@ -6,30 +6,34 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
-
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from keyplane.cli.output import EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from keyplane.domain.permissions import Identity
-from keyplane.errors import KeyplaneError
-from keyplane.logs import configure_logging, get_logger
-from keyplane.services.container import Services, build_services
-from keyplane.settings import ConfigurationError, Settings
-from keyplane.store import migrate as migrations
-from keyplane.store.engine import sqlite_path
+
+if TYPE_CHECKING:  # imported by the functions that use them: `keyplane --help` stays light
+    from keyplane.services.container import Services
+    from keyplane.settings import Settings
 
 T = TypeVar("T")
 OPERATOR = Identity.operator()
 
 
 def load_settings() -> Settings:
-    """The settings from the environment, or a clear message and exit status 2."""
+    """The settings from the environment, or a clear message and exit status 2.
+
+    Nothing is written here: directories and the generated JWT secret are made
+    only once the command knows it will go on (:func:`prepare_directories`).
+    """
+    from pydantic import ValidationError
+
+    from keyplane.logs import configure_logging
+    from keyplane.settings import JWT_SECRET_FILENAME, ConfigurationError, Settings
+
     try:
         settings = Settings()
-        settings.check_directories()
-        settings.resolve_jwt_secret()
+        if settings.jwt_secret is not None or (settings.data_dir / JWT_SECRET_FILENAME).exists():
+            settings.resolve_jwt_secret()  # checks the secret; reads, never writes
         _ = settings.argon2  # refuses parameters below the floor
     except ValidationError as error:
         problems = "; ".join(
@@ -45,19 +49,41 @@ def load_settings() -> Settings:
     return settings
 
 
+def prepare_directories(settings: Settings) -> None:
+    """Create the data and database directories (or a clear message and exit status 2)."""
+    from keyplane.settings import ConfigurationError
+
+    try:
+        settings.check_directories()
+    except ConfigurationError as error:
+        fail(str(error), hint="see docs/configuration.md", code=EXIT_USAGE)
+
+
 def describe_database(url: str) -> str:
     """The database a URL names, for people: a SQLite file's full path, else the URL
     without its password."""
+    from sqlalchemy.engine import make_url
+
+    from keyplane.store.engine import sqlite_path
+
     path = sqlite_path(url)
     return str(path.resolve()) if path is not None else make_url(url).render_as_string()
 
 
 def run_local(work: Callable[[Services], Awaitable[T]], *, require_schema: bool = True) -> T:
     """Run one piece of async work with services, turning domain errors into exit codes."""
+    from keyplane.errors import KeyplaneError
+    from keyplane.logs import get_logger
+    from keyplane.services.container import build_services
+    from keyplane.store.engine import sqlite_path
+
     settings = load_settings()
     database_file = sqlite_path(settings.database_url)
     is_new = database_file is not None and not database_file.exists()
     where = describe_database(settings.database_url)
+    if is_new and require_schema:  # refused before anything is created
+        _no_database(where)
+    prepare_directories(settings)
 
     async def runner() -> T:
         services = build_services(settings)
@@ -83,12 +109,7 @@ def run_local(work: Callable[[Services], Awaitable[T]], *, require_schema: bool 
         if database_file is not None:  # opening it made an empty file: remove it
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{database_file}{suffix}").unlink(missing_ok=True)
-        fail(
-            f"there is no keyplane database at {where}",
-            hint="commands use KEYPLANE_DATABASE_URL, by default ./data/keyplane.db in the "
-            "working directory: run from the directory you serve from, or set it; "
-            "`keyplane migrate` creates a new database",
-        )
+        _no_database(where)
     if is_new:  # a log line: under `serve`, standard error is the server's log
         get_logger("keyplane.cli").info("created a new database", database=where)
     return result
@@ -109,11 +130,22 @@ def hint_for(reason: str) -> str:
     return _HINTS.get(reason, "")
 
 
+def _no_database(where: str) -> NoReturn:
+    fail(
+        f"there is no keyplane database at {where}",
+        hint="commands use KEYPLANE_DATABASE_URL, by default ./data/keyplane.db in the "
+        "working directory: run from the directory you serve from, or set it; "
+        "`keyplane migrate` creates a new database",
+    )
+
+
 class _NoDatabase(Exception):
     """The command opened a database that did not exist before it."""
 
 
 async def _check_schema(services: Services, where: str, *, is_new: bool) -> None:
+    from keyplane.store import migrate as migrations
+
     async with services.database.mapped_errors():
         current = await migrations.current_revision(services.database.engine)
     if current == migrations.head_revision():

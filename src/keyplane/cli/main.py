@@ -12,35 +12,31 @@ from __future__ import annotations
 import socket
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from uvicorn.supervisors import Multiprocess
 
 from keyplane.cli import account, listening
 from keyplane.cli.accesskeys import accesskey_app
 from keyplane.cli.agents import agent_app
 from keyplane.cli.customers import customer_app
 from keyplane.cli.doctor import doctor
-from keyplane.cli.first_start import announce_start, quiet_migrations
 from keyplane.cli.local import OPERATOR, load_settings, parse_uuid, run_local
 from keyplane.cli.options import JsonOption, group
 from keyplane.cli.output import emit, fail, say, spinner
 from keyplane.cli.remote import local_only, use_server
-from keyplane.domain.views import audit_view, delivery_view
-from keyplane.services.bootstrap import FirstStart, bootstrap
-from keyplane.services.container import Services
-from keyplane.settings import Settings
-from keyplane.store import migrate as migrations
-from keyplane.web.connections import HTTP_PROTOCOL, apply_connection_limits
+
+# Each command imports the server stack (SQLAlchemy, FastAPI, uvicorn, ...) it
+# needs inside its function, so `keyplane --help` and `--version` start fast.
+if TYPE_CHECKING:
+    from keyplane.services.container import Services
 
 # Plain help: flags show no placeholder, options their metavar (UUID, TEXT, ...).
+# Typer's completion options: --install-completion and --show-completion.
 app = typer.Typer(
     help="keyplane: issue, manage and verify API access keys and login sessions.",
     no_args_is_help=True,
     rich_markup_mode=None,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 webhook_app = group("A customer's webhook: delivery status.")
@@ -57,8 +53,32 @@ app.command()(account.verify)
 app.command()(doctor)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keyplane")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        say(f"keyplane {_version()}")
+        raise typer.Exit
+
+
 @app.callback()
 def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
     url: Annotated[
         str | None,
         typer.Option(
@@ -72,10 +92,6 @@ def root(
 ) -> None:
     """keyplane: issue, manage and verify API access keys and login sessions."""
     use_server(url)
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 @app.command()
@@ -104,9 +120,21 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the HTTP API (migrates and, on an empty database, bootstraps first)."""
-    settings = load_settings()
     if ssl_keyfile is not None and ssl_certfile is None:
         fail("--ssl-keyfile needs --ssl-certfile", code=2)
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from keyplane.cli.announcing import AnnouncingServer
+    from keyplane.cli.first_start import announce_start, quiet_migrations
+    from keyplane.services.bootstrap import FirstStart, bootstrap
+    from keyplane.web.connections import HTTP_PROTOCOL, apply_connection_limits
+
+    # Bound before anything is created, written or printed: with the port taken,
+    # nothing is changed and the first start's secrets are not shown for a
+    # server that never comes up.
+    listener = _listen(host, port, workers)
+    settings = load_settings()
     scheme = "https" if ssl_certfile is not None else "http"
 
     url = listening.shown_url(scheme, host, port)
@@ -124,9 +152,6 @@ def serve(
     def started() -> None:
         announce_start(url, first_start[0] if first_start else None)
 
-    # Bound before anything is created or printed: with the port taken, the
-    # first start's secrets are not shown for a server that never comes up.
-    listener = _listen(host, port, workers)
     run_local(prepare, require_schema=not migrate)
     options = {
         "host": host,
@@ -152,7 +177,7 @@ def serve(
 
             apply_connection_limits(settings)
             config = uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
-            server = listening.AnnouncingServer(config, started)
+            server = AnnouncingServer(config, started)
             server.run(sockets=[listener])
             if not server.started:
                 raise typer.Exit(3)
@@ -183,6 +208,7 @@ def _listen(host: str, port: int, workers: int) -> socket.socket:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (safe to run again)."""
+    from keyplane.store import migrate as migrations
 
     async def work(services: Services) -> str | None:
         await services.migrate()
@@ -203,6 +229,7 @@ def webhook_deliveries(
     """The customer's events and how their delivery went (pending, delivered, failed, skipped)."""
     local_only("webhook deliveries")
     cid = parse_uuid(customer_id, "--customer-id")
+    from keyplane.domain.views import delivery_view
 
     async def work(services: Services) -> list[dict[str, object]]:
         items = await services.webhooks.deliveries(OPERATOR, cid, limit=limit, before=None)
@@ -224,6 +251,7 @@ def audit_list(
     local_only("audit list")
     cid = parse_uuid(customer_id, "--customer-id")
     types = frozenset(part.strip() for part in event_type.split(",") if part.strip())
+    from keyplane.domain.views import audit_view
 
     async def work(services: Services) -> list[dict[str, object]]:
         entries = await services.audit.page(

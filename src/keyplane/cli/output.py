@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
@@ -51,15 +52,31 @@ def say(*lines: object, err: bool = False) -> None:
     write("".join(visible(line) + "\n" for line in lines), err=err)
 
 
+def cell_text(value: object) -> str:
+    """A value as a person reads it in a table: an actor as ``agent UUID``, a mapping as
+    ``key: value`` pairs, a list comma-separated, ``true``/``false``; never Python's repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        if set(value) == {"type", "id"}:
+            return f"{cell_text(value['type'])} {cell_text(value['id'])}"
+        return ", ".join(f"{key}: {cell_text(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(cell_text(item) for item in value)
+    return visible(value)
+
+
 def _cell(value: object) -> Text:
-    return Text("" if value is None else visible(value))
+    return Text(cell_text(value))
 
 
 def _render(table: Table | Text, *, min_width: int = 0) -> str:
     """The table as the terminal will show it (colours only when stdout is a terminal)."""
     terminal = sys.stdout.isatty()
     buffer = io.StringIO()
-    width = max(Console().width if terminal else 200, min_width)
+    width = max(terminal_width(), min_width)
     console = Console(
         file=buffer,
         force_terminal=terminal,
@@ -72,46 +89,109 @@ def _render(table: Table | Text, *, min_width: int = 0) -> str:
     return buffer.getvalue()
 
 
-def _is_id(column: str) -> bool:
-    return column == "id" or column.endswith("_id")
+def is_whole(column: str) -> bool:
+    """A column whose values are never cut nor wrapped: ids, times, states, prefixes."""
+    return (
+        column == "id"
+        or column.endswith("_id")
+        or column.startswith("tm_")
+        or column in WHOLE_COLUMNS
+    )
+
+
+WHOLE_COLUMNS = frozenset(
+    {"state", "status", "check", "token_prefix", "permission", "attempts", "actor"}
+)
+# Between two columns of a table: a space of padding on each side and the divider.
+COLUMN_GAP = 3
+# The narrowest a column of free text gets in a table before the rows are stacked.
+MIN_TEXT_WIDTH = 12
+
+
+def fits_as_table(widths: list[int], width: int) -> bool:
+    """Whether columns of these (least) widths fit side by side in ``width``."""
+    return sum(widths) + COLUMN_GAP * (len(widths) - 1) <= width
+
+
+def stacked(rows: list[list[tuple[str, str]]], width: int, *, title: str = "") -> str:
+    """Rows as blocks of ``name  value`` lines, one blank line apart: the layout of a list
+    too wide for the terminal. A value longer than the line folds onto the next ones."""
+    names = [name for row in rows for name, _ in row]
+    label = max((len(name) for name in names), default=0)
+    room = max(1, width - label - 2)
+    lines: list[str] = [visible(title), ""] if title else []
+    for index, row in enumerate(rows):
+        if index:
+            lines.append("")
+        for name, value in row:
+            pieces = [value[i : i + room] for i in range(0, len(value), room)] or [""]
+            lines.append(f"{name:<{label}}  {pieces[0]}".rstrip())
+            lines.extend(" " * (label + 2) + piece for piece in pieces[1:])
+    return "".join(line + "\n" for line in lines)
 
 
 def emit(data: Any, *, as_json: bool, title: str = "", omit: tuple[str, ...] = ()) -> None:
-    """``data`` as JSON, or a table: full ids; columns in ``omit`` or always empty left out."""
+    """``data`` as JSON, or a table: ids, states and times whole; columns in ``omit`` or
+    empty in every row left out; rows stacked when the table would not fit the terminal."""
     if wants_json(as_json):
         write(json.dumps(data, indent=2) + "\n")
         return
+    width = terminal_width()
     if isinstance(data, list):
         if not data:
             say(f"{title}: none" if title else "none")
             return
+        texts = [{key: cell_text(value) for key, value in row.items()} for row in data]
         columns = [
             column
             for column in data[0]
-            if column not in omit and any(row.get(column) not in (None, "") for row in data)
+            if column not in omit and any(row.get(column) for row in texts)
         ]
-        table = Table(title=_cell(title) if title else None)
-        for column in columns:
+        longest = {
+            column: max([len(column)] + [len(row.get(column, "")) for row in texts])
+            for column in columns
+        }
+        least = [
+            longest[column] if is_whole(column) else min(longest[column], MIN_TEXT_WIDTH)
+            for column in columns
+        ]
+        if not fits_as_table(least, width):
+            blocks = [[(column, row.get(column, "")) for column in columns] for row in texts]
+            write(stacked(blocks, width, title=title))
+            return
+        table = Table(
+            title=_cell(title) if title else None,
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+        )
+        for column, smallest in zip(columns, least, strict=True):
             table.add_column(
                 _cell(column),
-                no_wrap=_is_id(column),
-                min_width=UUID_WIDTH if _is_id(column) else None,
+                no_wrap=is_whole(column),
+                min_width=smallest,
                 overflow="fold",
             )
-        for row in data:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
+        for row in texts:
+            table.add_row(*(Text(row.get(column, "")) for column in columns))
         write(_render(table))
+        return
+    fields = [(key, cell_text(value)) for key, value in data.items() if key not in omit]
+    label = max((len(key) for key, _ in fields), default=0)
+    if label + COLUMN_GAP + UUID_WIDTH + 4 > width:
+        write(stacked([fields], width, title=title))
         return
     table = Table(title=_cell(title) if title else None, show_header=False)
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold", min_width=UUID_WIDTH)
-    for key, value in data.items():
-        table.add_row(_cell(key), _cell(value))
+    for key, value in fields:
+        table.add_row(Text(key), Text(value))
     write(_render(table))
 
 
 def terminal_width() -> int:
-    """The width tables are laid out for: the terminal's, or 200 when piped."""
+    """The width tables are laid out for: the terminal's (``COLUMNS`` when set), or 200
+    when piped."""
     return Console().width if sys.stdout.isatty() else 200
 
 

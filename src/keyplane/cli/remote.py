@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from keyplane.cli import session
 from keyplane.cli.local import hint_for
@@ -20,7 +20,9 @@ from keyplane.cli.output import (
     EXIT_USAGE,
     fail,
 )
-from keyplane.client import APIError, Client, ClientError, TransportError
+
+if TYPE_CHECKING:  # httpx is imported by the commands that talk to a server
+    from keyplane.client import APIError, Client
 
 T = TypeVar("T")
 ACCESSKEY_VARIABLE = "KEYPLANE_ACCESSKEY"
@@ -33,6 +35,7 @@ def use_server(url: str | None) -> None:
     """Called once by the root command with ``--url`` / ``KEYPLANE_URL``."""
     _named.clear()
     if url:
+        check_url(url)
         _named.append(url.rstrip("/"))
 
 
@@ -53,10 +56,30 @@ def local_only(command: str) -> None:
 
 
 def login_hint(url: str) -> str:
+    """What to do when the server wants a credential, or refused the one given."""
+    if os.environ.get(ACCESSKEY_VARIABLE):
+        return (
+            f"the access key in {ACCESSKEY_VARIABLE} was refused: check it with "
+            f"`keyplane --url {url} verify -`, or unset {ACCESSKEY_VARIABLE} and run: "
+            f"keyplane --url {url} login"
+        )
     return f"run: keyplane --url {url} login (or set {ACCESSKEY_VARIABLE})"
 
 
+def check_url(url: str) -> None:
+    """Refuse, in the user's terms, a server address the client cannot use (the address
+    is not repeated: it may carry a password)."""
+    if not url.lower().startswith(("http://", "https://")):
+        fail(
+            "the server address (--url or KEYPLANE_URL) must start with http:// or https://",
+            hint="e.g. --url http://127.0.0.1:8080",
+            code=EXIT_USAGE,
+        )
+
+
 def open_client(url: str, *, authenticated: bool = True) -> Client:
+    from keyplane.client import Client
+
     accesskey = os.environ.get(ACCESSKEY_VARIABLE) or None
     token = None
     if accesskey is None and authenticated:
@@ -66,8 +89,9 @@ def open_client(url: str, *, authenticated: bool = True) -> Client:
         token = stored.token
     try:
         return Client(url, accesskey=accesskey, token=token)
-    except ValueError as error:
-        fail(f"--url: {error}", hint="e.g. --url http://127.0.0.1:8080", code=EXIT_USAGE)
+    except ValueError:
+        check_url(url)
+        raise
 
 
 def run_remote(
@@ -75,6 +99,8 @@ def run_remote(
 ) -> T:
     """Run ``work`` with a client of the server (by default the one named by ``--url``);
     its errors become exit statuses."""
+    from keyplane.client import APIError, ClientError, TransportError
+
     url = url or server_url()
     assert url is not None
     with open_client(url, authenticated=authenticated) as client:
