@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keyplane.cli.main import _settings
+from keyplane.cli.local import load_settings, prepare_directories
 from keyplane.settings import Settings
 
 UNWRITABLE = "/proc/keyplane-cannot-be-here"
@@ -104,7 +104,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_status_2(
     a_file.write_text("")
     monkeypatch.setenv(f"KEYPLANE_{name}", value.format(file=a_file))
     with pytest.raises(SystemExit) as stopped:
-        _settings()
+        prepare_directories(load_settings())  # as a command that goes on reads them
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     first, *rest = err.splitlines()
@@ -113,10 +113,12 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_status_2(
     assert all(line.startswith("hint: ") for line in rest), err
 
 
-def test_good_settings_pass(clean_environment: Path) -> None:
-    settings = _settings()
+def test_good_settings_pass_and_loading_them_writes_nothing(clean_environment: Path) -> None:
+    settings = load_settings()
     assert settings.database_url == Settings.model_fields["database_url"].default
-    assert (clean_environment / "data" / "jwt_secret").exists()
+    assert list(clean_environment.iterdir()) == []  # the data directory comes later, if at all
+    prepare_directories(settings)
+    assert (clean_environment / "data").is_dir()
 
 
 @pytest.mark.e2e
