@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.functional.conftest import (
     FirstStartBlock,
@@ -47,6 +47,17 @@ def admin_server(root: Path) -> Iterator[AdminServer]:
         yield AdminServer(server, parse_first_start(server.stdout()))
     finally:
         launcher.cleanup()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, closed afterwards."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, expect
 
-from tests.functional.admin_browser import TIMEOUT_MS, launch_chromium
+from tests.functional.admin_browser import TIMEOUT_MS, chromium
 from tests.functional.conftest import ServerLauncher, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -23,12 +23,8 @@ document.addEventListener("securitypolicyviolation",
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+from keyplane.domain.audit import AuditEntry
 from keyplane.domain.clock import FrozenClock
 from keyplane.domain.permissions import Identity
 from keyplane.services.bootstrap import bootstrap
@@ -10,20 +13,24 @@ from keyplane.services.container import Services
 OPERATOR = Identity.operator()
 
 
-async def test_the_first_start_is_audited_as_the_operator(
-    services: Services, clock: FrozenClock
-) -> None:
-    first = await bootstrap(services.database, clock, services.passwords)
-    assert first is not None
-    entries = await services.audit.page(
+async def first_entries(services: Services, customer_id: uuid.UUID) -> list[AuditEntry]:
+    return await services.audit.page(
         OPERATOR,
-        first.customer.id,
+        customer_id,
         types=frozenset(),
         since=None,
         until=None,
         before=None,
         limit=10,
     )
+
+
+async def test_the_first_start_is_audited_as_the_operator(
+    services: Services, clock: FrozenClock
+) -> None:
+    first = await bootstrap(services.database, clock, services.passwords)
+    assert first is not None
+    entries = await first_entries(services, first.customer.id)
     assert sorted((e.type, e.subject_id) for e in entries) == sorted(
         [
             ("customer_created", first.customer.id),
@@ -38,13 +45,5 @@ async def test_the_first_start_is_audited_as_the_operator(
         assert (entry.address, entry.request_id) == ("", "")
     # A second start creates nothing, so it records nothing.
     assert await bootstrap(services.database, clock, services.passwords) is None
-    again = await services.audit.page(
-        OPERATOR,
-        first.customer.id,
-        types=frozenset(),
-        since=None,
-        until=None,
-        before=None,
-        limit=10,
-    )
+    again = await first_entries(services, first.customer.id)
     assert len(again) == 3
